@@ -1,0 +1,151 @@
+// The type-erased core of the embedded engine: a thread pool, a timer, and the per-run state
+// machine. Typed glue (weft/local.hpp) supplies one function per workflow type that runs step i
+// on typed values; everything else here is shared by all workflows and compiled once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <weft/dsl/policy.hpp>
+#include <weft/run.hpp>
+
+namespace weft::local_detail {
+
+class run_core;
+
+// A workflow type seen from the engine: its graph as flat arrays, and how to run one step.
+struct workflow_desc {
+    std::string_view name;
+    std::size_t size;
+    const std::string_view* names;
+    const step_policy* policies;
+    const std::size_t* in_degree;
+    const std::size_t* child_offset;  // children of i: child_list[child_offset[i] .. child_offset[i+1])
+    const std::size_t* child_list;
+    const std::size_t* sources;
+    std::size_t source_count;
+    // Runs step `node` for attempt `attempt` and commits its output (begin_commit/finish_commit).
+    // Returns the child to run next on this thread, or npos; throws what the step threw.
+    std::size_t (*invoke)(run_core& run, std::size_t node, std::uint32_t attempt);
+};
+
+class engine;
+
+// Node state and attempt packed in one word, so a timeout and a returning step race on one CAS.
+struct node_slot {
+    std::atomic<std::uint32_t> word{0};         // (attempt << 8) | step_state
+    std::atomic<std::uint32_t> waiting_parents{0};
+};
+
+class run_core : public run_control {
+public:
+    run_core(engine& eng, const workflow_desc& desc, run_options opts);
+    ~run_core() override;
+
+    // run_control
+    std::string_view workflow() const noexcept override { return desc_.name; }
+    std::string id() const override { return id_; }
+    run_state state() const override;
+    std::vector<step_status> steps() const override;
+    void cancel() override;
+    void wait() const override;
+    bool wait_for(std::chrono::milliseconds timeout) const override;
+    const void* result() const override;
+
+    // Called by typed glue once a step has produced its output: true if this attempt still owns
+    // the node (it did not time out and the run was not cancelled meanwhile); the glue then stores
+    // the output and calls finish_commit.
+    bool begin_commit(std::size_t node, std::uint32_t attempt);
+    std::size_t finish_commit(std::size_t node, std::uint32_t attempt);  // returns the child to run inline
+
+    // Whether the step running on this thread should stop: the run was cancelled or the attempt
+    // timed out.
+    bool stop_requested(std::size_t node, std::uint32_t attempt) const;
+
+    void start(std::shared_ptr<run_core> self);
+
+    const workflow_desc& desc() const noexcept { return desc_; }
+
+protected:
+    // The typed output of the run, set by the typed subclass.
+    virtual const void* output() const = 0;
+
+private:
+    friend class engine;
+    void execute(std::size_t node, std::uint32_t attempt);
+    void on_failure(std::size_t node, std::uint32_t attempt, std::string error, bool timed_out);
+    void retry(std::size_t node, std::uint32_t attempt);
+    void finish_node();
+    void complete();
+    void hold(std::size_t n) noexcept { holds_.fetch_add(n, std::memory_order_relaxed); }
+    void release();
+    void skip_descendants(std::size_t node);
+    void emit(std::size_t node, step_state s, std::uint32_t attempt, std::string_view error);
+    void set_error(std::size_t node, std::string error);
+
+    engine& engine_;
+    const workflow_desc& desc_;
+    run_options opts_;
+    std::string id_;
+    std::chrono::steady_clock::time_point started_;
+    std::unique_ptr<node_slot[]> nodes_;
+    std::atomic<std::size_t> finished_{0};
+    std::atomic<bool> cancel_requested_{false};
+    std::shared_ptr<run_core> self_;  // keeps the run alive while steps or tasks remain
+    // One hold while any step is not final, plus one per queued or executing task.
+    std::atomic<std::size_t> holds_{1};
+
+    mutable std::mutex mutex_;  // guards what follows
+    mutable std::condition_variable done_cv_;
+    bool done_ = false;
+    run_state final_ = run_state::running;
+    std::vector<std::string> errors_;
+    std::size_t first_failure_ = static_cast<std::size_t>(-1);
+    std::mutex event_mutex_;
+};
+
+// Engine-wide settings.
+struct engine_options {
+    unsigned threads = 0;  // 0 = one per hardware thread
+};
+
+// Destroying the engine cancels the runs still going and waits for them to end.
+class engine {
+public:
+    explicit engine(engine_options opts = {});
+    ~engine();
+    engine(const engine&) = delete;
+    engine& operator=(const engine&) = delete;
+
+    unsigned threads() const noexcept;
+
+    // Queue work. A task keeps its run alive through the shared_ptr it carries.
+    struct task {
+        run_core* run;
+        std::size_t node;
+        std::uint32_t attempt;
+    };
+    void post(task t);
+    void post_many(const task* ts, std::size_t n);
+    // Later: retry `node` at `attempt`, or time out `attempt` of it.
+    enum class timer_kind { retry, timeout };
+    void post_after(std::chrono::steady_clock::duration delay, std::shared_ptr<run_core> run, std::size_t node,
+                    std::uint32_t attempt, timer_kind kind);
+
+    void run_started(run_core* run);
+    void run_finished(run_core* run);
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace weft::local_detail

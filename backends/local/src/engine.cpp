@@ -1,0 +1,422 @@
+#include <weft/local/engine.hpp>
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <random>
+#include <thread>
+
+#include <weft/this_step.hpp>
+
+namespace weft::local_detail {
+
+namespace {
+
+constexpr std::size_t npos = static_cast<std::size_t>(-1);
+
+constexpr std::uint32_t pack(std::uint32_t attempt, step_state s) noexcept {
+    return (attempt << 8) | static_cast<std::uint32_t>(s);
+}
+constexpr step_state state_of(std::uint32_t w) noexcept { return static_cast<step_state>(w & 0xff); }
+constexpr std::uint32_t attempt_of(std::uint32_t w) noexcept { return w >> 8; }
+
+std::string make_run_id() {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    constexpr char hex[] = "0123456789abcdef";
+    std::string id(32, '0');
+    for (auto& c : id) c = hex[rng() & 15];
+    return id;
+}
+
+std::string describe_timeout(milliseconds t) { return "timed out after " + std::to_string(t.count()) + " ms"; }
+
+class local_step_context final : public step_context {
+public:
+    local_step_context(const run_core& run, std::size_t node, std::uint32_t attempt_no) : run_(run), node_(node) {
+        workflow = run.desc().name;
+        step = run.desc().names[node];
+        attempt = static_cast<int>(attempt_no);
+    }
+    bool stop_requested() const override {
+        return run_.stop_requested(node_, static_cast<std::uint32_t>(attempt));
+    }
+
+private:
+    const run_core& run_;
+    std::size_t node_;
+};
+
+}  // namespace
+
+// ---- engine: worker threads, one ready queue, one timer thread -----------------------------------
+
+struct engine::impl {
+    std::mutex mutex;
+    std::condition_variable ready_cv;
+    std::deque<task> ready;
+    unsigned idle = 0;
+    bool stopping = false;
+    std::vector<std::thread> workers;
+
+    std::mutex timer_mutex;
+    std::condition_variable timer_cv;
+    struct timer_entry {
+        std::shared_ptr<run_core> run;
+        std::size_t node;
+        std::uint32_t attempt;
+        timer_kind kind;
+    };
+    std::multimap<std::chrono::steady_clock::time_point, timer_entry> timers;
+    std::mutex runs_mutex;
+    std::condition_variable runs_cv;
+    std::vector<std::pair<run_core*, std::weak_ptr<run_core>>> runs;  // active runs, to cancel at shutdown
+    bool timer_stopping = false;
+    std::thread timer_thread;
+
+    void work() {
+        std::unique_lock lock(mutex);
+        for (;;) {
+            while (ready.empty() && !stopping) {
+                ++idle;
+                ready_cv.wait(lock);
+                --idle;
+            }
+            if (ready.empty()) return;
+            task t = ready.front();
+            ready.pop_front();
+            lock.unlock();
+            t.run->execute(t.node, t.attempt);
+            lock.lock();
+        }
+    }
+
+    void time() {
+        std::unique_lock lock(timer_mutex);
+        while (!timer_stopping) {
+            if (timers.empty()) {
+                timer_cv.wait(lock);
+                continue;
+            }
+            auto first = timers.begin();
+            if (first->first > std::chrono::steady_clock::now()) {
+                timer_cv.wait_until(lock, first->first);
+                continue;
+            }
+            timer_entry e = std::move(first->second);
+            timers.erase(first);
+            lock.unlock();
+            if (e.kind == timer_kind::retry) e.run->retry(e.node, e.attempt);
+            else e.run->on_failure(e.node, e.attempt, describe_timeout(e.run->desc().policies[e.node].timeout), true);
+            e.run.reset();
+            lock.lock();
+        }
+    }
+};
+
+engine::engine(engine_options opts) : impl_(std::make_unique<impl>()) {
+    unsigned n = opts.threads ? opts.threads : std::max(1u, std::thread::hardware_concurrency());
+    impl_->workers.reserve(n);
+    for (unsigned i = 0; i < n; ++i) impl_->workers.emplace_back([this] { impl_->work(); });
+    impl_->timer_thread = std::thread([this] { impl_->time(); });
+}
+
+engine::~engine() {
+    {
+        std::unique_lock lock(impl_->runs_mutex);
+        while (!impl_->runs.empty()) {
+            auto active = impl_->runs;
+            lock.unlock();
+            for (auto& [raw, weak] : active)
+                if (auto r = weak.lock()) r->cancel();
+            lock.lock();
+            impl_->runs_cv.wait_for(lock, std::chrono::milliseconds(50));
+        }
+    }
+    {
+        std::lock_guard lock(impl_->timer_mutex);
+        impl_->timer_stopping = true;
+    }
+    impl_->timer_cv.notify_all();
+    impl_->timer_thread.join();
+    {
+        std::lock_guard lock(impl_->mutex);
+        impl_->stopping = true;
+    }
+    impl_->ready_cv.notify_all();
+    for (auto& w : impl_->workers) w.join();
+}
+
+void engine::run_started(run_core* run) {
+    std::lock_guard lock(impl_->runs_mutex);
+    impl_->runs.emplace_back(run, run->self_);
+}
+
+void engine::run_finished(run_core* run) {
+    {
+        std::lock_guard lock(impl_->runs_mutex);
+        std::erase_if(impl_->runs, [run](const auto& r) { return r.first == run; });
+    }
+    impl_->runs_cv.notify_all();
+}
+
+unsigned engine::threads() const noexcept { return static_cast<unsigned>(impl_->workers.size()); }
+
+void engine::post(task t) {
+    bool wake;
+    {
+        std::lock_guard lock(impl_->mutex);
+        impl_->ready.push_back(t);
+        wake = impl_->idle > 0;
+    }
+    if (wake) impl_->ready_cv.notify_one();
+}
+
+void engine::post_many(const task* ts, std::size_t n) {
+    if (n == 0) return;
+    unsigned idle;
+    {
+        std::lock_guard lock(impl_->mutex);
+        impl_->ready.insert(impl_->ready.end(), ts, ts + n);
+        idle = impl_->idle;
+    }
+    if (idle == 0) return;
+    if (n == 1 || idle == 1) impl_->ready_cv.notify_one();
+    else impl_->ready_cv.notify_all();
+}
+
+void engine::post_after(std::chrono::steady_clock::duration delay, std::shared_ptr<run_core> run, std::size_t node,
+                        std::uint32_t attempt, timer_kind kind) {
+    {
+        std::lock_guard lock(impl_->timer_mutex);
+        impl_->timers.emplace(std::chrono::steady_clock::now() + delay,
+                              impl::timer_entry{std::move(run), node, attempt, kind});
+    }
+    impl_->timer_cv.notify_one();
+}
+
+// ---- run_core: the state machine of one run ----------------------------------------------------
+
+run_core::run_core(engine& eng, const workflow_desc& desc, run_options opts)
+    : engine_(eng), desc_(desc), opts_(std::move(opts)), id_(make_run_id()),
+      started_(std::chrono::steady_clock::now()), nodes_(new node_slot[desc.size]), errors_(desc.size) {
+    for (std::size_t i = 0; i < desc.size; ++i)
+        nodes_[i].waiting_parents.store(static_cast<std::uint32_t>(desc.in_degree[i]), std::memory_order_relaxed);
+}
+
+run_core::~run_core() = default;
+
+void run_core::start(std::shared_ptr<run_core> self) {
+    self_ = std::move(self);
+    engine_.run_started(this);
+    std::vector<engine::task> first;
+    first.reserve(desc_.source_count);
+    for (std::size_t k = 0; k < desc_.source_count; ++k) {
+        std::size_t s = desc_.sources[k];
+        std::uint32_t expected = pack(0, step_state::pending);
+        if (nodes_[s].word.compare_exchange_strong(expected, pack(1, step_state::running)))
+            first.push_back({this, s, 1});
+    }
+    hold(first.size());
+    engine_.post_many(first.data(), first.size());
+}
+
+void run_core::execute(std::size_t node, std::uint32_t attempt) {
+    // The caller's hold covers this execution and, by transfer, every child it runs inline.
+    while (node != npos) {
+        emit(node, step_state::running, attempt, {});
+        const milliseconds timeout = desc_.policies[node].timeout;
+        if (timeout.count() > 0) engine_.post_after(timeout, self_, node, attempt, engine::timer_kind::timeout);
+        std::size_t next = npos;
+        try {
+            local_step_context ctx(*this, node, attempt);
+            detail::step_scope scope(&ctx);
+            next = desc_.invoke(*this, node, attempt);
+        } catch (const std::exception& e) {
+            on_failure(node, attempt, e.what(), false);
+        } catch (...) {
+            on_failure(node, attempt, "a step threw an exception that is not a std::exception", false);
+        }
+        node = next;
+        attempt = 1;
+    }
+    release();
+}
+
+bool run_core::begin_commit(std::size_t node, std::uint32_t attempt) {
+    std::uint32_t expected = pack(attempt, step_state::running);
+    return nodes_[node].word.compare_exchange_strong(expected, pack(attempt, step_state::succeeded),
+                                                     std::memory_order_acq_rel);
+}
+
+std::size_t run_core::finish_commit(std::size_t node, std::uint32_t attempt) {
+    emit(node, step_state::succeeded, attempt, {});
+    std::size_t inline_child = npos;
+    // Most nodes release zero or one child; a fan-out releases many at once and posts them together.
+    thread_local std::vector<engine::task> released;
+    released.clear();
+    for (std::size_t c = desc_.child_offset[node]; c < desc_.child_offset[node + 1]; ++c) {
+        std::size_t child = desc_.child_list[c];
+        if (nodes_[child].waiting_parents.fetch_sub(1, std::memory_order_acq_rel) != 1) continue;
+        std::uint32_t expected = pack(0, step_state::pending);
+        if (!nodes_[child].word.compare_exchange_strong(expected, pack(1, step_state::running),
+                                                        std::memory_order_acq_rel))
+            continue;  // cancelled or skipped meanwhile
+        if (inline_child == npos) inline_child = child;
+        else released.push_back({this, child, 1});
+    }
+    if (!released.empty()) {
+        hold(released.size());
+        engine_.post_many(released.data(), released.size());
+    }
+    finish_node();
+    return inline_child;
+}
+
+void run_core::on_failure(std::size_t node, std::uint32_t attempt, std::string error, bool timed_out) {
+    (void)timed_out;
+    auto& word = nodes_[node].word;
+    std::uint32_t expected = pack(attempt, step_state::running);
+    if (cancel_requested_.load(std::memory_order_acquire)) {
+        if (!word.compare_exchange_strong(expected, pack(attempt, step_state::cancelled))) return;
+        set_error(node, std::move(error));
+        emit(node, step_state::cancelled, attempt, {});
+        skip_descendants(node);
+        finish_node();
+        return;
+    }
+    const retry_policy& rp = desc_.policies[node].retry;
+    if (static_cast<int>(attempt) < rp.max_attempts) {
+        if (!word.compare_exchange_strong(expected, pack(attempt, step_state::retrying))) return;
+        set_error(node, error);
+        emit(node, step_state::retrying, attempt, error);
+        engine_.post_after(rp.delay_before(static_cast<int>(attempt) + 1), self_, node, attempt + 1,
+                            engine::timer_kind::retry);
+        return;
+    }
+    if (!word.compare_exchange_strong(expected, pack(attempt, step_state::failed))) return;
+    {
+        std::lock_guard lock(mutex_);
+        errors_[node] = error;
+        if (first_failure_ == npos) first_failure_ = node;
+    }
+    emit(node, step_state::failed, attempt, error);
+    skip_descendants(node);
+    finish_node();
+}
+
+void run_core::retry(std::size_t node, std::uint32_t attempt) {
+    std::uint32_t expected = pack(attempt - 1, step_state::retrying);
+    if (!nodes_[node].word.compare_exchange_strong(expected, pack(attempt, step_state::running))) return;
+    hold(1);
+    engine_.post({this, node, attempt});
+}
+
+void run_core::skip_descendants(std::size_t node) {
+    for (std::size_t c = desc_.child_offset[node]; c < desc_.child_offset[node + 1]; ++c) {
+        std::size_t child = desc_.child_list[c];
+        std::uint32_t expected = pack(0, step_state::pending);
+        if (!nodes_[child].word.compare_exchange_strong(expected, pack(0, step_state::skipped))) continue;
+        emit(child, step_state::skipped, 0, {});
+        skip_descendants(child);
+        finish_node();
+    }
+}
+
+void run_core::finish_node() {
+    if (finished_.fetch_add(1, std::memory_order_acq_rel) + 1 == desc_.size) complete();
+}
+
+void run_core::complete() {
+    {
+        std::lock_guard lock(mutex_);
+        done_ = true;
+        if (cancel_requested_.load()) final_ = run_state::cancelled;
+        else if (first_failure_ != npos) final_ = run_state::failed;
+        else final_ = run_state::succeeded;
+    }
+    done_cv_.notify_all();
+    engine_.run_finished(this);
+    release();
+}
+
+void run_core::release() {
+    if (holds_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        auto last = std::move(self_);  // may destroy *this when it goes out of scope
+    }
+}
+
+void run_core::cancel() {
+    {
+        std::lock_guard lock(mutex_);
+        if (done_) return;
+    }
+    cancel_requested_.store(true, std::memory_order_release);
+    for (std::size_t i = 0; i < desc_.size; ++i) {
+        auto& word = nodes_[i].word;
+        std::uint32_t w = word.load();
+        while (state_of(w) == step_state::pending || state_of(w) == step_state::retrying) {
+            if (word.compare_exchange_weak(w, pack(attempt_of(w), step_state::cancelled))) {
+                emit(i, step_state::cancelled, attempt_of(w), {});
+                finish_node();
+                break;
+            }
+        }
+    }
+}
+
+bool run_core::stop_requested(std::size_t node, std::uint32_t attempt) const {
+    return cancel_requested_.load(std::memory_order_relaxed) ||
+           nodes_[node].word.load(std::memory_order_relaxed) != pack(attempt, step_state::running);
+}
+
+run_state run_core::state() const {
+    std::lock_guard lock(mutex_);
+    return final_;
+}
+
+std::vector<step_status> run_core::steps() const {
+    std::vector<step_status> out;
+    out.reserve(desc_.size);
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < desc_.size; ++i) {
+        std::uint32_t w = nodes_[i].word.load(std::memory_order_acquire);
+        out.push_back({std::string(desc_.names[i]), state_of(w), static_cast<int>(attempt_of(w)), errors_[i]});
+    }
+    return out;
+}
+
+void run_core::wait() const {
+    std::unique_lock lock(mutex_);
+    done_cv_.wait(lock, [&] { return done_; });
+}
+
+bool run_core::wait_for(std::chrono::milliseconds timeout) const {
+    std::unique_lock lock(mutex_);
+    return done_cv_.wait_for(lock, timeout, [&] { return done_; });
+}
+
+const void* run_core::result() const {
+    wait();
+    std::lock_guard lock(mutex_);
+    if (final_ == run_state::cancelled) throw run_cancelled(desc_.name);
+    if (final_ == run_state::failed) {
+        std::uint32_t w = nodes_[first_failure_].word.load();
+        throw step_failed(std::string(desc_.names[first_failure_]), errors_[first_failure_],
+                          static_cast<int>(attempt_of(w)));
+    }
+    return output();
+}
+
+void run_core::set_error(std::size_t node, std::string error) {
+    std::lock_guard lock(mutex_);
+    errors_[node] = std::move(error);
+}
+
+void run_core::emit(std::size_t node, step_state s, std::uint32_t attempt, std::string_view error) {
+    if (!opts_.on_step) return;
+    std::lock_guard lock(event_mutex_);
+    opts_.on_step(step_event{desc_.name, desc_.names[node], s, static_cast<int>(attempt), error,
+                             std::chrono::steady_clock::now() - started_});
+}
+
+}  // namespace weft::local_detail

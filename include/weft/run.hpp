@@ -1,0 +1,126 @@
+// The vocabulary of a running workflow, shared by every backend: step and run states, status
+// snapshots, progress events, errors, and the typed handle `weft::run<Output>`.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace weft {
+
+enum class step_state : std::uint8_t { pending, running, retrying, succeeded, failed, cancelled, skipped };
+enum class run_state : std::uint8_t { running, succeeded, failed, cancelled };
+
+constexpr std::string_view to_string(step_state s) noexcept {
+    constexpr std::string_view names[] = {"pending", "running", "retrying", "succeeded", "failed", "cancelled", "skipped"};
+    return names[static_cast<int>(s)];
+}
+constexpr std::string_view to_string(run_state s) noexcept {
+    constexpr std::string_view names[] = {"running", "succeeded", "failed", "cancelled"};
+    return names[static_cast<int>(s)];
+}
+constexpr bool is_final(step_state s) noexcept {
+    return s == step_state::succeeded || s == step_state::failed || s == step_state::cancelled || s == step_state::skipped;
+}
+
+struct step_status {
+    std::string name;
+    step_state state = step_state::pending;
+    int attempts = 0;   // attempts started so far
+    std::string error;  // the last attempt's error, if any
+};
+
+// Delivered to run_options::on_step at every change of a step's state.
+struct step_event {
+    std::string_view workflow;
+    std::string_view step;
+    step_state state;
+    int attempt;
+    std::string_view error;  // set for failed and retrying
+    std::chrono::steady_clock::duration elapsed;  // since the run started
+};
+
+struct run_options {
+    // Called at each change of a step's state; calls for one run never overlap.
+    std::function<void(const step_event&)> on_step;
+};
+
+// A step failed for good (its retries exhausted): the run fails with the step's name and error.
+class step_failed : public std::runtime_error {
+public:
+    step_failed(std::string step, std::string error, int attempts)
+        : std::runtime_error("weft: step '" + step + "' failed after " + std::to_string(attempts) +
+                             (attempts == 1 ? " attempt: " : " attempts: ") + error),
+          step_(std::move(step)), error_(std::move(error)), attempts_(attempts) {}
+    const std::string& step() const noexcept { return step_; }
+    const std::string& error() const noexcept { return error_; }
+    int attempts() const noexcept { return attempts_; }
+
+private:
+    std::string step_, error_;
+    int attempts_;
+};
+
+class run_cancelled : public std::runtime_error {
+public:
+    explicit run_cancelled(std::string_view workflow)
+        : std::runtime_error("weft: the run of workflow '" + std::string(workflow) + "' was cancelled") {}
+};
+
+// A bad setting, an unknown backend, a misuse of the API.
+class config_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// What every backend's run implements. weft::run<Output> is the typed face users hold.
+class run_control {
+public:
+    virtual ~run_control() = default;
+    virtual std::string_view workflow() const noexcept = 0;
+    virtual std::string id() const = 0;
+    virtual run_state state() const = 0;
+    virtual std::vector<step_status> steps() const = 0;
+    virtual void cancel() = 0;
+    virtual void wait() const = 0;
+    virtual bool wait_for(std::chrono::milliseconds timeout) const = 0;
+    // After wait(): a pointer to the typed output, or throws step_failed / run_cancelled.
+    virtual const void* result() const = 0;
+};
+
+template <class Output>
+class run {
+public:
+    using output_type = Output;
+
+    explicit run(std::shared_ptr<run_control> control) : control_(std::move(control)) {}
+
+    std::string id() const { return control_->id(); }
+    std::string_view workflow() const noexcept { return control_->workflow(); }
+    run_state state() const { return control_->state(); }
+    std::vector<step_status> steps() const { return control_->steps(); }
+    step_status step(std::string_view name) const {
+        for (auto& s : control_->steps())
+            if (s.name == name) return s;
+        throw config_error("weft: workflow '" + std::string(workflow()) + "' has no step named '" + std::string(name) + "'");
+    }
+    void cancel() { control_->cancel(); }
+    void wait() const { control_->wait(); }
+    bool wait_for(std::chrono::milliseconds timeout) const { return control_->wait_for(timeout); }
+
+    // Waits for the run, then returns its output or throws step_failed / run_cancelled.
+    Output get() const {
+        control_->wait();
+        return *static_cast<const Output*>(control_->result());
+    }
+
+private:
+    std::shared_ptr<run_control> control_;
+};
+
+}  // namespace weft

@@ -1,0 +1,248 @@
+// The embedded engine: concurrency, typed values, retries, timeouts, failure, cancellation, status.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <weft/weft.hpp>
+
+using namespace std::chrono_literals;
+using weft::step;
+using weft::step_state;
+
+namespace {
+
+template <class Pred>
+bool eventually(Pred p, std::chrono::milliseconds limit = 5s) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        if (p()) return true;
+        std::this_thread::sleep_for(1ms);
+    }
+    return p();
+}
+
+// ---- a diamond with typed values ----
+struct numbers { std::vector<int> values; std::string label; };
+BOOST_DESCRIBE_STRUCT(numbers, (), (values, label))
+
+struct load { static constexpr std::string_view name = "load";
+    numbers operator()(int n) const { numbers r{{}, "n=" + std::to_string(n)}; for (int i = 1; i <= n; ++i) r.values.push_back(i); return r; } };
+struct sum { static constexpr std::string_view name = "sum";
+    long operator()(const numbers& x) const { long s = 0; for (int v : x.values) s += v; return s; } };
+struct label_of { static constexpr std::string_view name = "label";
+    std::string operator()(const numbers& x) const { return x.label; } };
+struct report { static constexpr std::string_view name = "report";
+    std::string operator()(long s, const std::string& l) const { return l + " sum=" + std::to_string(s); } };
+
+constexpr auto diamond = weft::workflow<"diamond">(step<load> >> (step<sum>, step<label_of>) >> step<report>);
+
+TEST_CASE("a diamond passes typed values from parents to the join in declaration order") {
+    weft::client<weft::local> client;
+    CHECK(client.start(diamond, 4).get() == "n=4 sum=10");
+    CHECK(client.start(diamond, 100).get() == "n=100 sum=5050");
+}
+
+TEST_CASE("every step of a finished run reports succeeded with one attempt") {
+    weft::client<weft::local> client;
+    auto run = client.start(diamond, 3);
+    run.wait();
+    CHECK(run.state() == weft::run_state::succeeded);
+    for (auto& s : run.steps()) {
+        INFO(s.name);
+        CHECK(s.state == step_state::succeeded);
+        CHECK(s.attempts == 1);
+    }
+    CHECK(run.step("report").state == step_state::succeeded);
+    CHECK_THROWS_WITH(run.step("nope"), Catch::Contains("no step named 'nope'"));
+}
+
+// ---- independent steps run at the same time ----
+std::atomic<int> inside{0};
+struct left { static constexpr std::string_view name = "left";
+    int operator()(int x) const { ++inside; bool both = eventually([] { return inside.load() == 2; }, 5s); return both ? x : -1000; } };
+struct right { static constexpr std::string_view name = "right";
+    int operator()(int x) const { ++inside; bool both = eventually([] { return inside.load() == 2; }, 5s); return both ? x : -1000; } };
+struct add { static constexpr std::string_view name = "add"; int operator()(int a, int b) const { return a + b; } };
+
+TEST_CASE("independent steps run concurrently") {
+    inside = 0;
+    weft::client<weft::local> client({.threads = 2});
+    // Each branch waits until the other has started: serial execution would return -1000s.
+    CHECK(client.run_sync(weft::workflow<"par">((step<left>, step<right>) >> step<add>), 21) == 42);
+}
+
+// ---- retries with backoff ----
+std::atomic<int> flaky_calls{0};
+struct flaky { static constexpr std::string_view name = "flaky";
+    static constexpr weft::step_policy policy{.retry = {.max_attempts = 3, .initial = 30ms, .multiplier = 2.0, .maximum = 1s}};
+    int operator()(int x) const {
+        if (++flaky_calls < 3) throw std::runtime_error("transient failure " + std::to_string(flaky_calls.load()));
+        return x * 10 + weft::this_step::attempt(); } };
+
+TEST_CASE("a failing step is retried with exponential backoff and then succeeds") {
+    flaky_calls = 0;
+    weft::client<weft::local> client;
+    std::vector<std::pair<step_state, std::chrono::steady_clock::duration>> events;
+    auto t0 = std::chrono::steady_clock::now();
+    auto run = client.start(weft::workflow<"retry">(step<flaky>), 4, {.on_step = [&](const weft::step_event& e) { events.emplace_back(e.state, e.elapsed); }});
+    CHECK(run.get() == 43);  // succeeded on attempt 3
+    auto elapsed = std::chrono::steady_clock::now() - t0;
+    CHECK(elapsed >= 90ms);  // 30 ms then 60 ms of backoff
+    CHECK(run.step("flaky").attempts == 3);
+    REQUIRE(events.size() == 6);
+    CHECK(events[1].first == step_state::retrying);
+    CHECK(events[3].first == step_state::retrying);
+    CHECK(events[5].first == step_state::succeeded);
+    CHECK(events[2].second - events[1].second >= 30ms);
+    CHECK(events[4].second - events[3].second >= 60ms);
+}
+
+// ---- failure stops downstream steps ----
+std::atomic<int> after_broken_calls{0};
+struct broken { static constexpr std::string_view name = "broken";
+    static constexpr weft::step_policy policy{.retry = {.max_attempts = 2, .initial = 1ms}};
+    int operator()(int) const { throw std::invalid_argument("disk full on /var/data"); } };
+struct after_broken { static constexpr std::string_view name = "after_broken";
+    int operator()(int x) const { ++after_broken_calls; return x; } };
+struct sibling { static constexpr std::string_view name = "sibling"; int operator()(int x) const { return x; } };
+struct root { static constexpr std::string_view name = "root"; int operator()(int x) const { return x; } };
+
+TEST_CASE("a failed step fails the run with its name and error, and its descendants are skipped") {
+    after_broken_calls = 0;
+    weft::client<weft::local> client;
+    auto run = client.start(weft::workflow<"fails">(step<root> >> (step<broken> >> step<after_broken>, step<sibling>)), 1);
+    try {
+        run.get();
+        FAIL("get() should have thrown");
+    } catch (const weft::step_failed& e) {
+        CHECK(e.step() == "broken");
+        CHECK(e.error() == "disk full on /var/data");
+        CHECK(e.attempts() == 2);
+        CHECK(std::string(e.what()) == "weft: step 'broken' failed after 2 attempts: disk full on /var/data");
+    }
+    CHECK(run.state() == weft::run_state::failed);
+    CHECK(run.step("broken").state == step_state::failed);
+    CHECK(run.step("after_broken").state == step_state::skipped);
+    CHECK(run.step("sibling").state == step_state::succeeded);  // not downstream: it still runs
+    CHECK(after_broken_calls == 0);
+}
+
+struct throws_int { static constexpr std::string_view name = "throws_int"; int operator()(int) const { throw 42; } };
+
+TEST_CASE("a step that throws something other than std::exception fails cleanly") {
+    weft::client<weft::local> client;
+    CHECK_THROWS_WITH(client.run_sync(weft::workflow<"odd">(step<throws_int>), 1), Catch::Contains("not a std::exception"));
+}
+
+// ---- timeouts ----
+std::atomic<bool> saw_stop{false};
+struct slow { static constexpr std::string_view name = "slow";
+    static constexpr weft::step_policy policy{.timeout = 50ms};
+    int operator()(int x) const {
+        auto end = std::chrono::steady_clock::now() + 3s;
+        while (std::chrono::steady_clock::now() < end) {
+            if (weft::this_step::stop_requested()) { saw_stop = true; break; }
+            std::this_thread::sleep_for(1ms);
+        }
+        return x; } };
+
+TEST_CASE("a step that overruns its timeout fails with a timeout error and is asked to stop") {
+    saw_stop = false;
+    weft::client<weft::local> client;
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH(client.run_sync(weft::workflow<"slow">(step<slow>), 1),
+                      "weft: step 'slow' failed after 1 attempt: timed out after 50 ms");
+    CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+    CHECK(eventually([] { return saw_stop.load(); }));
+}
+
+std::atomic<int> slow_then_fast_calls{0};
+struct slow_then_fast { static constexpr std::string_view name = "slow_then_fast";
+    static constexpr weft::step_policy policy{.retry = {.max_attempts = 2, .initial = 1ms}, .timeout = 40ms};
+    int operator()(int x) const {
+        if (++slow_then_fast_calls == 1) while (!weft::this_step::stop_requested()) std::this_thread::sleep_for(1ms);
+        return x + weft::this_step::attempt(); } };
+
+TEST_CASE("a timed-out attempt is retried and the late result of the first attempt is discarded") {
+    slow_then_fast_calls = 0;
+    weft::client<weft::local> client;
+    CHECK(client.run_sync(weft::workflow<"tf">(step<slow_then_fast>), 100) == 102);
+}
+
+// ---- cancellation and live status ----
+std::atomic<bool> gate_open{false};
+std::atomic<int> downstream_calls{0};
+struct gate { static constexpr std::string_view name = "gate";
+    int operator()(int x) const {
+        while (!gate_open && !weft::this_step::stop_requested()) std::this_thread::sleep_for(1ms);
+        return x; } };
+struct downstream { static constexpr std::string_view name = "downstream";
+    int operator()(int x) const { ++downstream_calls; return x; } };
+constexpr auto gated = weft::workflow<"gated">(step<root> >> step<gate> >> step<downstream>);
+
+TEST_CASE("per-step status is readable while the run goes on") {
+    gate_open = false;
+    weft::client<weft::local> client;
+    auto run = client.start(gated, 5);
+    REQUIRE(eventually([&] { return run.step("gate").state == step_state::running; }));
+    CHECK(run.step("root").state == step_state::succeeded);
+    CHECK(run.step("downstream").state == step_state::pending);
+    CHECK(run.state() == weft::run_state::running);
+    CHECK_FALSE(run.wait_for(20ms));
+    gate_open = true;
+    CHECK(run.get() == 5);
+    CHECK(run.step("downstream").state == step_state::succeeded);
+}
+
+TEST_CASE("a cancelled run stops: pending steps never run and get() throws run_cancelled") {
+    gate_open = false;
+    downstream_calls = 0;
+    weft::client<weft::local> client;
+    auto run = client.start(gated, 5);
+    REQUIRE(eventually([&] { return run.step("gate").state == step_state::running; }));
+    run.cancel();
+    CHECK_THROWS_AS(run.get(), weft::run_cancelled);
+    CHECK(run.state() == weft::run_state::cancelled);
+    CHECK(run.step("downstream").state == step_state::cancelled);
+    CHECK(downstream_calls == 0);
+}
+
+TEST_CASE("destroying the client cancels its unfinished runs") {
+    gate_open = false;
+    std::optional<weft::run<int>> run;
+    {
+        weft::client<weft::local> client;
+        run.emplace(client.start(gated, 5));
+        REQUIRE(eventually([&] { return run->step("gate").state == step_state::running; }));
+    }
+    CHECK_THROWS_AS(run->get(), weft::run_cancelled);
+}
+
+// ---- shapes ----
+struct tick { static constexpr std::string_view name = "tick"; int operator()() const { return 7; } };
+struct twice { static constexpr std::string_view name = "twice"; int operator()(int x) const { return 2 * x; } };
+struct text { static constexpr std::string_view name = "text"; std::string operator()(int x) const { return std::to_string(x); } };
+
+TEST_CASE("a workflow without input and with several last steps returns a tuple of their outputs") {
+    weft::client<weft::local> client;
+    auto run = client.start(weft::workflow<"fork">(step<tick> >> (step<twice>, step<text>)));
+    CHECK(run.get() == std::tuple<int, std::string>{14, "7"});
+}
+
+TEST_CASE("the same step type runs twice under an alias") {
+    weft::client<weft::local> client;
+    CHECK(client.run_sync(weft::workflow<"x4">(step<twice> >> step<twice, "twice_again">), 3) == 12);
+}
+
+TEST_CASE("many concurrent runs each get their own result") {
+    weft::client<weft::local> client;
+    std::vector<weft::run<std::string>> runs;
+    for (int i = 0; i < 2000; ++i) runs.push_back(client.start(diamond, i % 50));
+    for (int i = 0; i < 2000; ++i) {
+        int n = i % 50;
+        REQUIRE(runs[i].get() == "n=" + std::to_string(n) + " sum=" + std::to_string(n * (n + 1) / 2));
+    }
+}
+
+}  // namespace
