@@ -76,7 +76,10 @@ struct member_is_payload {
 
 template <class T>
     requires(std::is_class_v<T> && boost::describe::has_describe_members<T>::value)
-struct is_payload<T> : boost::mp11::mp_all_of_q<public_members<T>, member_is_payload<T>> {};
+struct is_payload<T>
+    : std::bool_constant<boost::mp11::mp_all_of_q<public_members<T>, member_is_payload<T>>::value &&
+                         boost::mp11::mp_empty<boost::describe::describe_members<
+                             T, boost::describe::mod_private | boost::describe::mod_protected>>::value> {};
 
 }  // namespace detail
 

@@ -84,4 +84,16 @@ static_assert(rp.delay_before(4) == weft::milliseconds{300});
 #error "a DSL header included a backend or JSON header"
 #endif
 
+
+
+// A class with private described members would lose them on the wire: not a payload.
+namespace t {
+class hidden {
+    int secret = 0;
+public:
+    int shown = 0;
+    BOOST_DESCRIBE_CLASS(hidden, (), (shown), (), (secret))
+};
+}  // namespace t
+static_assert(!weft::payload<t::hidden>);
 int main() {}

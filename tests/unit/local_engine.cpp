@@ -57,6 +57,21 @@ TEST_CASE("every step of a finished run reports succeeded with one attempt") {
     CHECK_THROWS_WITH(run.step("nope"), Catch::Contains("no step named 'nope'"));
 }
 
+// ---- values are passed, not serialized ----
+std::atomic<const void*> seen_by_sum{nullptr}, seen_by_label{nullptr};
+struct sum_addr { static constexpr std::string_view name = "sum_addr";
+    long operator()(const numbers& x) const { seen_by_sum = &x; return static_cast<long>(x.values.size()); } };
+struct label_addr { static constexpr std::string_view name = "label_addr";
+    std::string operator()(const numbers& x) const { seen_by_label = &x; return x.label; } };
+
+TEST_CASE("children receive their parent's output object itself, not a decoded copy") {
+    weft::client<weft::local> client;
+    auto run = client.start(weft::workflow<"same_object">(step<load> >> (step<sum_addr>, step<label_addr>)), 3);
+    CHECK(run.get() == std::tuple<long, std::string>{3, "n=3"});
+    CHECK(seen_by_sum.load() != nullptr);
+    CHECK(seen_by_sum.load() == seen_by_label.load());
+}
+
 // ---- independent steps run at the same time ----
 std::atomic<int> inside{0};
 struct left { static constexpr std::string_view name = "left";

@@ -380,7 +380,7 @@ struct workflow_t {
                                      input_tuple>;
     // The run's output: the last step's output, or a tuple of the last steps' outputs in node order.
     using output = decltype([]<std::size_t... S>(std::index_sequence<S...>) {
-        if constexpr (sizeof...(S) == 1) return typename facts::template output_at<sinks[S]...>{};
+        if constexpr (sizeof...(S) == 1) return typename facts::template output_at<sinks[0]>{};
         else return std::tuple<typename facts::template output_at<sinks[S]>...>{};
     }(std::make_index_sequence<sinks.size()>{}));
 
