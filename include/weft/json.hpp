@@ -40,6 +40,8 @@ namespace weft::json {
 
 // The DOM the backends embed payloads in (Celery args arrays, Hatchet outputs, Temporal json/plain).
 using value = boost::json::value;
+using array = boost::json::array;
+using object = boost::json::object;
 
 // Arrays and objects nested deeper than this are rejected while parsing, so hostile input costs an
 // error, not a stack overflow. Payload types themselves are never this deep.

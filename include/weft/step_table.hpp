@@ -1,0 +1,71 @@
+// What a worker process needs to serve the steps of a workflow over the wire: for each step, its wire
+// name, policy, and a function that decodes its parameters from JSON, calls it, and encodes the result.
+//
+//     for (const weft::erased_step& s : weft::step_table(corpus::workflow)) worker.serve(s);
+//
+// Every remote backend's worker adapts its own message shape to `args`: the step's parameters in
+// order, one JSON value each (for a join, one per parent in declaration order).
+#pragma once
+
+#include <array>
+#include <span>
+#include <string_view>
+#include <tuple>
+#include <utility>
+
+#include <weft/dsl/workflow.hpp>
+#include <weft/json.hpp>
+#include <weft/this_step.hpp>
+
+namespace weft {
+
+struct erased_step {
+    std::string_view workflow;
+    std::string_view name;
+    step_policy policy;
+    std::size_t arity;  // parameters the step takes
+    // Throws json::decode_error when `args` does not fit the parameters (naming the path, e.g. "$[1].qty"),
+    // or whatever the step throws.
+    json::value (*invoke)(const json::array& args);
+};
+
+namespace detail {
+
+// Decodes argument `index`, reporting paths from the argument array ("$[1].qty").
+template <class T>
+T argument(const json::array& args, std::size_t index) {
+    try {
+        return json::from_value<T>(args[index]);
+    } catch (const json::decode_error& e) {
+        throw json::decode_error("$[" + std::to_string(index) + "]" + e.path().substr(1), e.expected(), e.got());
+    }
+}
+
+template <workflow_type W, std::size_t I>
+json::value invoke_json(const json::array& args) {
+    using S = typename W::template step<I>;
+    using params = typename step_traits<S>::params;
+    constexpr std::size_t n = std::tuple_size_v<params>;
+    if (args.size() != n)
+        throw json::decode_error("$", "an array of " + std::to_string(n) + (n == 1 ? " argument" : " arguments") +
+                                          " for step '" + std::string(W::names[I]) + "'",
+                                 std::to_string(args.size()) + (args.size() == 1 ? " argument" : " arguments"));
+    return [&]<std::size_t... K>(std::index_sequence<K...>) {
+        params decoded{argument<std::tuple_element_t<K, params>>(args, K)...};
+        return json::to_value(std::apply(S{}, std::as_const(decoded)));
+    }(std::make_index_sequence<n>{});
+}
+
+}  // namespace detail
+
+template <workflow_type W>
+std::span<const erased_step> step_table(W) {
+    static const auto table = []<std::size_t... I>(std::index_sequence<I...>) {
+        return std::array<erased_step, W::size>{erased_step{W::name, W::names[I], W::policies[I],
+                                                            step_traits<typename W::template step<I>>::arity,
+                                                            &detail::invoke_json<W, I>}...};
+    }(std::make_index_sequence<W::size>{});
+    return table;
+}
+
+}  // namespace weft
