@@ -28,6 +28,26 @@ std::string make_run_id() {
     return id;
 }
 
+// Watches `ready` for a few tens of microseconds (about what a futex sleep and wake-up cost) before
+// the caller blocks. Yields now and then so a spinner never holds a core another thread needs.
+template <class Ready>
+bool spin_until(Ready ready) {
+    constexpr auto budget = std::chrono::microseconds(50);
+    const auto deadline = std::chrono::steady_clock::now() + budget;
+    for (unsigned i = 1;; ++i) {
+        if (ready()) return true;
+        if (i % 64 == 0) {
+            if (std::chrono::steady_clock::now() > deadline) return false;
+            std::this_thread::yield();
+        }
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        asm volatile("yield");
+#endif
+    }
+}
+
 std::string describe_timeout(milliseconds t) { return "timed out after " + std::to_string(t.count()) + " ms"; }
 
 class local_step_context final : public step_context {
@@ -54,7 +74,9 @@ struct engine::impl {
     std::mutex mutex;
     std::condition_variable ready_cv;
     std::deque<task> ready;
-    unsigned idle = 0;
+    std::atomic<std::size_t> queued{0};  // ready.size(), readable without the lock by spinning workers
+    unsigned idle = 0;                   // workers asleep on ready_cv
+    unsigned spinning = 0;               // workers watching `queued` before they sleep
     bool stopping = false;
     std::vector<std::thread> workers;
 
@@ -76,6 +98,17 @@ struct engine::impl {
     void work() {
         std::unique_lock lock(mutex);
         for (;;) {
+            if (ready.empty() && !stopping && spinning == 0) {
+                // Sleeping costs a futex call on both sides and a wake-up of several microseconds; a
+                // worker that runs dry first watches the queue for a moment, which catches the next
+                // step of a run or the next run. One spinner at most, and posters do not wake anyone
+                // for the task it will take.
+                ++spinning;
+                lock.unlock();
+                spin_until([this] { return queued.load(std::memory_order_relaxed) != 0; });
+                lock.lock();
+                --spinning;
+            }
             while (ready.empty() && !stopping) {
                 ++idle;
                 ready_cv.wait(lock);
@@ -84,10 +117,18 @@ struct engine::impl {
             if (ready.empty()) return;
             task t = ready.front();
             ready.pop_front();
+            queued.store(ready.size(), std::memory_order_relaxed);
             lock.unlock();
             t.run->execute(t.node, t.attempt);
             lock.lock();
         }
+    }
+
+    // Wakes `n` new tasks' worth of sleepers, minus those a spinning worker will pick up. Called with
+    // `mutex` held; a spinner takes the lock and looks at the queue again before it sleeps.
+    unsigned to_wake(std::size_t n) const noexcept {
+        std::size_t uncovered = n > spinning ? n - spinning : 0;
+        return static_cast<unsigned>(std::min<std::size_t>(uncovered, idle));
     }
 
     void time() {
@@ -161,26 +202,19 @@ void engine::run_finished(run_core* run) {
 
 unsigned engine::threads() const noexcept { return static_cast<unsigned>(impl_->workers.size()); }
 
-void engine::post(task t) {
-    bool wake;
-    {
-        std::lock_guard lock(impl_->mutex);
-        impl_->ready.push_back(t);
-        wake = impl_->idle > 0;
-    }
-    if (wake) impl_->ready_cv.notify_one();
-}
+void engine::post(task t) { post_many(&t, 1); }
 
 void engine::post_many(const task* ts, std::size_t n) {
     if (n == 0) return;
-    unsigned idle;
+    unsigned wake;
     {
         std::lock_guard lock(impl_->mutex);
         impl_->ready.insert(impl_->ready.end(), ts, ts + n);
-        idle = impl_->idle;
+        impl_->queued.store(impl_->ready.size(), std::memory_order_relaxed);
+        wake = impl_->to_wake(n);
     }
-    if (idle == 0) return;
-    if (n == 1 || idle == 1) impl_->ready_cv.notify_one();
+    if (wake == 0) return;
+    if (wake == 1) impl_->ready_cv.notify_one();
     else impl_->ready_cv.notify_all();
 }
 
@@ -197,7 +231,7 @@ void engine::post_after(std::chrono::steady_clock::duration delay, std::shared_p
 // ---- run_core: the state machine of one run ----------------------------------------------------
 
 run_core::run_core(engine& eng, const workflow_desc& desc, run_options opts)
-    : engine_(eng), desc_(desc), opts_(std::move(opts)), id_(make_run_id()),
+    : engine_(eng), desc_(desc), opts_(std::move(opts)), observed_(static_cast<bool>(opts_.on_step)), id_(make_run_id()),
       started_(std::chrono::steady_clock::now()), nodes_(new node_slot[desc.size]), errors_(desc.size) {
     for (std::size_t i = 0; i < desc.size; ++i)
         nodes_[i].waiting_parents.store(static_cast<std::uint32_t>(desc.in_degree[i]), std::memory_order_relaxed);
@@ -248,28 +282,58 @@ bool run_core::begin_commit(std::size_t node, std::uint32_t attempt) {
                                                      std::memory_order_acq_rel);
 }
 
+// Whether this call made `child` ready and claimed it for running (it may have been cancelled or
+// skipped meanwhile).
+inline bool run_core::release_child(std::size_t child) {
+    // Only a child with several parents needs the shared countdown: a single parent is the only one
+    // who releases it.
+    if (desc_.in_degree[child] != 1 &&
+        nodes_[child].waiting_parents.fetch_sub(1, std::memory_order_acq_rel) != 1)
+        return false;
+    std::uint32_t expected = pack(0, step_state::pending);
+    return nodes_[child].word.compare_exchange_strong(expected, pack(1, step_state::running),
+                                                      std::memory_order_acq_rel);
+}
+
 std::size_t run_core::finish_commit(std::size_t node, std::uint32_t attempt) {
     emit(node, step_state::succeeded, attempt, {});
+    // The first child released runs next on this thread; the rest, if any, go to the queue.
     std::size_t inline_child = npos;
-    // Most nodes release zero or one child; a fan-out releases many at once and posts them together.
-    thread_local std::vector<engine::task> released;
-    released.clear();
-    for (std::size_t c = desc_.child_offset[node]; c < desc_.child_offset[node + 1]; ++c) {
-        std::size_t child = desc_.child_list[c];
-        if (nodes_[child].waiting_parents.fetch_sub(1, std::memory_order_acq_rel) != 1) continue;
-        std::uint32_t expected = pack(0, step_state::pending);
-        if (!nodes_[child].word.compare_exchange_strong(expected, pack(1, step_state::running),
-                                                        std::memory_order_acq_rel))
-            continue;  // cancelled or skipped meanwhile
-        if (inline_child == npos) inline_child = child;
-        else released.push_back({this, child, 1});
-    }
-    if (!released.empty()) {
-        hold(released.size());
-        engine_.post_many(released.data(), released.size());
-    }
+    const std::size_t* c = desc_.child_list + desc_.child_offset[node];
+    const std::size_t* const end = desc_.child_list + desc_.child_offset[node + 1];
+    for (; c != end; ++c)
+        if (release_child(*c)) {
+            inline_child = *c++;
+            break;
+        }
+    if (c != end) post_released(c, end);
     finish_node();
     return inline_child;
+}
+
+// Posts the children in [first, last) that this commit releases, together.
+void run_core::post_released(const std::size_t* first, const std::size_t* last) {
+    constexpr std::size_t local_capacity = 32;
+    engine::task local[local_capacity];
+    std::vector<engine::task> many;  // a wide fan-out: allocated once, filled in one pass
+    std::size_t n = 0;
+    for (; first != last; ++first) {
+        if (!release_child(*first)) continue;
+        if (n < local_capacity) {
+            local[n++] = {this, *first, 1};
+            continue;
+        }
+        if (many.empty()) {
+            many.reserve(static_cast<std::size_t>(last - first) + n);
+            many.assign(local, local + n);
+        }
+        many.push_back({this, *first, 1});
+    }
+    const engine::task* tasks = many.empty() ? local : many.data();
+    const std::size_t count = many.empty() ? n : many.size();
+    if (count == 0) return;
+    hold(count);
+    engine_.post_many(tasks, count);
 }
 
 void run_core::on_failure(std::size_t node, std::uint32_t attempt, std::string error, bool timed_out) {
@@ -333,6 +397,7 @@ void run_core::complete() {
         if (cancel_requested_.load()) final_ = run_state::cancelled;
         else if (first_failure_ != npos) final_ = run_state::failed;
         else final_ = run_state::succeeded;
+        done_flag_.store(true, std::memory_order_release);
     }
     done_cv_.notify_all();
     engine_.run_finished(this);
@@ -386,6 +451,9 @@ std::vector<step_status> run_core::steps() const {
 }
 
 void run_core::wait() const {
+    // A finished run answers without its lock. (Spinning here as well was measured and dropped: with
+    // the caller and a worker both spinning, two cores were oversubscribed and nothing was gained.)
+    if (done_flag_.load(std::memory_order_acquire)) return;
     std::unique_lock lock(mutex_);
     done_cv_.wait(lock, [&] { return done_; });
 }
@@ -412,8 +480,7 @@ void run_core::set_error(std::size_t node, std::string error) {
     errors_[node] = std::move(error);
 }
 
-void run_core::emit(std::size_t node, step_state s, std::uint32_t attempt, std::string_view error) {
-    if (!opts_.on_step) return;
+void run_core::emit_event(std::size_t node, step_state s, std::uint32_t attempt, std::string_view error) {
     std::lock_guard lock(event_mutex_);
     opts_.on_step(step_event{desc_.name, desc_.names[node], s, static_cast<int>(attempt), error,
                              std::chrono::steady_clock::now() - started_});

@@ -88,12 +88,19 @@ private:
     void hold(std::size_t n) noexcept { holds_.fetch_add(n, std::memory_order_relaxed); }
     void release();
     void skip_descendants(std::size_t node);
-    void emit(std::size_t node, step_state s, std::uint32_t attempt, std::string_view error);
+    // Most runs have no observer: keep that case to one inlined test of a flag.
+    void emit(std::size_t node, step_state s, std::uint32_t attempt, std::string_view error) {
+        if (observed_) emit_event(node, s, attempt, error);
+    }
+    void emit_event(std::size_t node, step_state s, std::uint32_t attempt, std::string_view error);
+    bool release_child(std::size_t child);
+    void post_released(const std::size_t* first, const std::size_t* last);
     void set_error(std::size_t node, std::string error);
 
     engine& engine_;
     const workflow_desc& desc_;
     run_options opts_;
+    bool observed_;  // opts_.on_step is set
     std::string id_;
     std::chrono::steady_clock::time_point started_;
     std::unique_ptr<node_slot[]> nodes_;
@@ -102,6 +109,8 @@ private:
     std::shared_ptr<run_core> self_;  // keeps the run alive while steps or tasks remain
     // One hold while any step is not final, plus one per queued or executing task.
     std::atomic<std::size_t> holds_{1};
+
+    std::atomic<bool> done_flag_{false};  // done_, readable without the lock
 
     mutable std::mutex mutex_;  // guards what follows
     mutable std::condition_variable done_cv_;

@@ -1,0 +1,265 @@
+// Per-task overhead of the embedded engine on no-op steps, against oneTBB's flow graph, in one process.
+//
+// Shapes: a 10,000-step chain, a 1 -> 10,000 -> 1 fan, a 100 x 100 lattice (each node waits for its
+// left and upper neighbours), and a 100-step chain, the latter also declared through the DSL and run
+// through weft::client<weft::local>, to show the typed path costs the same per task as the core.
+// A 10,000-node graph cannot be declared through the DSL (10,000 types), so the large shapes drive
+// the engine's type-erased core with a workflow_desc built at run time.
+//
+// Both sides execute on 2 threads: weft's pool has 2 workers (the caller only waits); TBB is capped at
+// 2 with global_control and the caller joins in wait_for_all. TBB graphs are built once and fired
+// again for every run, which is how flow graphs are meant to be reused; a weft run allocates its
+// per-run state each time, which is included in its figure.
+//
+// Samples of weft and TBB alternate, so background load hits both alike. Prints ns per task: the
+// median over the repetitions, and weft/TBB as the ratio of the medians.
+//
+//   cmake --build build -j2 --target bench.engine_overhead && build/benchmarks/bench.engine_overhead [reps [shape]]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <tbb/flow_graph.h>
+#include <tbb/global_control.h>
+
+#include <weft/weft.hpp>
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+namespace ld = weft::local_detail;
+
+constexpr unsigned threads = 2;
+
+// ---- a graph as edges, shared by both sides -----------------------------------------------------
+
+struct shape {
+    std::string name;
+    std::size_t size = 0;
+    std::vector<std::pair<std::size_t, std::size_t>> edges;  // from, to
+};
+
+shape chain(std::size_t n) {
+    shape s{"chain " + std::to_string(n), n, {}};
+    for (std::size_t i = 0; i + 1 < n; ++i) s.edges.emplace_back(i, i + 1);
+    return s;
+}
+
+shape fan(std::size_t width) {  // node 0 -> 1..width -> width+1
+    shape s{"fan 1->" + std::to_string(width) + "->1", width + 2, {}};
+    for (std::size_t i = 1; i <= width; ++i) s.edges.emplace_back(0, i);
+    for (std::size_t i = 1; i <= width; ++i) s.edges.emplace_back(i, width + 1);
+    return s;
+}
+
+shape lattice(std::size_t side) {  // node r*side+c waits for (r, c-1) and (r-1, c)
+    shape s{"lattice " + std::to_string(side) + "x" + std::to_string(side), side * side, {}};
+    for (std::size_t r = 0; r < side; ++r)
+        for (std::size_t c = 0; c < side; ++c) {
+            if (c + 1 < side) s.edges.emplace_back(r * side + c, r * side + c + 1);
+            if (r + 1 < side) s.edges.emplace_back(r * side + c, (r + 1) * side + c);
+        }
+    return s;
+}
+
+// ---- weft through the type-erased core ----------------------------------------------------------
+
+// What local.hpp's glue does for a step, minus the step: commit, then hand back the child to run inline.
+std::size_t invoke_noop(ld::run_core& run, std::size_t node, std::uint32_t attempt) {
+    if (!run.begin_commit(node, attempt)) return static_cast<std::size_t>(-1);
+    return run.finish_commit(node, attempt);
+}
+
+class noop_run final : public ld::run_core {
+public:
+    using run_core::run_core;
+
+private:
+    const void* output() const override { return &output_; }
+    int output_ = 0;
+};
+
+struct runtime_workflow {
+    std::vector<std::string> name_text;
+    std::vector<std::string_view> names;
+    std::vector<weft::step_policy> policies;
+    std::vector<std::size_t> in_degree, child_offset, child_list, sources;
+    ld::workflow_desc desc{};
+
+    explicit runtime_workflow(const shape& s) {
+        const std::size_t n = s.size;
+        for (std::size_t i = 0; i < n; ++i) name_text.push_back("s" + std::to_string(i));
+        names.assign(name_text.begin(), name_text.end());
+        policies.assign(n, weft::step_policy{});
+        in_degree.assign(n, 0);
+        child_offset.assign(n + 1, 0);
+        for (auto [from, to] : s.edges) {
+            ++in_degree[to];
+            ++child_offset[from + 1];
+        }
+        for (std::size_t i = 0; i < n; ++i) child_offset[i + 1] += child_offset[i];
+        child_list.resize(s.edges.size());
+        std::vector<std::size_t> fill(n, 0);
+        for (auto [from, to] : s.edges) child_list[child_offset[from] + fill[from]++] = to;
+        for (std::size_t i = 0; i < n; ++i)
+            if (in_degree[i] == 0) sources.push_back(i);
+        desc = ld::workflow_desc{"bench",           n,
+                                 names.data(),      policies.data(),
+                                 in_degree.data(),  child_offset.data(),
+                                 child_list.data(), sources.data(),
+                                 sources.size(),    &invoke_noop};
+    }
+
+    void run_once(ld::engine& eng) const {
+        auto r = std::make_shared<noop_run>(eng, desc, weft::run_options{});
+        r->start(r);
+        r->wait();
+        if (r->state() != weft::run_state::succeeded) {
+            std::fprintf(stderr, "weft run did not succeed\n");
+            std::exit(1);
+        }
+    }
+};
+
+// ---- the same shapes in oneTBB ------------------------------------------------------------------
+
+struct tbb_workflow {
+    tbb::flow::graph g;
+    std::deque<tbb::flow::continue_node<tbb::flow::continue_msg>> nodes;
+    std::vector<std::size_t> sources;
+
+    explicit tbb_workflow(const shape& s) {
+        std::vector<std::size_t> in_degree(s.size, 0);
+        for (std::size_t i = 0; i < s.size; ++i) nodes.emplace_back(g, [](const tbb::flow::continue_msg&) {});
+        for (auto [from, to] : s.edges) {
+            tbb::flow::make_edge(nodes[from], nodes[to]);
+            ++in_degree[to];
+        }
+        for (std::size_t i = 0; i < s.size; ++i)
+            if (in_degree[i] == 0) sources.push_back(i);
+    }
+
+    void run_once() {
+        for (std::size_t i : sources) nodes[i].try_put(tbb::flow::continue_msg{});
+        g.wait_for_all();
+    }
+};
+
+// ---- the typed path: a 100-step chain declared with the DSL -------------------------------------
+
+struct noop {
+    static constexpr std::string_view name = "noop";
+    int operator()(int x) const { return x; }
+};
+
+template <std::size_t I>
+struct alias_text {  // "s000", "s001", ...
+    static constexpr char value[] = {'s', char('0' + I / 100 % 10), char('0' + I / 10 % 10), char('0' + I % 10), 0};
+};
+template <std::size_t I>
+inline constexpr auto noop_at = weft::step<noop, weft::fixed_string(alias_text<I>::value)>;
+
+template <std::size_t... I>
+constexpr auto chain_of(std::index_sequence<I...>) {
+    return weft::workflow<"chain100">((noop_at<I> >> ...));
+}
+constexpr auto dsl_chain100 = chain_of(std::make_index_sequence<100>{});
+static_assert(decltype(dsl_chain100)::size == 100);
+
+// ---- measurement --------------------------------------------------------------------------------
+
+template <class F>
+double ns_per_task(std::size_t tasks, int runs, F&& run_once) {
+    auto t0 = clock_type::now();
+    for (int i = 0; i < runs; ++i) run_once();
+    auto t1 = clock_type::now();
+    return std::chrono::duration<double, std::nano>(t1 - t0).count() / (double(tasks) * runs);
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+struct row {
+    std::string name;
+    std::vector<double> weft, peer;
+};
+
+void print(const row& r) {
+    double w = median(r.weft), p = median(r.peer);
+    auto [wmin, wmax] = std::minmax_element(r.weft.begin(), r.weft.end());
+    auto [pmin, pmax] = std::minmax_element(r.peer.begin(), r.peer.end());
+    std::printf("%-26s %9.1f %9.1f %7.2f    [%.1f..%.1f] [%.1f..%.1f]\n", r.name.c_str(), w, p, w / p, *wmin, *wmax,
+                *pmin, *pmax);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const int reps = argc > 1 ? std::atoi(argv[1]) : 15;
+    tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism, threads);
+    weft::client<weft::local> client({.threads = threads});
+    ld::engine& eng = client.engine();  // one pool for the core and the typed path alike
+
+    std::vector<shape> shapes{chain(10000), fan(10000), lattice(100), chain(1), chain(100)};
+    std::vector<std::unique_ptr<runtime_workflow>> weft_wfs;
+    std::vector<std::unique_ptr<tbb_workflow>> tbb_wfs;
+    for (auto& s : shapes) {
+        weft_wfs.push_back(std::make_unique<runtime_workflow>(s));
+        tbb_wfs.push_back(std::make_unique<tbb_workflow>(s));
+    }
+    // Each sample runs about 200,000 tasks, or 2,000 runs of a small graph.
+    auto runs_for = [](std::size_t size) { return int(std::clamp<std::size_t>(200000 / size, 1, 2000)); };
+
+    std::vector<row> rows;
+    for (auto& s : shapes) rows.push_back({s.name + " (core)", {}, {}});
+    rows.push_back({"chain 100 (DSL, client)", {}, {}});
+
+    auto run_dsl = [&] {
+        if (client.run_sync(dsl_chain100, 1) != 1) std::exit(1);
+    };
+    // Warm up: threads started, allocator pools and caches primed.
+    for (std::size_t k = 0; k < shapes.size(); ++k) {
+        weft_wfs[k]->run_once(eng);
+        tbb_wfs[k]->run_once();
+    }
+    run_dsl();
+
+    // An optional second argument picks the shapes whose name contains it (to profile one of them).
+    const std::string_view only = argc > 2 ? argv[2] : "";
+    auto picked = [&](const std::string& name) { return name.find(only) != std::string::npos; };
+    for (int rep = 0; rep < reps; ++rep) {
+        for (std::size_t k = 0; k < shapes.size(); ++k) {
+            if (!picked(rows[k].name)) continue;
+            const std::size_t n = shapes[k].size;
+            const int runs = runs_for(n);
+            // Alternate which side goes first, so neither always follows the other.
+            auto w = [&] { rows[k].weft.push_back(ns_per_task(n, runs, [&] { weft_wfs[k]->run_once(eng); })); };
+            auto t = [&] { rows[k].peer.push_back(ns_per_task(n, runs, [&] { tbb_wfs[k]->run_once(); })); };
+            if (rep % 2) w(), t();
+            else t(), w();
+        }
+        // The typed path, against the same 100-chain in TBB.
+        if (!picked(rows.back().name)) continue;
+        const std::size_t k100 = shapes.size() - 1;
+        auto w = [&] { rows.back().weft.push_back(ns_per_task(100, runs_for(100), run_dsl)); };
+        auto t = [&] { rows.back().peer.push_back(ns_per_task(100, runs_for(100), [&] { tbb_wfs[k100]->run_once(); })); };
+        if (rep % 2) w(), t();
+        else t(), w();
+    }
+
+    std::printf("ns per task, median of %d samples of ~200,000 tasks (2,000 runs of small graphs), %u threads each\n", reps, threads);
+    std::printf("%-26s %9s %9s %7s    %s\n", "shape", "weft", "oneTBB", "ratio", "[weft min..max] [TBB min..max]");
+    for (auto& r : rows)
+        if (!r.weft.empty()) print(r);
+}
