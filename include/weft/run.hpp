@@ -2,7 +2,7 @@
 // snapshots, progress events, errors, and the typed handle `weft::run<Output>`.
 #pragma once
 
-#include <chrono>
+#include <weft/dsl/detail/chrono.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>

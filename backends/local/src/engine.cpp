@@ -1,6 +1,8 @@
 #include <weft/local/engine.hpp>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <deque>
 #include <map>
 #include <random>
@@ -228,11 +230,22 @@ void engine::post_after(std::chrono::steady_clock::duration delay, std::shared_p
     impl_->timer_cv.notify_one();
 }
 
+struct run_core::outcome {
+    explicit outcome(std::size_t steps) : errors(steps) {}
+    std::mutex mutex;  // guards what follows
+    std::condition_variable done_cv;
+    bool done = false;
+    run_state final = run_state::running;
+    std::vector<std::string> errors;
+    std::size_t first_failure = npos;
+    std::mutex event_mutex;  // one on_step call at a time
+};
+
 // ---- run_core: the state machine of one run ----------------------------------------------------
 
 run_core::run_core(engine& eng, const workflow_desc& desc, run_options opts)
     : engine_(eng), desc_(desc), opts_(std::move(opts)), observed_(static_cast<bool>(opts_.on_step)), id_(make_run_id()),
-      started_(std::chrono::steady_clock::now()), nodes_(new node_slot[desc.size]), errors_(desc.size) {
+      started_(std::chrono::steady_clock::now()), nodes_(new node_slot[desc.size]), outcome_(std::make_unique<outcome>(desc.size)) {
     for (std::size_t i = 0; i < desc.size; ++i)
         nodes_[i].waiting_parents.store(static_cast<std::uint32_t>(desc.in_degree[i]), std::memory_order_relaxed);
 }
@@ -359,9 +372,9 @@ void run_core::on_failure(std::size_t node, std::uint32_t attempt, std::string e
     }
     if (!word.compare_exchange_strong(expected, pack(attempt, step_state::failed))) return;
     {
-        std::lock_guard lock(mutex_);
-        errors_[node] = error;
-        if (first_failure_ == npos) first_failure_ = node;
+        std::lock_guard lock(outcome_->mutex);
+        outcome_->errors[node] = error;
+        if (outcome_->first_failure == npos) outcome_->first_failure = node;
     }
     emit(node, step_state::failed, attempt, error);
     skip_descendants(node);
@@ -392,14 +405,14 @@ void run_core::finish_node() {
 
 void run_core::complete() {
     {
-        std::lock_guard lock(mutex_);
-        done_ = true;
-        if (cancel_requested_.load()) final_ = run_state::cancelled;
-        else if (first_failure_ != npos) final_ = run_state::failed;
-        else final_ = run_state::succeeded;
+        std::lock_guard lock(outcome_->mutex);
+        outcome_->done = true;
+        if (cancel_requested_.load()) outcome_->final = run_state::cancelled;
+        else if (outcome_->first_failure != npos) outcome_->final = run_state::failed;
+        else outcome_->final = run_state::succeeded;
         done_flag_.store(true, std::memory_order_release);
     }
-    done_cv_.notify_all();
+    outcome_->done_cv.notify_all();
     engine_.run_finished(this);
     release();
 }
@@ -412,8 +425,8 @@ void run_core::release() {
 
 void run_core::cancel() {
     {
-        std::lock_guard lock(mutex_);
-        if (done_) return;
+        std::lock_guard lock(outcome_->mutex);
+        if (outcome_->done) return;
     }
     cancel_requested_.store(true, std::memory_order_release);
     for (std::size_t i = 0; i < desc_.size; ++i) {
@@ -435,17 +448,17 @@ bool run_core::stop_requested(std::size_t node, std::uint32_t attempt) const {
 }
 
 run_state run_core::state() const {
-    std::lock_guard lock(mutex_);
-    return final_;
+    std::lock_guard lock(outcome_->mutex);
+    return outcome_->final;
 }
 
 std::vector<step_status> run_core::steps() const {
     std::vector<step_status> out;
     out.reserve(desc_.size);
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(outcome_->mutex);
     for (std::size_t i = 0; i < desc_.size; ++i) {
         std::uint32_t w = nodes_[i].word.load(std::memory_order_acquire);
-        out.push_back({std::string(desc_.names[i]), state_of(w), static_cast<int>(attempt_of(w)), errors_[i]});
+        out.push_back({std::string(desc_.names[i]), state_of(w), static_cast<int>(attempt_of(w)), outcome_->errors[i]});
     }
     return out;
 }
@@ -454,34 +467,34 @@ void run_core::wait() const {
     // A finished run answers without its lock. (Spinning here as well was measured and dropped: with
     // the caller and a worker both spinning, two cores were oversubscribed and nothing was gained.)
     if (done_flag_.load(std::memory_order_acquire)) return;
-    std::unique_lock lock(mutex_);
-    done_cv_.wait(lock, [&] { return done_; });
+    std::unique_lock lock(outcome_->mutex);
+    outcome_->done_cv.wait(lock, [&] { return outcome_->done; });
 }
 
 bool run_core::wait_for(std::chrono::milliseconds timeout) const {
-    std::unique_lock lock(mutex_);
-    return done_cv_.wait_for(lock, timeout, [&] { return done_; });
+    std::unique_lock lock(outcome_->mutex);
+    return outcome_->done_cv.wait_for(lock, timeout, [&] { return outcome_->done; });
 }
 
 const void* run_core::result() const {
     wait();
-    std::lock_guard lock(mutex_);
-    if (final_ == run_state::cancelled) throw run_cancelled(desc_.name);
-    if (final_ == run_state::failed) {
-        std::uint32_t w = nodes_[first_failure_].word.load();
-        throw step_failed(std::string(desc_.names[first_failure_]), errors_[first_failure_],
+    std::lock_guard lock(outcome_->mutex);
+    if (outcome_->final == run_state::cancelled) throw run_cancelled(desc_.name);
+    if (outcome_->final == run_state::failed) {
+        std::uint32_t w = nodes_[outcome_->first_failure].word.load();
+        throw step_failed(std::string(desc_.names[outcome_->first_failure]), outcome_->errors[outcome_->first_failure],
                           static_cast<int>(attempt_of(w)));
     }
     return output();
 }
 
 void run_core::set_error(std::size_t node, std::string error) {
-    std::lock_guard lock(mutex_);
-    errors_[node] = std::move(error);
+    std::lock_guard lock(outcome_->mutex);
+    outcome_->errors[node] = std::move(error);
 }
 
 void run_core::emit_event(std::size_t node, step_state s, std::uint32_t attempt, std::string_view error) {
-    std::lock_guard lock(event_mutex_);
+    std::lock_guard lock(outcome_->event_mutex);
     opts_.on_step(step_event{desc_.name, desc_.names[node], s, static_cast<int>(attempt), error,
                              std::chrono::steady_clock::now() - started_});
 }

@@ -29,14 +29,26 @@ struct local {
 
 namespace local_detail {
 
-template <class W>
+// Each step's output in its own slot. A flat set of bases, not a std::tuple: libstdc++'s tuple nests
+// one base per element, which makes every access cost compile time in proportion to the step count.
+template <std::size_t I, class T>
+struct slot {
+    std::optional<T> value;
+};
+template <std::size_t I, class T>
+std::optional<T>& slot_at(slot<I, T>& s) noexcept {
+    return s.value;
+}
+template <std::size_t I, class T>
+const std::optional<T>& slot_at(const slot<I, T>& s) noexcept {
+    return s.value;
+}
+
+template <class W, class Is = std::make_index_sequence<W::size>>
 struct outputs_of;
-template <class W>
-    requires workflow_type<W>
-struct outputs_of<W> {
-    template <std::size_t... I>
-    static auto make(std::index_sequence<I...>) -> std::tuple<std::optional<typename step_traits<typename W::template step<I>>::output>...>;
-    using type = decltype(make(std::make_index_sequence<W::size>{}));
+template <class W, std::size_t... I>
+struct outputs_of<W, std::index_sequence<I...>> {
+    struct type : slot<I, typename step_traits<typename W::template step<I>>::output>... {};
 };
 
 template <workflow_type W>
@@ -51,11 +63,11 @@ public:
 private:
     const void* output() const override {
         if constexpr (W::sinks.size() == 1) {
-            return &*std::get<W::sinks[0]>(outputs);
+            return &*slot_at<W::sinks[0]>(outputs);
         } else {
             if (!combined_)
                 combined_.emplace([this]<std::size_t... S>(std::index_sequence<S...>) {
-                    return typename W::output{*std::get<W::sinks[S]>(outputs)...};
+                    return typename W::output{*slot_at<W::sinks[S]>(outputs)...};
                 }(std::make_index_sequence<W::sinks.size()>{}));
             return &*combined_;
         }
@@ -76,7 +88,7 @@ struct glue {
             if constexpr (step_traits<S>::arity == 0) return step();
             else return std::apply(step, std::as_const(run.input));
         } else {
-            return step(*std::get<W::parent(I, K)>(std::as_const(run.outputs))...);
+            return step(*slot_at<W::parent(I, K)>(std::as_const(run.outputs))...);
         }
     }
 
@@ -85,7 +97,7 @@ struct glue {
         auto& run = static_cast<run_type&>(core);
         auto out = call<I>(run, std::make_index_sequence<W::parent_count(I)>{});
         if (!core.begin_commit(node, attempt)) return npos;  // timed out or cancelled meanwhile
-        std::get<I>(run.outputs).emplace(std::move(out));
+        slot_at<I>(run.outputs).emplace(std::move(out));
         return core.finish_commit(node, attempt);
     }
 

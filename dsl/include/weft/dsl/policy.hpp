@@ -4,7 +4,7 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
+#include <weft/dsl/detail/chrono.hpp>
 #include <string_view>
 
 namespace weft {

@@ -4,12 +4,10 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
+#include <weft/dsl/detail/chrono.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -112,13 +110,10 @@ private:
 
     std::atomic<bool> done_flag_{false};  // done_, readable without the lock
 
-    mutable std::mutex mutex_;  // guards what follows
-    mutable std::condition_variable done_cv_;
-    bool done_ = false;
-    run_state final_ = run_state::running;
-    std::vector<std::string> errors_;
-    std::size_t first_failure_ = static_cast<std::size_t>(-1);
-    std::mutex event_mutex_;
+    // The outcome, behind a lock. Kept out of this header so that code declaring and starting runs
+    // does not compile <mutex> and <condition_variable>.
+    struct outcome;
+    std::unique_ptr<outcome> outcome_;
 };
 
 // Engine-wide settings.
