@@ -231,8 +231,12 @@ struct graph_facts<meta::tlist<Ns...>, meta::tlist<edge<Fs, Ts>...>> {
         else if constexpr (in_degree[I] != arity[I]) return false;
         else return slots_convert<I>(std::make_index_sequence<in_degree[I]>{});
     }
+    template <std::size_t... I>
+    static constexpr std::array<bool, size> all_inputs_fit(std::index_sequence<I...>) {
+        return {inputs_fit<I>()...};
+    }
     static constexpr std::size_t badly_fed = [] {
-        constexpr std::array<bool, size> ok{inputs_fit<0 * sizeof(Ns) + index_in<Ns>(ids)>()...};
+        constexpr std::array<bool, size> ok = all_inputs_fit(std::make_index_sequence<size>{});
         for (std::size_t i = 0; i < size; ++i)
             if (!ok[i]) return i;
         return npos;
@@ -250,8 +254,16 @@ struct graph_facts<meta::tlist<Ns...>, meta::tlist<edge<Fs, Ts>...>> {
     };
 
     // Sources take the run's input; all of them that take a parameter must take the same one.
-    static constexpr std::array<bool, size> is_source{(in_degree[index_in<Ns>(ids)] == 0)...};
-    static constexpr std::array<bool, size> is_sink{(out_degree[index_in<Ns>(ids)] == 0)...};
+    static constexpr auto is_source = [] {
+        std::array<bool, size> r{};
+        for (std::size_t i = 0; i < size; ++i) r[i] = in_degree[i] == 0;
+        return r;
+    }();
+    static constexpr auto is_sink = [] {
+        std::array<bool, size> r{};
+        for (std::size_t i = 0; i < size; ++i) r[i] = out_degree[i] == 0;
+        return r;
+    }();
     static constexpr std::array<const void*, size> input_id{[] {
         using P = typename step_traits<step_of<Ns>>::params;
         if constexpr (std::tuple_size_v<P> == 0) return static_cast<const void*>(nullptr);
