@@ -1,0 +1,206 @@
+#include <weft/temporal/client.hpp>
+
+#include <temporal/api/workflowservice/v1/service.grpc.pb.h>
+
+#include "codec.hpp"
+#include "connection.hpp"
+
+namespace weft::temporal {
+
+namespace wf = ::temporal::api::workflowservice::v1;
+namespace enums = ::temporal::api::enums::v1;
+namespace history = ::temporal::api::history::v1;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+std::string failure::describe() const {
+    std::string s = (type.empty() ? std::string() : type + ": ") + message;
+    if (cause) s += "; caused by " + cause->describe();
+    return s;
+}
+
+rpc_error::rpc_error(std::string rpc, int code, std::string code_name, std::string server_message, std::string detail_type)
+    : std::runtime_error("weft: Temporal " + rpc + " failed (" + code_name + "): " + server_message),
+      rpc_(std::move(rpc)), code_(code), code_name_(std::move(code_name)), server_message_(std::move(server_message)),
+      detail_type_(std::move(detail_type)) {}
+
+workflow_failed::workflow_failed(workflow_execution run, temporal::failure f)
+    : std::runtime_error("weft: Temporal workflow '" + run.workflow_id + "' failed: " + f.describe()),
+      run_(std::move(run)), failure_(std::move(f)) {}
+
+workflow_terminated::workflow_terminated(workflow_execution run, std::string reason)
+    : std::runtime_error("weft: Temporal workflow '" + run.workflow_id + "' was terminated" +
+                         (reason.empty() ? std::string() : ": " + reason)),
+      run_(std::move(run)), reason_(std::move(reason)) {}
+
+workflow_timed_out::workflow_timed_out(workflow_execution run)
+    : std::runtime_error("weft: Temporal workflow '" + run.workflow_id + "' timed out"), run_(std::move(run)) {}
+
+std::string_view to_string(workflow_status s) noexcept {
+    constexpr std::string_view names[] = {"unspecified", "running",          "completed", "failed", "canceled",
+                                          "terminated",  "continued_as_new", "timed_out", "paused"};
+    auto i = static_cast<std::size_t>(s);
+    return i < std::size(names) ? names[i] : "unspecified";
+}
+
+settings settings::from_config(const weft::config& c) {
+    settings s;
+    s.address = c.get_string("temporal.address", s.address);
+    s.namespace_name = c.get_string("temporal.namespace", s.namespace_name);
+    s.task_queue = c.get_string("temporal.task_queue", s.task_queue);
+    return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client
+
+namespace {
+
+void set_duration(google::protobuf::Duration& d, std::chrono::milliseconds ms) {
+    d.set_seconds(ms.count() / 1000);
+    d.set_nanos(static_cast<int>((ms.count() % 1000) * 1'000'000));
+}
+
+void set_execution(::temporal::api::common::v1::WorkflowExecution& e, const workflow_execution& run) {
+    e.set_workflow_id(run.workflow_id);
+    e.set_run_id(run.run_id);
+}
+
+}  // namespace
+
+struct client::impl {
+    connection conn;
+    explicit impl(temporal::settings s) : conn(std::move(s)) {}
+};
+
+client::client(temporal::settings s) : impl_(std::make_unique<impl>(std::move(s))) {}
+client::~client() = default;
+client::client(client&&) noexcept = default;
+client& client::operator=(client&&) noexcept = default;
+
+const settings& client::configuration() const noexcept { return impl_->conn.configuration(); }
+
+workflow_execution client::start_json(std::string_view workflow_type, const std::vector<std::string>& args,
+                                      const start_options& opts) const {
+    const auto& s = impl_->conn.configuration();
+    const std::string& queue = opts.task_queue.empty() ? s.task_queue : opts.task_queue;
+    if (opts.workflow_id.empty()) throw weft::config_error("weft: Temporal start needs a workflow id (start_options::workflow_id)");
+    if (queue.empty())
+        throw weft::config_error("weft: Temporal start needs a task queue (start_options::task_queue or the "
+                                 "temporal.task_queue setting, WEFT_TEMPORAL_TASK_QUEUE)");
+    wf::StartWorkflowExecutionRequest req;
+    req.set_namespace_(s.namespace_name);
+    req.set_workflow_id(opts.workflow_id);
+    req.mutable_workflow_type()->set_name(std::string(workflow_type));
+    req.mutable_task_queue()->set_name(queue);
+    req.mutable_task_queue()->set_kind(enums::TASK_QUEUE_KIND_NORMAL);
+    auto* input = req.mutable_input();
+    for (const auto& a : args) codec::to_payload(a, *input->add_payloads());
+    if (opts.execution_timeout.count() > 0) set_duration(*req.mutable_workflow_execution_timeout(), opts.execution_timeout);
+    req.set_identity(s.identity);
+    req.set_request_id(connection::request_id());
+    auto resp = impl_->conn.call("StartWorkflowExecution", &connection::service::Stub::StartWorkflowExecution, req);
+    return {opts.workflow_id, resp.run_id()};
+}
+
+std::string client::result_json(const workflow_execution& start, std::chrono::milliseconds timeout) const {
+    const auto& s = impl_->conn.configuration();
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    workflow_execution run = start;
+    std::string page;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0)
+            throw wait_timeout("weft: no result from Temporal workflow '" + run.workflow_id + "' within " +
+                               std::to_string(timeout.count()) + " ms; it is still running");
+        wf::GetWorkflowExecutionHistoryRequest req;
+        req.set_namespace_(s.namespace_name);
+        set_execution(*req.mutable_execution(), run);
+        req.set_wait_new_event(true);
+        req.set_history_event_filter_type(enums::HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT);
+        req.set_skip_archival(true);
+        req.set_next_page_token(page);
+        grpc::ClientContext ctx;
+        // The server answers an expired long poll (about 20 s) with no event and a token; our own
+        // deadline is longer, and never past the caller's.
+        connection::set_deadline(ctx, std::min(left, std::chrono::milliseconds(70'000)));
+        wf::GetWorkflowExecutionHistoryResponse resp;
+        grpc::Status st = impl_->conn.stub().GetWorkflowExecutionHistory(&ctx, req, &resp);
+        if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) continue;  // the loop checks the caller's deadline
+        if (!st.ok()) codec::throw_rpc_error("GetWorkflowExecutionHistory", st);
+        if (resp.history().events_size() == 0) {
+            page = resp.next_page_token();
+            continue;
+        }
+        const history::HistoryEvent& e = resp.history().events(resp.history().events_size() - 1);
+        page.clear();
+        switch (e.event_type()) {
+        case enums::EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: {
+            const auto& a = e.workflow_execution_completed_event_attributes();
+            if (!a.new_execution_run_id().empty()) {  // a cron run: the next one holds the result
+                run.run_id = a.new_execution_run_id();
+                continue;
+            }
+            if (a.result().payloads_size() == 0) return "null";
+            return codec::from_payload(a.result().payloads(0));
+        }
+        case enums::EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: {
+            const auto& a = e.workflow_execution_failed_event_attributes();
+            if (!a.new_execution_run_id().empty()) {  // the workflow's retry policy started another run
+                run.run_id = a.new_execution_run_id();
+                continue;
+            }
+            throw workflow_failed(run, codec::from_failure(a.failure()));
+        }
+        case enums::EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED: throw workflow_cancelled(run);
+        case enums::EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
+            throw workflow_terminated(run, e.workflow_execution_terminated_event_attributes().reason());
+        case enums::EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT: {
+            const auto& a = e.workflow_execution_timed_out_event_attributes();
+            if (!a.new_execution_run_id().empty()) {
+                run.run_id = a.new_execution_run_id();
+                continue;
+            }
+            throw workflow_timed_out(run);
+        }
+        case enums::EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            run.run_id = e.workflow_execution_continued_as_new_event_attributes().new_execution_run_id();
+            continue;
+        default:
+            throw rpc_error("GetWorkflowExecutionHistory", 0, "OK",
+                            "expected a close event, got event type " + std::to_string(e.event_type()), "");
+        }
+    }
+}
+
+workflow_status client::status(const workflow_execution& run) const {
+    wf::DescribeWorkflowExecutionRequest req;
+    req.set_namespace_(impl_->conn.configuration().namespace_name);
+    set_execution(*req.mutable_execution(), run);
+    auto resp = impl_->conn.call("DescribeWorkflowExecution", &connection::service::Stub::DescribeWorkflowExecution, req);
+    auto st = static_cast<int>(resp.workflow_execution_info().status());
+    return st >= 0 && st <= static_cast<int>(workflow_status::paused) ? static_cast<workflow_status>(st)
+                                                                      : workflow_status::unspecified;
+}
+
+void client::cancel(const workflow_execution& run, std::string_view reason) const {
+    wf::RequestCancelWorkflowExecutionRequest req;
+    req.set_namespace_(impl_->conn.configuration().namespace_name);
+    set_execution(*req.mutable_workflow_execution(), run);
+    req.set_identity(impl_->conn.configuration().identity);
+    req.set_request_id(connection::request_id());
+    req.set_reason(std::string(reason));
+    impl_->conn.call("RequestCancelWorkflowExecution", &connection::service::Stub::RequestCancelWorkflowExecution, req);
+}
+
+void client::terminate(const workflow_execution& run, std::string_view reason) const {
+    wf::TerminateWorkflowExecutionRequest req;
+    req.set_namespace_(impl_->conn.configuration().namespace_name);
+    set_execution(*req.mutable_workflow_execution(), run);
+    req.set_identity(impl_->conn.configuration().identity);
+    req.set_reason(std::string(reason));
+    impl_->conn.call("TerminateWorkflowExecution", &connection::service::Stub::TerminateWorkflowExecution, req);
+}
+
+}  // namespace weft::temporal

@@ -1,0 +1,149 @@
+#include "codec.hpp"
+
+#include <google/protobuf/unknown_field_set.h>
+
+#include <weft/json.hpp>
+
+namespace weft::temporal::codec {
+
+namespace {
+
+std::string encoding_of(const common::Payload& p) {
+    auto it = p.metadata().find("encoding");
+    return it == p.metadata().end() ? std::string() : it->second;
+}
+
+const char* code_name(grpc::StatusCode c) {
+    switch (c) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "UNKNOWN";
+    }
+}
+
+// A length-delimited field of a message we have no generated class for (google.rpc.Status, and the
+// errordetails messages outside the workflow service's import closure).
+std::string bytes_field(const std::string& message, int number) {
+    google::protobuf::UnknownFieldSet fields;
+    if (!fields.ParseFromString(message)) return {};
+    for (int i = 0; i < fields.field_count(); ++i)
+        if (fields.field(i).number() == number && fields.field(i).type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED)
+            return fields.field(i).length_delimited();
+    return {};
+}
+
+}  // namespace
+
+void to_payload(std::string_view json, common::Payload& out) {
+    (*out.mutable_metadata())["encoding"] = "json/plain";
+    out.set_data(std::string(json));
+}
+
+std::string from_payload(const common::Payload& p) {
+    const std::string enc = encoding_of(p);
+    if (enc == "json/plain") return p.data();
+    if (enc == "binary/null") return "null";
+    throw unsupported_payload("weft: cannot read a Temporal payload with encoding '" + enc +
+                              "'; weft reads json/plain and binary/null (use a JSON-serializable type in the peer)");
+}
+
+failure from_failure(const ::temporal::api::failure::v1::Failure& f) {
+    using F = ::temporal::api::failure::v1::Failure;
+    failure out;
+    out.message = f.message();
+    out.source = f.source();
+    out.stack_trace = f.stack_trace();
+    if (f.has_encoded_attributes()) {
+        // {"message": ..., "stack_trace": ...} in a json/plain payload, replacing "Encoded failure".
+        try {
+            auto v = weft::json::parse(from_payload(f.encoded_attributes()));
+            if (auto o = v.if_object()) {
+                if (auto m = o->if_contains("message"); m && m->is_string()) out.message = m->as_string().c_str();
+                if (auto s = o->if_contains("stack_trace"); s && s->is_string()) out.stack_trace = s->as_string().c_str();
+            }
+        } catch (const std::exception&) {
+            // Keep the outer message: a failure must still be reported when its attributes are unreadable.
+        }
+    }
+    switch (f.failure_info_case()) {
+    case F::kApplicationFailureInfo: {
+        const auto& info = f.application_failure_info();
+        out.kind = "application";
+        out.type = info.type();
+        out.non_retryable = info.non_retryable();
+        for (const auto& p : info.details().payloads()) {
+            try {
+                out.details.push_back(from_payload(p));
+            } catch (const unsupported_payload&) {
+                out.details.push_back("null");
+            }
+        }
+        break;
+    }
+    case F::kTimeoutFailureInfo: out.kind = "timeout"; break;
+    case F::kCanceledFailureInfo: out.kind = "canceled"; break;
+    case F::kTerminatedFailureInfo: out.kind = "terminated"; break;
+    case F::kServerFailureInfo:
+        out.kind = "server";
+        out.non_retryable = f.server_failure_info().non_retryable();
+        break;
+    case F::kResetWorkflowFailureInfo: out.kind = "reset_workflow"; break;
+    case F::kActivityFailureInfo:
+        out.kind = "activity";
+        out.type = f.activity_failure_info().activity_type().name();
+        break;
+    case F::kChildWorkflowExecutionFailureInfo:
+        out.kind = "child_workflow";
+        out.type = f.child_workflow_execution_failure_info().workflow_type().name();
+        break;
+    default: out.kind = "unknown"; break;
+    }
+    if (f.has_cause()) out.cause = std::make_shared<const failure>(from_failure(f.cause()));
+    return out;
+}
+
+void throw_rpc_error(std::string_view rpc, const grpc::Status& status) {
+    // grpc-status-details-bin is a google.rpc.Status{code=1, message=2, repeated Any details=3};
+    // Temporal puts one errordetails message in it. Any{type_url=1, value=2}.
+    std::string detail_type, detail_value;
+    if (!status.error_details().empty()) {
+        std::string any = bytes_field(status.error_details(), 3);
+        if (!any.empty()) {
+            std::string url = bytes_field(any, 1);
+            detail_type = url.substr(url.rfind('/') + 1);
+            detail_value = bytes_field(any, 2);
+        }
+    }
+    rpc_error e(std::string(rpc), static_cast<int>(status.error_code()), code_name(status.error_code()),
+                status.error_message(), detail_type);
+    if (detail_type == "temporal.api.errordetails.v1.WorkflowExecutionAlreadyStartedFailure")
+        throw workflow_already_started(std::move(e), bytes_field(detail_value, 2));  // run_id = 2
+    if (detail_type == "temporal.api.errordetails.v1.NamespaceNotFoundFailure") throw namespace_not_found(std::move(e));
+    if (detail_type == "temporal.api.errordetails.v1.NotFoundFailure") throw not_found(std::move(e));
+    switch (status.error_code()) {
+    case grpc::StatusCode::ALREADY_EXISTS:
+        if (rpc == "StartWorkflowExecution") throw workflow_already_started(std::move(e), {});
+        throw e;
+    case grpc::StatusCode::NOT_FOUND: throw not_found(std::move(e));
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED: throw unavailable(std::move(e));
+    default: throw e;
+    }
+}
+
+}  // namespace weft::temporal::codec

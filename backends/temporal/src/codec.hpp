@@ -1,0 +1,34 @@
+// The wire codec: weft's JSON payloads and errors <-> Temporal's protobuf messages. Shared by the
+// client and (next) the workers; private to the library.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <grpcpp/support/status.h>
+
+#include <temporal/api/common/v1/message.pb.h>
+#include <temporal/api/failure/v1/message.pb.h>
+
+#include <weft/temporal/errors.hpp>
+
+namespace weft::temporal::codec {
+
+namespace common = ::temporal::api::common::v1;
+
+// A json/plain payload holding `json` (already valid JSON text), as the Python SDK writes it.
+void to_payload(std::string_view json, common::Payload& out);
+
+// JSON text of a payload: json/plain as is, binary/null as "null"; anything else throws
+// unsupported_payload naming the encoding.
+std::string from_payload(const common::Payload& p);
+
+// A Failure as weft reads it, including the SDKs' encoded attributes (message and stack trace moved
+// into a json/plain payload when the failure converter encodes common attributes).
+failure from_failure(const ::temporal::api::failure::v1::Failure& f);
+
+// Throws the typed rpc_error for a failed call: already started, not found, namespace not found,
+// unavailable, or plain rpc_error; the server's message and its Temporal error detail are kept.
+[[noreturn]] void throw_rpc_error(std::string_view rpc, const grpc::Status& status);
+
+}  // namespace weft::temporal::codec
