@@ -1,0 +1,178 @@
+// weft::celery: workflows on Celery 5 over Redis, wire-compatible with Python Celery workers and
+// clients (protocol v2, JSON bodies, the Redis result backend).
+//
+//     weft::celery::options opts{.broker_url = "redis://:secret@127.0.0.1:6379/0", .queue = "weft"};
+//     weft::client<weft::celery> client(opts);
+//     auto run = client.start(etl, 2);            // chain/group/chord messages (see celery/lowering.hpp)
+//     int n = run.get();                           // waits on the result backend like AsyncResult.get()
+//
+//     weft::celery::worker worker({opts});         // C++ worker (worker_options: queues, concurrency, ...)
+//     worker.serve(etl);
+//     worker.run();                                // until stop()
+//
+// Including this header registers the backend, so WEFT_BACKEND=celery selects it in any_client
+// (settings broker_url, result_url, queue, result_expires, timeout_ms).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <weft/any_client.hpp>
+#include <weft/backend.hpp>
+#include <weft/celery/lowering.hpp>
+#include <weft/step_table.hpp>
+
+namespace weft {
+
+template <class Step>
+struct ERROR_celery_cannot_lower_the_workflow_at_step;
+
+struct celery {
+    static constexpr std::string_view name = "celery";
+
+    struct options {
+        std::string broker_url = "redis://127.0.0.1:6379/0";
+        std::string result_url;                             // empty: the broker's Redis
+        std::string queue = "weft";                         // for steps whose policy names no queue
+        std::map<std::string, std::string, std::less<>> routes;  // step wire name -> queue, over the policy's
+        std::chrono::seconds result_expires{86400};         // TTL of result metas (Celery's default: 1 day)
+        std::chrono::milliseconds timeout{5000};            // connect and reply timeout
+    };
+
+    struct worker_options : options {
+        std::vector<std::string> queues;                    // empty: {queue}
+        unsigned concurrency = 1;                           // threads, each with its own connections
+        std::chrono::seconds visibility_timeout{3600};      // kombu's default; unacked older than this is restored
+        std::chrono::milliseconds restore_interval{std::chrono::seconds(60)};  // how often to sweep unacked
+        std::string dead_letter = "weft.dead_letter";       // Redis list for messages that cannot run
+        // level is "info", "warning" or "error"; messages never contain a password. Default: stderr.
+        std::function<void(std::string_view level, std::string_view text)> log;
+    };
+
+    class worker;
+};
+
+namespace celery_detail {
+
+// The backend behind client<celery> and any_client: lowers an erased workflow and talks to Redis.
+class backend_impl final : public backend {
+public:
+    explicit backend_impl(celery::options opts);
+    ~backend_impl() override;
+    std::string_view name() const noexcept override { return celery::name; }
+    std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
+
+    struct state;
+
+private:
+    std::shared_ptr<state> state_;
+};
+
+celery::options options_from(const config& c);
+
+inline bool register_celery() {
+    static const bool done = backend_registry::instance().add({
+        std::string(celery::name),
+        {"broker_url", "result_url", "queue", "result_expires", "timeout_ms"},
+        [](const config& c) -> std::unique_ptr<backend> { return std::make_unique<backend_impl>(options_from(c)); },
+    });
+    return done;
+}
+inline const bool registered = register_celery();
+
+template <workflow_type W>
+consteval std::size_t lowering_culprit() {
+    auto r = celery_wire::lower_to_stages(W::size, W::topological_order, [](std::size_t i) { return W::parent_count(i); },
+                                          [](std::size_t i, std::size_t k) { return W::parent(i, k); });
+    return r.ok ? W::size : r.culprit;
+}
+
+template <workflow_type W>
+consteval bool check_lowerable() {
+    constexpr std::size_t culprit = lowering_culprit<W>();
+    if constexpr (culprit != W::size) {
+        static_assert(sizeof(ERROR_celery_cannot_lower_the_workflow_at_step<typename W::template step<culprit>>) == 0);
+        static_assert(culprit == W::size,
+                      "weft: the celery backend sends a workflow as Celery canvas (chain, group, chord): a sequence "
+                      "of stages, each one step or parallel steps that all follow the whole previous stage. This "
+                      "step's parents are not exactly the previous stage (or two parallel stages follow each "
+                      "other), which canvas cannot express. Join the branches in one step first, split the "
+                      "workflow into several runs, or run it on weft::local");
+    }
+    return culprit == W::size;
+}
+
+}  // namespace celery_detail
+
+template <class Backend>
+class client;
+
+// The Celery client: start() sends one message per run and returns a handle that reads the result
+// backend (status, each step's state, the typed output).
+template <>
+class client<celery> {
+public:
+    explicit client(celery::options opts) : backend_(std::move(opts)) {}
+
+    template <workflow_type W>
+    run<typename W::output> start(W, typename W::input input, run_options opts = {}) {
+        if constexpr (!celery_detail::check_lowerable<W>()) {
+            return run<typename W::output>(nullptr);  // diagnosed once, in check_lowerable
+        } else {
+            const typename W::input_tuple in(std::move(input));
+            return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
+        }
+    }
+    template <workflow_type W>
+        requires(std::tuple_size_v<typename W::input_tuple> == 0)
+    run<typename W::output> start(W, run_options opts = {}) {
+        if constexpr (!celery_detail::check_lowerable<W>()) {
+            return run<typename W::output>(nullptr);
+        } else {
+            const std::tuple<> in;
+            return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
+        }
+    }
+
+private:
+    celery_detail::backend_impl backend_;
+};
+
+// A C++ Celery worker. It consumes its queues, runs the steps it serves, stores results in Celery's
+// format, continues chains, and keeps what it cannot run in the dead-letter list.
+class celery::worker {
+public:
+    explicit worker(worker_options opts);
+    ~worker();  // stops and joins
+    worker(const worker&) = delete;
+    worker& operator=(const worker&) = delete;
+
+    template <workflow_type W>
+    void serve(W wf) {
+        for (const erased_step& s : step_table(wf)) serve(s);
+    }
+    void serve(const erased_step& step);
+
+    void start();  // spawns the consumer threads and returns
+    void run();    // start(), then blocks until stop()
+    void stop();   // asks the threads to finish the message in hand, then joins them
+
+    struct counters {
+        std::uint64_t succeeded = 0, failed = 0, retried = 0, dead_lettered = 0, restored = 0;
+    };
+    counters stats() const;
+
+    struct impl;
+
+private:
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace weft

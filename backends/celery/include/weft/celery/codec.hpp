@@ -1,0 +1,145 @@
+// Celery's wire format, protocol v2 over Redis: the envelope a producer LPUSHes, the body
+// [args, kwargs, embed] inside it, canvas signatures, and the result meta the result backend stores.
+// Fixtures recorded from Python Celery 5.7 are in tests/celery/fixtures/; docs/celery.md has the
+// field tables. Reading is lenient about what weft does not need (unknown headers, options and meta
+// fields are kept or ignored, never rejected) and strict about what it does (task, id, body).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <weft/json.hpp>
+
+namespace weft::celery_wire {
+
+// A message or meta that cannot be read. `id` and `task` are set when they could be read anyway, so
+// a worker can still store FAILURE for the task.
+class wire_error : public std::runtime_error {
+public:
+    wire_error(std::string reason, std::string id = {}, std::string task = {})
+        : std::runtime_error("weft: malformed Celery message: " + reason), reason_(std::move(reason)),
+          id_(std::move(id)), task_(std::move(task)) {}
+    const std::string& reason() const noexcept { return reason_; }
+    const std::string& id() const noexcept { return id_; }
+    const std::string& task() const noexcept { return task_; }
+
+private:
+    std::string reason_, id_, task_;
+};
+
+// A canvas signature: {"task", "args", "kwargs", "options", "subtask_type", "immutable"}.
+struct signature {
+    std::string task;
+    json::array args;
+    json::object kwargs;
+    json::object options;  // open map: task_id, queue, group_id, ...; unknown keys pass through
+    std::optional<std::string> subtask_type;
+    bool immutable = false;
+
+    std::string task_id() const;
+    std::string queue() const;
+    json::value to_value() const;
+    static signature from_value(const json::value& v);  // throws wire_error
+};
+
+// One task message: the headers, body and properties weft reads and writes.
+struct message {
+    // headers
+    std::string task;
+    std::string id;
+    std::string root_id;
+    std::optional<std::string> parent_id;
+    std::optional<std::string> group;
+    std::optional<std::int64_t> group_index;
+    std::int64_t retries = 0;
+    std::optional<std::string> eta;      // ISO 8601 with offset
+    std::optional<std::string> expires;  // ISO 8601 with offset
+    std::optional<double> hard_time_limit;  // headers.timelimit is [hard, soft]
+    std::optional<double> soft_time_limit;
+    bool ignore_result = false;
+    std::string origin;
+    // body
+    json::array args;
+    json::object kwargs;
+    std::vector<signature> chain;  // remaining steps, next step LAST
+    std::optional<signature> chord;
+    std::vector<signature> callbacks;
+    std::vector<signature> errbacks;
+    // properties
+    std::string queue;  // delivery_info.routing_key
+    std::string exchange;
+    int priority = 0;
+    std::string delivery_tag;
+    std::string reply_to;
+    bool redelivered = false;
+};
+
+// The envelope JSON text (a Redis list element).
+std::string encode_envelope(const message& m);
+// Throws wire_error naming what is wrong (and the id and task when they are readable).
+message decode_envelope(std::string_view text);
+
+// [args, kwargs, embed] as JSON text, and back.
+std::string encode_body(const message& m);
+void decode_body(std::string_view json_text, message& m);
+
+// Result backend: celery-task-meta-<id>.
+enum class task_state { pending, received, started, retry, success, failure, revoked };
+std::string_view to_string(task_state s) noexcept;
+task_state state_from_string(std::string_view s);  // unknown names read as pending
+constexpr bool is_ready(task_state s) noexcept {
+    return s == task_state::success || s == task_state::failure || s == task_state::revoked;
+}
+
+// An exception as Celery stores it: {"exc_type", "exc_message": [args...], "exc_module"}.
+struct exception_info {
+    std::string type;
+    std::string module;
+    json::array message;  // the exception's args
+    json::value to_value() const;
+    static std::optional<exception_info> from_value(const json::value& v);
+    std::string text() const;  // "ValueError: bad thing"
+};
+
+struct task_meta {
+    std::string task_id;
+    task_state state = task_state::pending;
+    json::value result;  // the return value, or an exception object for FAILURE/RETRY/REVOKED
+    std::optional<std::string> traceback;
+    std::optional<std::string> date_done;
+    std::optional<std::string> parent_id;
+    std::optional<std::string> group_id;
+    json::array children;
+    std::optional<exception_info> exception() const { return exception_info::from_value(result); }
+};
+
+std::string encode_meta(const task_meta& m);
+task_meta decode_meta(std::string_view text);  // throws wire_error
+
+inline std::string meta_key(std::string_view task_id) { return "celery-task-meta-" + std::string(task_id); }
+inline std::string taskset_key(std::string_view group_id) { return "celery-taskset-meta-" + std::string(group_id); }
+
+// kombu's Redis priority lists: 0-2 -> queue, 3-5 -> queue\x06\x163, 6-8 -> \x06\x166, 9 -> \x06\x169.
+std::string priority_list(std::string_view queue, int priority);
+// The queue a priority list belongs to (strips the separator and step).
+std::string queue_of_list(std::string_view list);
+
+// Remote control (kombu's pidbox fanout on Redis: PUBLISH /<db>.celery.pidbox <envelope>).
+std::string pidbox_channel(int db);
+// The envelope of `app.control.revoke(task_ids)` (terminate=false).
+std::string revoke_broadcast(const json::array& task_ids);
+// The task ids of a revoke broadcast, or nothing for any other message.
+std::vector<std::string> revoked_ids(std::string_view envelope);
+
+// Helpers shared by client and worker.
+std::string new_id();  // a random uuid4, as Celery's ids are
+std::string iso_utc(std::chrono::system_clock::time_point t);  // 2026-11-26T09:12:17.756659+00:00
+std::optional<std::chrono::system_clock::time_point> parse_iso(std::string_view s);
+std::string base64_encode(std::string_view bytes);
+std::string base64_decode(std::string_view text);  // throws wire_error
+
+}  // namespace weft::celery_wire

@@ -1,0 +1,77 @@
+// A small blocking Redis connection on hiredis 0.14 (RESP2): password auth, timeouts, pipelines,
+// and pub/sub reads with a deadline. hiredis stays out of this header.
+//
+// Every error message carries the server's address with the password redacted
+// (redis://:***@127.0.0.1:16379/0), never the password itself.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace weft::celery_wire {
+
+class redis_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct redis_url {
+    std::string host = "127.0.0.1";
+    int port = 6379;
+    std::string username;
+    std::string password;
+    int db = 0;
+
+    // redis://[[user]:password@]host[:port][/db]; throws redis_error (with the password redacted).
+    static redis_url parse(std::string_view url);
+    std::string redacted() const;  // the URL with the password replaced by ***
+};
+
+// Replaces the password of every redis:// URL in `text` by ***.
+std::string redact(std::string_view text);
+
+struct redis_reply {
+    enum class kind { nil, string, integer, array, status, error };
+    kind type = kind::nil;
+    std::string str;  // string, status and error
+    long long integer = 0;
+    std::vector<redis_reply> elements;
+    bool is_nil() const noexcept { return type == kind::nil; }
+};
+
+class redis_connection {
+public:
+    // Connects, authenticates and selects the database, each within `timeout`.
+    explicit redis_connection(const redis_url& url, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+    ~redis_connection();
+    redis_connection(const redis_connection&) = delete;
+    redis_connection& operator=(const redis_connection&) = delete;
+
+    // One command; arguments are binary-safe. An error reply throws redis_error naming the command.
+    redis_reply command(const std::vector<std::string>& argv);
+    // Several commands in one round trip; error replies are returned, not thrown (EXEC's are inside).
+    std::vector<redis_reply> pipeline(const std::vector<std::vector<std::string>>& commands);
+
+    // The socket timeout for command replies (BRPOP's block time must stay below it).
+    void set_timeout(std::chrono::milliseconds timeout);
+
+    // Pub/sub: after SUBSCRIBE (sent with command_no_reply), reads the next pushed reply, or
+    // nothing when `wait` passes.
+    void send(const std::vector<std::string>& argv);
+    std::optional<redis_reply> read(std::chrono::milliseconds wait);
+
+    const redis_url& url() const noexcept { return url_; }
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+    redis_url url_;
+};
+
+}  // namespace weft::celery_wire

@@ -1,0 +1,377 @@
+// The Celery client: lowering an erased workflow to one message, and a run handle that reads the
+// Redis result backend the way AsyncResult does (SUBSCRIBE to the meta key's channel, then GET).
+#include <weft/celery.hpp>
+#include <weft/celery/codec.hpp>
+#include <weft/celery/redis.hpp>
+
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unistd.h>
+
+namespace weft::celery_detail {
+
+using namespace celery_wire;
+
+namespace {
+
+std::string origin_name() {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    return "gen" + std::to_string(::getpid()) + "@" + host;
+}
+
+step_state step_state_of(task_state s) {
+    switch (s) {
+    case task_state::pending: return step_state::pending;
+    case task_state::received:
+    case task_state::started: return step_state::running;
+    case task_state::retry: return step_state::retrying;
+    case task_state::success: return step_state::succeeded;
+    case task_state::failure: return step_state::failed;
+    case task_state::revoked: return step_state::cancelled;
+    }
+    return step_state::pending;
+}
+
+}  // namespace
+
+struct backend_impl::state {
+    celery::options opts;
+    redis_url broker;
+    redis_url results;
+    std::string origin = origin_name();
+    std::mutex m;
+    std::unique_ptr<redis_connection> broker_conn;
+    std::unique_ptr<redis_connection> result_conn;
+
+    redis_connection& broker_connection() {
+        if (!broker_conn) broker_conn = std::make_unique<redis_connection>(broker, opts.timeout);
+        return *broker_conn;
+    }
+    redis_connection& result_connection() {
+        if (!result_conn) result_conn = std::make_unique<redis_connection>(results, opts.timeout);
+        return *result_conn;
+    }
+    // One command on the result backend, reconnecting once if the connection broke.
+    redis_reply result_command(const std::vector<std::string>& argv) {
+        std::lock_guard lock(m);
+        try {
+            return result_connection().command(argv);
+        } catch (const redis_error&) {
+            result_conn.reset();
+            return result_connection().command(argv);
+        }
+    }
+};
+
+namespace {
+
+class celery_run final : public run_control {
+public:
+    celery_run(std::shared_ptr<backend_impl::state> st, const erased_workflow& wf, std::vector<std::string> ids)
+        : st_(std::move(st)), wf_(wf), ids_(std::move(ids)) {}
+
+    std::string_view workflow() const noexcept override { return wf_.name; }
+    std::string id() const override { return ids_[wf_.sources[0]]; }  // the root task id
+
+    run_state state() const override {
+        auto metas = read_all();
+        bool all = true;
+        for (std::size_t i = 0; i < metas.size(); ++i) {
+            if (metas[i].state == task_state::failure) return run_state::failed;
+            if (metas[i].state == task_state::revoked) return run_state::cancelled;
+        }
+        for (auto s : wf_.sinks) all = all && metas[s].state == task_state::success;
+        return all ? run_state::succeeded : run_state::running;
+    }
+
+    std::vector<step_status> steps() const override {
+        auto metas = read_all();
+        std::vector<step_status> out;
+        for (std::size_t i = 0; i < metas.size(); ++i) {
+            step_status s;
+            s.name = std::string(wf_.steps[i]);
+            s.state = step_state_of(metas[i].state);
+            s.attempts = s.state == step_state::pending ? 0 : 1;
+            if (auto e = metas[i].exception(); e && metas[i].state != task_state::success) s.error = e->text();
+            out.push_back(std::move(s));
+        }
+        return out;
+    }
+
+    // Revoke: every step not yet ready is broadcast as revoked (Python and C++ workers keep it in
+    // their revoked set) and stored REVOKED (which C++ workers also check before running a task).
+    void cancel() override {
+        auto metas = read_all();
+        json::array pending;
+        for (auto& m : metas)
+            if (!is_ready(m.state)) pending.push_back(json::value(m.task_id));
+        if (!pending.empty()) {
+            // Celery's own revoke: a pidbox broadcast every worker keeps in its revoked set, so
+            // Python workers skip these tasks too.
+            std::lock_guard lock(st_->m);
+            st_->broker_connection().command({"PUBLISH", pidbox_channel(st_->broker.db), revoke_broadcast(pending)});
+        }
+        for (std::size_t i = 0; i < metas.size(); ++i) {
+            if (is_ready(metas[i].state)) continue;
+            task_meta m;
+            m.task_id = ids_[i];
+            if (wf_.parent_count(i) > 0) m.parent_id = ids_[wf_.parent(i, 0)];
+            m.state = task_state::revoked;
+            m.result = exception_info{"TaskRevokedError", "celery.exceptions", json::array{"revoked"}}.to_value();
+            m.date_done = iso_utc(std::chrono::system_clock::now());
+            auto text = encode_meta(m);
+            std::lock_guard lock(st_->m);
+            st_->result_connection().pipeline(
+                {{"SETEX", meta_key(ids_[i]), std::to_string(st_->opts.result_expires.count()), text},
+                 {"PUBLISH", meta_key(ids_[i]), text}});
+        }
+    }
+
+    void wait() const override {
+        while (!wait_for(std::chrono::hours(1))) {
+        }
+    }
+
+    // SUBSCRIBE to every sink's channel first, then GET, then rely on PUBLISH (as Python's
+    // ResultConsumer does); a GET every second covers a lost connection.
+    bool wait_for(std::chrono::milliseconds timeout) const override {
+        if (done_) return true;
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        redis_connection sub(st_->results, st_->opts.timeout);
+        std::vector<std::string> cmd{"SUBSCRIBE"};
+        for (auto s : wf_.sinks) cmd.push_back(meta_key(ids_[s]));
+        sub.send(cmd);
+        for (;;) {
+            if (all_sinks_ready()) return done_ = true;
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return false;
+            // Drain pushes until a second has passed, then GET again.
+            auto slice = std::min(left, std::chrono::milliseconds(1000));
+            auto until = std::chrono::steady_clock::now() + slice;
+            for (;;) {
+                auto l = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+                if (l.count() <= 0) break;
+                auto r = sub.read(l);
+                if (!r) break;
+                if (r->type == redis_reply::kind::array && r->elements.size() == 3 && r->elements[0].str == "message")
+                    break;  // a meta was published: re-read
+            }
+        }
+    }
+
+    const void* result() const override {
+        std::lock_guard lock(result_mutex_);
+        if (output_) return output_.get();
+        auto metas = read_all();
+        // The first failed or revoked step, in topological order, decides the error.
+        for (auto i : wf_.topological_order) {
+            if (metas[i].state == task_state::failure) {
+                auto e = metas[i].exception();
+                throw step_failed(std::string(wf_.steps[i]), e ? e->text() : std::string("failed"), 1);
+            }
+            if (metas[i].state == task_state::revoked) throw run_cancelled(wf_.name);
+        }
+        std::string text;
+        if (wf_.sinks.size() == 1) text = boost::json::serialize(metas[wf_.sinks[0]].result);
+        else {
+            json::array a;
+            for (auto s : wf_.sinks) a.push_back(metas[s].result);
+            text = boost::json::serialize(a);
+        }
+        output_ = wf_.decode_output(text);
+        return output_.get();
+    }
+
+private:
+    std::vector<task_meta> read_all() const {
+        std::vector<std::vector<std::string>> cmds;
+        for (auto& id : ids_) cmds.push_back({"GET", meta_key(id)});
+        std::vector<redis_reply> replies;
+        {
+            std::lock_guard lock(st_->m);
+            replies = st_->result_connection().pipeline(cmds);
+        }
+        std::vector<task_meta> out(ids_.size());
+        for (std::size_t i = 0; i < replies.size(); ++i) {
+            out[i].task_id = ids_[i];
+            if (replies[i].type == redis_reply::kind::string) out[i] = decode_meta(replies[i].str);
+        }
+        return out;
+    }
+    bool all_sinks_ready() const {
+        auto metas = read_all();
+        bool all = true;
+        for (auto& m : metas)
+            if (m.state == task_state::failure || m.state == task_state::revoked) return true;
+        for (auto s : wf_.sinks) all = all && is_ready(metas[s].state);
+        return all;
+    }
+
+    std::shared_ptr<backend_impl::state> st_;
+    const erased_workflow& wf_;
+    std::vector<std::string> ids_;  // task id per node
+    mutable std::atomic<bool> done_{false};
+    mutable std::mutex result_mutex_;
+    mutable std::shared_ptr<const void> output_;
+};
+
+}  // namespace
+
+backend_impl::backend_impl(celery::options opts) : state_(std::make_shared<state>()) {
+    state_->broker = redis_url::parse(opts.broker_url);
+    state_->results = redis_url::parse(opts.result_url.empty() ? opts.broker_url : opts.result_url);
+    state_->opts = std::move(opts);
+}
+
+backend_impl::~backend_impl() = default;
+
+std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options) {
+    auto plan = lower_to_stages(wf.steps.size(), wf.topological_order, wf.parent_count, wf.parent);
+    if (!plan.ok)
+        throw config_error("weft: the celery backend cannot send workflow '" + std::string(wf.name) +
+                           "' as Celery canvas: the parents of step '" + std::string(wf.steps[plan.culprit]) +
+                           "' are not exactly the previous stage (see weft/celery/lowering.hpp)");
+    const auto& stages = plan.stages;
+    const auto ttl = std::to_string(state_->opts.result_expires.count());
+    std::vector<std::string> ids(wf.steps.size());
+    for (auto& id : ids) id = new_id();
+    auto queue_of = [&](std::size_t i) {
+        if (auto r = state_->opts.routes.find(wf.steps[i]); r != state_->opts.routes.end()) return r->second;
+        return wf.policies[i].queue.empty() ? state_->opts.queue : std::string(wf.policies[i].queue);
+    };
+    auto sig_for = [&](std::size_t i) {
+        signature s;
+        s.task = std::string(wf.steps[i]);
+        s.options["task_id"] = ids[i];
+        s.options["queue"] = queue_of(i);
+        if (wf.policies[i].priority) s.options["priority"] = wf.policies[i].priority;
+        if (wf.policies[i].timeout.count() > 0)
+            s.options["time_limit"] = std::chrono::duration<double>(wf.policies[i].timeout).count();
+        return s;
+    };
+    // A parallel stage's members in the order its join declares its parents (= group_index order).
+    auto members_of = [&](std::size_t stage) {
+        std::vector<std::size_t> members = stages[stage];
+        if (stage + 1 < stages.size()) {
+            std::size_t join = stages[stage + 1][0];
+            for (std::size_t k = 0; k < wf.parent_count(join); ++k) members[k] = wf.parent(join, k);
+        }
+        return members;
+    };
+    auto group_sig = [&](std::size_t stage, const std::string& gid) {
+        json::array tasks;
+        auto members = members_of(stage);
+        for (std::size_t k = 0; k < members.size(); ++k) {
+            auto s = sig_for(members[k]);
+            s.options["group_index"] = k;
+            tasks.push_back(s.to_value());
+        }
+        signature g;
+        g.task = "celery.group";
+        g.kwargs["tasks"] = std::move(tasks);
+        g.options["task_id"] = gid;
+        g.subtask_type = "group";
+        return g;
+    };
+    // Canvas elements for stages [from, end), in order: plain steps, chords (parallel stage + join),
+    // and a final group.
+    auto elements = [&](std::size_t from) {
+        std::vector<signature> out;
+        for (std::size_t k = from; k < stages.size();) {
+            if (stages[k].size() == 1) {
+                out.push_back(sig_for(stages[k][0]));
+                ++k;
+            } else if (k + 1 < stages.size()) {
+                auto gid = new_id();
+                signature c;
+                c.task = "celery.chord";
+                c.kwargs["kwargs"] = json::object{};
+                c.kwargs["header"] = group_sig(k, gid).to_value();
+                c.kwargs["body"] = sig_for(stages[k + 1][0]).to_value();
+                c.options["task_id"] = gid;
+                c.subtask_type = "chord";
+                out.push_back(std::move(c));
+                k += 2;
+            } else {
+                out.push_back(group_sig(k, new_id()));
+                ++k;
+            }
+        }
+        return out;
+    };
+    auto reversed = [](std::vector<signature> v) {
+        std::reverse(v.begin(), v.end());
+        return v;
+    };
+    auto args = json::parse(wf.encode_input(input)).as_array();
+    auto message_for = [&](std::size_t i) {
+        message m;
+        m.task = std::string(wf.steps[i]);
+        m.id = m.root_id = ids[i];
+        m.queue = queue_of(i);
+        m.priority = wf.policies[i].priority;
+        m.origin = state_->origin;
+        m.args = args;
+        if (wf.policies[i].timeout.count() > 0)
+            m.hard_time_limit = std::chrono::duration<double>(wf.policies[i].timeout).count();
+        return m;
+    };
+
+    std::vector<std::vector<std::string>> commands;
+    if (stages[0].size() == 1) {
+        auto m = message_for(stages[0][0]);
+        m.chain = reversed(elements(1));
+        commands.push_back({"LPUSH", priority_list(m.queue, m.priority), encode_envelope(m)});
+    } else {
+        // Parallel first steps: the client applies the group (or chord) itself, as Python's
+        // apply_async does: the chord size goes to Redis before any header can finish.
+        auto gid = new_id();
+        std::optional<signature> body;
+        if (stages.size() > 1) {
+            body = sig_for(stages[1][0]);
+            body->options["group_id"] = gid;
+            json::array rest;
+            for (auto& e : reversed(elements(2))) rest.push_back(e.to_value());
+            if (!rest.empty()) body->options["chain"] = std::move(rest);
+            // The chord size lives in the result backend.
+            std::lock_guard lock(state_->m);
+            state_->result_connection().command(
+                {"SET", taskset_key(gid) + ".s", std::to_string(stages[0].size()), "EX", ttl});
+        }
+        auto members = members_of(0);
+        for (std::size_t k = 0; k < members.size(); ++k) {
+            auto m = message_for(members[k]);
+            m.root_id = ids[stages[0][0]];
+            m.group = gid;
+            m.group_index = static_cast<std::int64_t>(k);
+            m.chord = body;
+            commands.push_back({"LPUSH", priority_list(m.queue, m.priority), encode_envelope(m)});
+        }
+    }
+    {
+        std::lock_guard lock(state_->m);
+        auto replies = state_->broker_connection().pipeline(commands);
+        for (auto& r : replies)
+            if (r.type == redis_reply::kind::error)
+                throw redis_error("weft: Redis at " + state_->broker.redacted() + " refused to start workflow '" +
+                                  std::string(wf.name) + "': " + redact(r.str));
+    }
+    return std::make_shared<celery_run>(state_, wf, std::move(ids));
+}
+
+celery::options options_from(const config& c) {
+    celery::options o;
+    o.broker_url = c.get_string("celery.broker_url", o.broker_url);
+    o.result_url = c.get_string("celery.result_url", "");
+    o.queue = c.get_string("celery.queue", o.queue);
+    o.result_expires = std::chrono::seconds(c.get_unsigned("celery.result_expires", 86400, 1ul << 31));
+    o.timeout = std::chrono::milliseconds(c.get_unsigned("celery.timeout_ms", 5000, 3600000));
+    return o;
+}
+
+}  // namespace weft::celery_detail

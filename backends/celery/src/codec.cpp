@@ -1,0 +1,539 @@
+#include <weft/celery/codec.hpp>
+
+#include <boost/json/serialize.hpp>
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
+
+#include <array>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+
+namespace weft::celery_wire {
+
+namespace {
+
+const json::value* member(const json::object& o, std::string_view key) {
+    auto it = o.find(key);
+    return it == o.end() ? nullptr : &it->value();
+}
+
+std::optional<std::string> opt_string(const json::object& o, std::string_view key, const char* where) {
+    auto v = member(o, key);
+    if (!v || v->is_null()) return std::nullopt;
+    if (!v->is_string()) throw wire_error(std::string(where) + "." + std::string(key) + " is not a string or null");
+    return std::string(v->get_string());
+}
+
+std::optional<std::int64_t> opt_int(const json::object& o, std::string_view key, const char* where) {
+    auto v = member(o, key);
+    if (!v || v->is_null()) return std::nullopt;
+    if (v->is_int64()) return v->get_int64();
+    if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
+    throw wire_error(std::string(where) + "." + std::string(key) + " is not an integer or null");
+}
+
+std::optional<double> opt_number(const json::value& v) {
+    if (v.is_int64()) return static_cast<double>(v.get_int64());
+    if (v.is_uint64()) return static_cast<double>(v.get_uint64());
+    if (v.is_double()) return v.get_double();
+    return std::nullopt;
+}
+
+json::value or_null(const std::optional<std::string>& s) { return s ? json::value(*s) : json::value(nullptr); }
+
+json::value sig_list(const std::vector<signature>& v) {
+    if (v.empty()) return nullptr;
+    json::array a;
+    for (auto& s : v) a.push_back(s.to_value());
+    return a;
+}
+
+std::vector<signature> read_sig_list(const json::object& embed, std::string_view key) {
+    std::vector<signature> out;
+    auto v = member(embed, key);
+    if (!v || v->is_null()) return out;
+    if (!v->is_array()) throw wire_error("embed." + std::string(key) + " is not a list or null");
+    for (auto& s : v->get_array()) out.push_back(signature::from_value(s));
+    return out;
+}
+
+// Python's repr of an args list, for argsrepr (monitoring only).
+std::string py_repr_args(const json::array& args) {
+    std::string s = "(";
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (i) s += ", ";
+        s += boost::json::serialize(args[i]);
+    }
+    if (args.size() == 1) s += ",";
+    return s + ")";
+}
+
+}  // namespace
+
+// ---- signature -----------------------------------------------------------------------------------
+
+std::string signature::task_id() const {
+    auto v = member(options, "task_id");
+    return v && v->is_string() ? std::string(v->get_string()) : std::string();
+}
+std::string signature::queue() const {
+    auto v = member(options, "queue");
+    return v && v->is_string() ? std::string(v->get_string()) : std::string();
+}
+
+json::value signature::to_value() const {
+    json::object o;
+    o["task"] = task;
+    o["args"] = args;
+    o["kwargs"] = kwargs;
+    o["options"] = options;
+    o["subtask_type"] = or_null(subtask_type);
+    o["immutable"] = immutable;
+    return o;
+}
+
+signature signature::from_value(const json::value& v) {
+    auto o = v.if_object();
+    if (!o) throw wire_error("a signature is not an object");
+    signature s;
+    auto t = member(*o, "task");
+    if (!t || !t->is_string()) throw wire_error("a signature has no task name");
+    s.task = t->get_string();
+    if (auto a = member(*o, "args"); a && !a->is_null()) {
+        if (!a->is_array()) throw wire_error("signature " + s.task + ": args is not a list");
+        s.args = a->get_array();
+    }
+    if (auto k = member(*o, "kwargs"); k && !k->is_null()) {
+        if (!k->is_object()) throw wire_error("signature " + s.task + ": kwargs is not an object");
+        s.kwargs = k->get_object();
+    }
+    if (auto op = member(*o, "options"); op && !op->is_null()) {
+        if (!op->is_object()) throw wire_error("signature " + s.task + ": options is not an object");
+        s.options = op->get_object();
+    }
+    s.subtask_type = opt_string(*o, "subtask_type", "signature");
+    if (auto im = member(*o, "immutable"); im && im->is_bool()) s.immutable = im->get_bool();
+    return s;
+}
+
+// ---- body and envelope ---------------------------------------------------------------------------
+
+std::string encode_body(const message& m) {
+    json::object embed;
+    embed["callbacks"] = sig_list(m.callbacks);
+    embed["errbacks"] = sig_list(m.errbacks);
+    embed["chain"] = sig_list(m.chain);
+    embed["chord"] = m.chord ? m.chord->to_value() : json::value(nullptr);
+    json::array body{json::value(m.args), json::value(m.kwargs), json::value(std::move(embed))};
+    return boost::json::serialize(body);
+}
+
+void decode_body(std::string_view text, message& m) {
+    json::value v;
+    try {
+        v = json::parse(text);
+    } catch (const std::exception& e) {
+        throw wire_error(std::string("the body is not JSON: ") + e.what(), m.id, m.task);
+    }
+    auto a = v.if_array();
+    if (!a || a->size() != 3)
+        throw wire_error("the body is not a JSON array [args, kwargs, embed]", m.id, m.task);
+    try {
+        if (!(*a)[0].is_array()) throw wire_error("body args is not a list");
+        if (!(*a)[1].is_object()) throw wire_error("body kwargs is not an object");
+        m.args = (*a)[0].get_array();
+        m.kwargs = (*a)[1].get_object();
+        if (!(*a)[2].is_null()) {
+            auto embed = (*a)[2].if_object();
+            if (!embed) throw wire_error("body embed is not an object or null");
+            m.callbacks = read_sig_list(*embed, "callbacks");
+            m.errbacks = read_sig_list(*embed, "errbacks");
+            m.chain = read_sig_list(*embed, "chain");
+            if (auto c = member(*embed, "chord"); c && !c->is_null()) m.chord = signature::from_value(*c);
+        }
+    } catch (const wire_error& e) {
+        throw wire_error(e.reason(), m.id, m.task);
+    }
+}
+
+std::string encode_envelope(const message& m) {
+    json::object headers;
+    headers["lang"] = "cpp";
+    headers["task"] = m.task;
+    headers["id"] = m.id;
+    headers["shadow"] = nullptr;
+    headers["eta"] = or_null(m.eta);
+    headers["expires"] = or_null(m.expires);
+    headers["group"] = or_null(m.group);
+    headers["group_index"] = m.group_index ? json::value(*m.group_index) : json::value(nullptr);
+    headers["retries"] = m.retries;
+    headers["timelimit"] = json::array{m.hard_time_limit ? json::value(*m.hard_time_limit) : json::value(nullptr),
+                                       m.soft_time_limit ? json::value(*m.soft_time_limit) : json::value(nullptr)};
+    headers["root_id"] = m.root_id.empty() ? m.id : m.root_id;
+    headers["parent_id"] = or_null(m.parent_id);
+    headers["argsrepr"] = py_repr_args(m.args);
+    headers["kwargsrepr"] = "{}";
+    headers["origin"] = m.origin;
+    headers["ignore_result"] = m.ignore_result;
+    headers["replaced_task_nesting"] = 0;
+    headers["stamped_headers"] = nullptr;
+    headers["stamps"] = json::object{};
+    if (m.redelivered) headers["redelivered"] = true;
+
+    json::object delivery_info;
+    delivery_info["exchange"] = m.exchange;
+    delivery_info["routing_key"] = m.queue;
+    if (m.redelivered) delivery_info["redelivered"] = true;
+    json::object properties;
+    properties["correlation_id"] = m.id;
+    properties["reply_to"] = m.reply_to;
+    properties["delivery_mode"] = 2;
+    properties["delivery_info"] = std::move(delivery_info);
+    properties["priority"] = m.priority;
+    properties["body_encoding"] = "base64";
+    properties["delivery_tag"] = m.delivery_tag.empty() ? new_id() : m.delivery_tag;
+
+    json::object env;
+    env["body"] = base64_encode(encode_body(m));
+    env["content-encoding"] = "utf-8";
+    env["content-type"] = "application/json";
+    env["headers"] = std::move(headers);
+    env["properties"] = std::move(properties);
+    return boost::json::serialize(env);
+}
+
+message decode_envelope(std::string_view text) {
+    json::value v;
+    try {
+        v = json::parse(text);
+    } catch (const std::exception& e) {
+        throw wire_error(std::string("the envelope is not JSON: ") + e.what());
+    }
+    auto env = v.if_object();
+    if (!env) throw wire_error("the envelope is not a JSON object");
+    message m;
+    auto h = member(*env, "headers");
+    if (!h || !h->is_object()) throw wire_error("the envelope has no headers object");
+    const auto& headers = h->get_object();
+    // Read the id and task first, so every later error can name them.
+    if (auto id = member(headers, "id"); id && id->is_string()) m.id = id->get_string();
+    if (auto t = member(headers, "task"); t && t->is_string()) m.task = t->get_string();
+    try {
+        if (m.task.empty()) throw wire_error("headers.task is missing (not a protocol v2 message)");
+        if (m.id.empty()) throw wire_error("headers.id is missing");
+        m.root_id = opt_string(headers, "root_id", "headers").value_or(m.id);
+        m.parent_id = opt_string(headers, "parent_id", "headers");
+        m.group = opt_string(headers, "group", "headers");
+        m.group_index = opt_int(headers, "group_index", "headers");
+        m.retries = opt_int(headers, "retries", "headers").value_or(0);
+        m.eta = opt_string(headers, "eta", "headers");
+        m.expires = opt_string(headers, "expires", "headers");
+        if (m.eta && !parse_iso(*m.eta)) throw wire_error("headers.eta is not an ISO 8601 time: " + *m.eta);
+        if (m.expires && !parse_iso(*m.expires))
+            throw wire_error("headers.expires is not an ISO 8601 time: " + *m.expires);
+        if (auto tl = member(headers, "timelimit"); tl && tl->is_array() && tl->get_array().size() == 2) {
+            m.hard_time_limit = opt_number(tl->get_array()[0]);
+            m.soft_time_limit = opt_number(tl->get_array()[1]);
+        }
+        if (auto ir = member(headers, "ignore_result"); ir && ir->is_bool()) m.ignore_result = ir->get_bool();
+        m.origin = opt_string(headers, "origin", "headers").value_or("");
+        if (auto rd = member(headers, "redelivered"); rd && rd->is_bool()) m.redelivered = rd->get_bool();
+
+        auto p = member(*env, "properties");
+        if (!p || !p->is_object()) throw wire_error("the envelope has no properties object");
+        const auto& props = p->get_object();
+        auto di = member(props, "delivery_info");
+        if (!di || !di->is_object()) throw wire_error("properties.delivery_info is missing");
+        m.exchange = opt_string(di->get_object(), "exchange", "delivery_info").value_or("");
+        m.queue = opt_string(di->get_object(), "routing_key", "delivery_info").value_or("");
+        m.priority = static_cast<int>(opt_int(props, "priority", "properties").value_or(0));
+        m.delivery_tag = opt_string(props, "delivery_tag", "properties").value_or("");
+        m.reply_to = opt_string(props, "reply_to", "properties").value_or("");
+
+        auto ct = opt_string(*env, "content-type", "envelope").value_or("application/json");
+        if (ct != "application/json") throw wire_error("content-type " + ct + " is not accepted (JSON only)");
+        if (member(headers, "compression")) throw wire_error("compressed bodies are not supported");
+        auto b = member(*env, "body");
+        if (!b || !b->is_string()) throw wire_error("the envelope has no body string");
+        auto enc = opt_string(props, "body_encoding", "properties").value_or("base64");
+        std::string body = enc == "base64" ? base64_decode(b->get_string()) : std::string(b->get_string());
+        decode_body(body, m);
+    } catch (const wire_error& e) {
+        throw wire_error(e.reason(), m.id, m.task);
+    }
+    return m;
+}
+
+// ---- result meta ---------------------------------------------------------------------------------
+
+namespace {
+constexpr std::array<std::string_view, 7> state_names{"PENDING", "RECEIVED", "STARTED", "RETRY",
+                                                      "SUCCESS", "FAILURE", "REVOKED"};
+}
+
+std::string_view to_string(task_state s) noexcept { return state_names[static_cast<int>(s)]; }
+
+task_state state_from_string(std::string_view s) {
+    for (std::size_t i = 0; i < state_names.size(); ++i)
+        if (state_names[i] == s) return static_cast<task_state>(i);
+    return task_state::pending;
+}
+
+json::value exception_info::to_value() const {
+    json::object o;
+    o["exc_type"] = type;
+    o["exc_message"] = message;
+    o["exc_module"] = module;
+    return o;
+}
+
+std::optional<exception_info> exception_info::from_value(const json::value& v) {
+    auto o = v.if_object();
+    if (!o) return std::nullopt;
+    auto t = member(*o, "exc_type");
+    if (!t || !t->is_string()) return std::nullopt;
+    exception_info e;
+    e.type = t->get_string();
+    if (auto mod = member(*o, "exc_module"); mod && mod->is_string()) e.module = mod->get_string();
+    if (auto msg = member(*o, "exc_message")) {
+        if (msg->is_array()) e.message = msg->get_array();
+        else if (!msg->is_null()) e.message.push_back(*msg);
+    }
+    return e;
+}
+
+std::string exception_info::text() const {
+    std::string s = type;
+    if (!message.empty()) {
+        s += ": ";
+        for (std::size_t i = 0; i < message.size(); ++i) {
+            if (i) s += ", ";
+            s += message[i].is_string() ? std::string(message[i].get_string()) : boost::json::serialize(message[i]);
+        }
+    }
+    return s;
+}
+
+std::string encode_meta(const task_meta& m) {
+    json::object o;
+    o["status"] = to_string(m.state);
+    o["result"] = m.result;
+    o["traceback"] = or_null(m.traceback);
+    o["children"] = m.children;
+    o["date_done"] = or_null(m.date_done);
+    if (m.parent_id) o["parent_id"] = *m.parent_id;
+    if (m.group_id) o["group_id"] = *m.group_id;
+    o["task_id"] = m.task_id;
+    return boost::json::serialize(o);
+}
+
+task_meta decode_meta(std::string_view text) {
+    json::value v;
+    try {
+        v = json::parse(text);
+    } catch (const std::exception& e) {
+        throw wire_error(std::string("the result meta is not JSON: ") + e.what());
+    }
+    auto o = v.if_object();
+    if (!o) throw wire_error("the result meta is not a JSON object");
+    task_meta m;
+    auto st = opt_string(*o, "status", "meta");
+    if (!st) throw wire_error("the result meta has no status");
+    m.state = state_from_string(*st);
+    m.task_id = opt_string(*o, "task_id", "meta").value_or("");
+    if (auto r = member(*o, "result")) m.result = *r;
+    m.traceback = opt_string(*o, "traceback", "meta");
+    m.date_done = opt_string(*o, "date_done", "meta");
+    m.parent_id = opt_string(*o, "parent_id", "meta");
+    m.group_id = opt_string(*o, "group_id", "meta");
+    if (auto c = member(*o, "children"); c && c->is_array()) m.children = c->get_array();
+    return m;
+}
+
+// ---- remote control ------------------------------------------------------------------------------
+
+std::string pidbox_channel(int db) { return "/" + std::to_string(db) + ".celery.pidbox"; }
+
+std::string revoke_broadcast(const json::array& task_ids) {
+    json::object args;
+    args["task_id"] = task_ids;
+    args["terminate"] = false;
+    args["signal"] = "SIGTERM";
+    json::object body;
+    body["method"] = "revoke";
+    body["arguments"] = std::move(args);
+    body["destination"] = nullptr;
+    body["pattern"] = nullptr;
+    body["matcher"] = nullptr;
+    json::object headers;
+    headers["clock"] = 1;
+    headers["expires"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() + 60;
+    json::object props;
+    props["delivery_mode"] = 2;
+    props["delivery_info"] = json::object{{"exchange", "celery.pidbox"}, {"routing_key", ""}};
+    props["priority"] = 0;
+    props["body_encoding"] = "base64";
+    props["delivery_tag"] = new_id();
+    json::object env;
+    env["body"] = base64_encode(boost::json::serialize(body));
+    env["content-encoding"] = "utf-8";
+    env["content-type"] = "application/json";
+    env["headers"] = std::move(headers);
+    env["properties"] = std::move(props);
+    return boost::json::serialize(env);
+}
+
+std::vector<std::string> revoked_ids(std::string_view envelope) {
+    std::vector<std::string> out;
+    try {
+        auto env = json::parse(envelope).as_object();
+        auto body = json::parse(base64_decode(env.at("body").as_string())).as_object();
+        if (body.at("method").as_string() != "revoke") return out;
+        auto& id = body.at("arguments").as_object().at("task_id");
+        if (id.is_string()) out.emplace_back(id.get_string());
+        else
+            for (auto& x : id.as_array())
+                if (x.is_string()) out.emplace_back(x.get_string());
+    } catch (const std::exception&) {
+    }
+    return out;
+}
+
+// ---- queues, ids, times, base64 ------------------------------------------------------------------
+
+std::string priority_list(std::string_view queue, int priority) {
+    int step = priority >= 9 ? 9 : priority >= 6 ? 6 : priority >= 3 ? 3 : 0;
+    if (step == 0) return std::string(queue);
+    return std::string(queue) + "\x06\x16" + std::to_string(step);
+}
+
+std::string queue_of_list(std::string_view list) {
+    auto p = list.find("\x06\x16");
+    return std::string(p == std::string_view::npos ? list : list.substr(0, p));
+}
+
+std::string new_id() {
+    static std::mutex m;
+    static boost::uuids::random_generator gen;
+    std::lock_guard lock(m);
+    return boost::uuids::to_string(gen());
+}
+
+std::string iso_utc(std::chrono::system_clock::time_point t) {
+    using namespace std::chrono;
+    auto us = duration_cast<microseconds>(t.time_since_epoch()).count();
+    std::time_t secs = static_cast<std::time_t>(us / 1000000);
+    long frac = static_cast<long>(us % 1000000);
+    if (frac < 0) {
+        frac += 1000000;
+        --secs;
+    }
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    return buf;
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_iso(std::string_view s) {
+    int Y, M, D, h, m, sec, n = 0;
+    std::string str(s);
+    if (std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &n) != 6 || n != 19)
+        return std::nullopt;
+    std::size_t i = 19;
+    long micros = 0;
+    if (i < str.size() && str[i] == '.') {
+        ++i;
+        int digits = 0;
+        while (i < str.size() && std::isdigit(static_cast<unsigned char>(str[i]))) {
+            if (digits < 6) {
+                micros = micros * 10 + (str[i] - '0');
+                ++digits;
+            }
+            ++i;
+        }
+        for (; digits < 6; ++digits) micros *= 10;
+    }
+    long offset = 0;  // seconds east of UTC; naive times are UTC (Celery's default timezone)
+    if (i < str.size()) {
+        if (str[i] == 'Z') ++i;
+        else if (str[i] == '+' || str[i] == '-') {
+            int oh, om;
+            if (std::sscanf(str.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
+            offset = (oh * 3600L + om * 60L) * (str[i] == '-' ? -1 : 1);
+            i += 6;
+        }
+        if (i != str.size()) return std::nullopt;
+    }
+    std::tm tm{};
+    tm.tm_year = Y - 1900;
+    tm.tm_mon = M - 1;
+    tm.tm_mday = D;
+    tm.tm_hour = h;
+    tm.tm_min = m;
+    tm.tm_sec = sec;
+    std::time_t t = timegm(&tm);
+    return std::chrono::system_clock::from_time_t(t - offset) + std::chrono::microseconds(micros);
+}
+
+namespace {
+constexpr char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+}
+
+std::string base64_encode(std::string_view in) {
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        unsigned n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                     static_cast<unsigned char>(in[i + 2]);
+        out += b64[n >> 18];
+        out += b64[(n >> 12) & 63];
+        out += b64[(n >> 6) & 63];
+        out += b64[n & 63];
+    }
+    if (i < in.size()) {
+        unsigned n = static_cast<unsigned char>(in[i]) << 16;
+        if (i + 1 < in.size()) n |= static_cast<unsigned char>(in[i + 1]) << 8;
+        out += b64[n >> 18];
+        out += b64[(n >> 12) & 63];
+        out += i + 1 < in.size() ? b64[(n >> 6) & 63] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+std::string base64_decode(std::string_view in) {
+    static const auto table = [] {
+        std::array<signed char, 256> t{};
+        t.fill(-1);
+        for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(b64[i])] = static_cast<signed char>(i);
+        return t;
+    }();
+    std::string out;
+    out.reserve(in.size() / 4 * 3);
+    unsigned acc = 0;
+    int bits = 0;
+    std::size_t pad = 0;
+    for (char c : in) {
+        if (c == '=') {
+            ++pad;
+            continue;
+        }
+        if (c == '\n' || c == '\r') continue;
+        int d = table[static_cast<unsigned char>(c)];
+        if (d < 0 || pad) throw wire_error("the body is not valid base64");
+        acc = (acc << 6) | static_cast<unsigned>(d);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out += static_cast<char>((acc >> bits) & 0xff);
+        }
+    }
+    if (pad > 2 || bits >= 6) throw wire_error("the body is not valid base64 (truncated)");
+    return out;
+}
+
+}  // namespace weft::celery_wire

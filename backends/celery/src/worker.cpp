@@ -1,0 +1,796 @@
+// The C++ Celery worker: BRPOP over the priority lists of its queues, kombu's late-ack bookkeeping
+// (unacked hash + unacked_index sorted set), steps run through the step table, results stored in
+// Celery's format with PUBLISH, chains continued, and everything it cannot run dead-lettered.
+#include <weft/celery.hpp>
+#include <weft/celery/codec.hpp>
+#include <weft/celery/redis.hpp>
+
+#include <boost/json/serialize.hpp>
+
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <typeinfo>
+#include <unordered_set>
+#include <unistd.h>
+
+namespace weft {
+
+using namespace celery_wire;
+
+namespace {
+
+constexpr const char* unacked_key = "unacked";
+constexpr const char* unacked_index_key = "unacked_index";
+constexpr const char* unacked_mutex_key = "unacked_mutex";
+
+double unix_now() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string host_name() {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    return host;
+}
+
+class time_limit_exceeded : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+std::string json_number(double d) { return boost::json::serialize(json::value(d)); }
+
+// A step's exception as Celery stores it. Python re-raises builtins by name, so map the common
+// standard exceptions onto them; json::decode_error (arguments that do not fit) is a TypeError.
+exception_info to_exception(const std::exception& e) {
+    std::string type = "RuntimeError";
+    if (dynamic_cast<const time_limit_exceeded*>(&e))
+        return {"TimeLimitExceeded", "billiard.exceptions", json::array{e.what()}};
+    if (dynamic_cast<const json::decode_error*>(&e)) type = "TypeError";
+    else if (dynamic_cast<const std::invalid_argument*>(&e) || dynamic_cast<const std::domain_error*>(&e))
+        type = "ValueError";
+    else if (dynamic_cast<const std::out_of_range*>(&e)) type = "IndexError";
+    return {type, "builtins", json::array{e.what()}};
+}
+
+}  // namespace
+
+struct celery::worker::impl {
+    worker_options opts;
+    redis_url broker, results;
+    bool same_server = false;
+    std::map<std::string, erased_step, std::less<>> steps;
+    std::string hostname = "weft@" + host_name();
+    std::vector<std::string> keys;  // BRPOP order: priority step first, then queue
+    std::vector<std::thread> threads;
+    std::mutex threads_m;
+    std::atomic<bool> stopping{false};
+    std::mutex sleep_m;
+    std::condition_variable sleep_cv;
+    std::atomic<std::uint64_t> succeeded{0}, failed{0}, retried{0}, dead_lettered{0}, restored{0};
+    // Task ids revoked by a pidbox broadcast (Python's AsyncResult.revoke(), weft's cancel()).
+    std::mutex revoked_m;
+    std::unordered_set<std::string> revoked;
+
+    bool is_revoked(const std::string& id) {
+        std::lock_guard lock(revoked_m);
+        return revoked.count(id) != 0;
+    }
+
+    // Listens to kombu's pidbox fanout for revokes, as a Python worker's remote control does.
+    void listen_revokes() {
+        while (!stopping) {
+            try {
+                redis_connection sub(broker, opts.timeout);
+                sub.send({"SUBSCRIBE", pidbox_channel(broker.db)});
+                while (!stopping) {
+                    auto r = sub.read(std::chrono::milliseconds(500));
+                    if (!r || r->type != redis_reply::kind::array || r->elements.size() != 3 ||
+                        r->elements[0].str != "message")
+                        continue;
+                    auto ids = revoked_ids(r->elements[2].str);
+                    if (ids.empty()) continue;
+                    std::lock_guard lock(revoked_m);
+                    if (revoked.size() > 100000) revoked.clear();  // Celery keeps a bounded set too
+                    for (auto& id : ids) revoked.insert(id);
+                }
+            } catch (const std::exception& e) {
+                log("error", std::string("revoke listener: ") + e.what());
+                sleep_for(std::chrono::milliseconds(500));
+            }
+        }
+    }
+
+    void log(std::string_view level, const std::string& text) {
+        auto safe = redact(text);
+        if (opts.log) opts.log(level, safe);
+        else std::fprintf(stderr, "[weft.celery %s] %s\n", std::string(level).c_str(), safe.c_str());
+    }
+
+    // Sleeps up to `d`, waking early on stop(). Returns false when stopping.
+    bool sleep_for(std::chrono::milliseconds d) {
+        std::unique_lock lock(sleep_m);
+        return !sleep_cv.wait_for(lock, d, [&] { return stopping.load(); });
+    }
+
+    // One connection when the broker and the result backend are the same Redis (the usual case),
+    // so a result and its ack travel in one round trip.
+    struct connections {
+        std::unique_ptr<redis_connection> broker_conn;
+        std::unique_ptr<redis_connection> results_conn;  // null: the broker's
+        redis_connection& broker() { return *broker_conn; }
+        redis_connection& results() { return results_conn ? *results_conn : *broker_conn; }
+        bool shared() const { return !results_conn; }
+    };
+
+    // ---- result backend --------------------------------------------------------------------------
+
+    // Stores a result; with `ack_tag` (and one shared connection) the ack rides in the same round trip.
+    // Returns whether it acked.
+    bool store(connections& c, const task_meta& m, const std::string* ack_tag = nullptr) {
+        auto text = encode_meta(m);
+        auto key = meta_key(m.task_id);
+        std::vector<std::vector<std::string>> cmds{{"SETEX", key, std::to_string(opts.result_expires.count()), text},
+                                                   {"PUBLISH", key, text}};
+        bool ack_too = ack_tag && !ack_tag->empty() && c.shared();
+        if (ack_too) {
+            cmds.push_back({"ZREM", unacked_index_key, *ack_tag});
+            cmds.push_back({"HDEL", unacked_key, *ack_tag});
+        }
+        c.results().pipeline(cmds);
+        return ack_too;
+    }
+
+    task_meta make_meta(const message& msg, task_state s, json::value result, std::optional<std::string> tb = {}) {
+        task_meta m;
+        m.task_id = msg.id;
+        m.state = s;
+        m.result = std::move(result);
+        m.traceback = std::move(tb);
+        if (s != task_state::retry) m.date_done = iso_utc(std::chrono::system_clock::now());
+        m.parent_id = msg.parent_id;
+        m.group_id = msg.group;
+        return m;
+    }
+
+    std::optional<task_meta> read_meta(connections& c, const std::string& id) {
+        auto r = c.results().command({"GET", meta_key(id)});
+        if (r.type != redis_reply::kind::string) return std::nullopt;
+        try {
+            return decode_meta(r.str);
+        } catch (const wire_error&) {
+            return std::nullopt;
+        }
+    }
+
+    // ---- sending ---------------------------------------------------------------------------------
+
+    void publish(connections& c, message& m) {
+        if (m.delivery_tag.empty()) m.delivery_tag = new_id();
+        m.origin = hostname;
+        c.broker().command({"LPUSH", priority_list(m.queue, m.priority), encode_envelope(m)});
+    }
+
+    // The message for the next signature (chain element, callback), fed with this task's result.
+    message continuation(const message& from, signature sig, const json::value& retval, std::vector<signature> rest) {
+        message n;
+        n.task = sig.task;
+        n.id = sig.task_id().empty() ? new_id() : sig.task_id();
+        n.root_id = from.root_id;
+        n.parent_id = from.id;
+        if (!sig.immutable) n.args.push_back(retval);
+        for (auto& a : sig.args) n.args.push_back(a);
+        n.kwargs = sig.kwargs;
+        n.queue = sig.queue().empty() ? from.queue : sig.queue();
+        if (auto p = sig.options.find("priority"); p != sig.options.end() && p->value().is_int64())
+            n.priority = static_cast<int>(p->value().get_int64());
+        if (auto g = sig.options.find("group_id"); g != sig.options.end() && g->value().is_string())
+            n.group = std::string(g->value().get_string());
+        if (auto gi = sig.options.find("group_index"); gi != sig.options.end() && gi->value().is_int64())
+            n.group_index = gi->value().get_int64();
+        if (auto t = sig.options.find("time_limit"); t != sig.options.end() && t->value().is_number())
+            n.hard_time_limit = t->value().to_number<double>();
+        if (auto t = sig.options.find("soft_time_limit"); t != sig.options.end() && t->value().is_number())
+            n.soft_time_limit = t->value().to_number<double>();
+        if (auto ch = sig.options.find("chord"); ch != sig.options.end() && ch->value().is_object())
+            n.chord = signature::from_value(ch->value());
+        // A chord body may carry the rest of its chain in its options (weft's lowering puts it there).
+        if (auto ch = sig.options.find("chain"); rest.empty() && ch != sig.options.end() && ch->value().is_array())
+            for (auto& e : ch->value().get_array()) rest.push_back(signature::from_value(e));
+        if (auto l = sig.options.find("link"); l != sig.options.end() && l->value().is_array())
+            for (auto& e : l->value().get_array()) n.callbacks.push_back(signature::from_value(e));
+        if (auto l = sig.options.find("link_error"); l != sig.options.end() && l->value().is_array())
+            for (auto& e : l->value().get_array()) n.errbacks.push_back(signature::from_value(e));
+        n.chain = std::move(rest);
+        return n;
+    }
+
+    // Sends the next canvas element fed with `retval`: a task, a group (celery.group) or a chord
+    // (celery.chord: header group + body, joined in Redis), as Python's signature.apply_async does.
+    void apply(connections& c, const message& from, const signature& sig, const json::value& retval,
+               std::vector<signature> rest) {
+        if (!sig.subtask_type) {
+            auto n = continuation(from, sig, retval, std::move(rest));
+            publish(c, n);
+            return;
+        }
+        auto members_of = [&](const json::value& group) {
+            std::vector<signature> out;
+            auto g = signature::from_value(group);
+            if (g.subtask_type != "group") throw wire_error("a chord header is not a group");
+            auto t = g.kwargs.find("tasks");
+            if (t == g.kwargs.end() || !t->value().is_array()) throw wire_error("a group signature has no tasks");
+            for (auto& e : t->value().get_array()) out.push_back(signature::from_value(e));
+            return std::pair{g, out};
+        };
+        if (*sig.subtask_type == "group") {
+            auto [g, tasks] = members_of(sig.to_value());
+            auto gid = g.task_id().empty() ? new_id() : g.task_id();
+            for (std::size_t k = 0; k < tasks.size(); ++k) {
+                auto n = continuation(from, tasks[k], retval, {});
+                n.group = gid;
+                n.group_index = static_cast<std::int64_t>(k);
+                publish(c, n);
+            }
+            if (!rest.empty()) log("warning", "a chain continues after a group; weft does not run the rest after it");
+            return;
+        }
+        if (*sig.subtask_type == "chord") {
+            auto h = sig.kwargs.find("header");
+            auto b = sig.kwargs.find("body");
+            if (h == sig.kwargs.end() || b == sig.kwargs.end()) throw wire_error("a chord signature has no header or body");
+            auto [g, tasks] = members_of(h->value());
+            auto gid = g.task_id().empty() ? (sig.task_id().empty() ? new_id() : sig.task_id()) : g.task_id();
+            auto body = signature::from_value(b->value());
+            body.options["group_id"] = gid;
+            if (!rest.empty()) {
+                json::array r;
+                for (auto& e : rest) r.push_back(e.to_value());
+                body.options["chain"] = std::move(r);
+            }
+            c.results().command({"SET", taskset_key(gid) + ".s", std::to_string(tasks.size()), "EX",
+                               std::to_string(opts.result_expires.count())});
+            for (std::size_t k = 0; k < tasks.size(); ++k) {
+                auto n = continuation(from, tasks[k], retval, {});
+                n.group = gid;
+                n.group_index = static_cast<std::int64_t>(k);
+                n.chord = body;
+                publish(c, n);
+            }
+            return;
+        }
+        throw wire_error("canvas type '" + *sig.subtask_type + "' is not supported by the weft worker");
+    }
+
+    // ---- dead letters ----------------------------------------------------------------------------
+
+    void dead_letter(connections& c, std::string_view list, const std::string& raw, const std::string& reason) {
+        json::object o;
+        o["reason"] = reason;
+        o["queue"] = queue_of_list(list);
+        o["at"] = iso_utc(std::chrono::system_clock::now());
+        o["worker"] = hostname;
+        o["message"] = raw;
+        auto text = boost::json::serialize(o);
+        try {
+            (void)json::parse(text);
+        } catch (const std::exception&) {
+            // The message is not valid UTF-8: keep its bytes base64-encoded, so the entry stays JSON.
+            o["message"] = base64_encode(raw);
+            o["message_encoding"] = "base64";
+            text = boost::json::serialize(o);
+        }
+        c.broker().command({"LPUSH", opts.dead_letter, text});
+        ++dead_lettered;
+    }
+
+    // ---- acks ------------------------------------------------------------------------------------
+
+    void mark_unacked(connections& c, const std::string& tag, const std::string& raw, const std::string& exchange,
+                      const std::string& routing_key) {
+        json::array entry{json::value(raw), json::value(exchange), json::value(routing_key)};
+        // kombu stores the envelope as a JSON object inside the array, not a string: rebuild it so.
+        try {
+            entry[0] = json::parse(raw);
+        } catch (const std::exception&) {
+        }
+        char score[64];
+        std::snprintf(score, sizeof score, "%.6f", unix_now());
+        c.broker().pipeline({{"ZADD", unacked_index_key, score, tag}, {"HSET", unacked_key, tag, boost::json::serialize(entry)}});
+    }
+
+    // mark_unacked and the task's current meta in one round trip when the connection is shared.
+    std::optional<task_meta> mark_unacked_and_read(connections& c, const std::string& tag, const std::string& raw,
+                                                   const std::string& exchange, const std::string& routing_key,
+                                                   const std::string& id) {
+        if (!c.shared() || tag.empty() || id.empty()) {
+            if (!tag.empty()) mark_unacked(c, tag, raw, exchange, routing_key);
+            if (id.empty()) return std::nullopt;
+            return read_meta(c, id);
+        }
+        json::array entry{json::value(raw), json::value(exchange), json::value(routing_key)};
+        try {
+            entry[0] = json::parse(raw);
+        } catch (const std::exception&) {
+        }
+        char score[64];
+        std::snprintf(score, sizeof score, "%.6f", unix_now());
+        auto r = c.broker().pipeline({{"ZADD", unacked_index_key, score, tag},
+                                      {"HSET", unacked_key, tag, boost::json::serialize(entry)},
+                                      {"GET", meta_key(id)}});
+        if (r[2].type != redis_reply::kind::string) return std::nullopt;
+        try {
+            return decode_meta(r[2].str);
+        } catch (const wire_error&) {
+            return std::nullopt;
+        }
+    }
+
+    void ack(connections& c, const std::string& tag) {
+        if (tag.empty()) return;
+        c.broker().pipeline({{"ZREM", unacked_index_key, tag}, {"HDEL", unacked_key, tag}});
+    }
+
+    // kombu's restore_visible: under the unacked_mutex lock, put back every message unacked for
+    // longer than the visibility timeout (a worker that died holding it), at the consuming end.
+    void restore_visible(connections& c) {
+        auto token = new_id();
+        auto got = c.broker().command({"SET", unacked_mutex_key, token, "NX", "PX", "300000"});
+        if (got.type != redis_reply::kind::status) return;  // another worker is sweeping
+        char ceiling[64];
+        std::snprintf(ceiling, sizeof ceiling, "%.6f", unix_now() - static_cast<double>(opts.visibility_timeout.count()));
+        auto due = c.broker().command({"ZRANGEBYSCORE", unacked_index_key, "0", ceiling});
+        for (auto& t : due.elements) {
+            auto r = c.broker().pipeline({{"HGET", unacked_key, t.str}, {"ZREM", unacked_index_key, t.str},
+                                        {"HDEL", unacked_key, t.str}});
+            if (r[0].type != redis_reply::kind::string || r[1].integer == 0) continue;  // someone else took it
+            try {
+                auto entry = json::parse(r[0].str).as_array();
+                std::string env = entry[0].is_string() ? std::string(entry[0].get_string())
+                                                       : boost::json::serialize(entry[0]);
+                std::string rk(entry.at(2).as_string());
+                int priority = 0;
+                if (auto* o = entry[0].if_object())
+                    if (auto p = o->find("properties"); p != o->end())
+                        if (auto pr = p->value().as_object().find("priority");
+                            pr != p->value().as_object().end() && pr->value().is_int64())
+                            priority = static_cast<int>(pr->value().get_int64());
+                c.broker().command({"RPUSH", priority_list(rk, priority), env});
+                ++restored;
+                log("warning", "restored unacked message " + t.str + " to queue " + rk +
+                                   " (its worker held it past the visibility timeout)");
+            } catch (const std::exception& e) {
+                log("error", "cannot restore unacked message " + t.str + ": " + e.what());
+            }
+        }
+        // Release the lock only if it is still ours.
+        auto cur = c.broker().command({"GET", unacked_mutex_key});
+        if (cur.str == token) c.broker().command({"DEL", unacked_mutex_key});
+    }
+
+    // ---- one message -----------------------------------------------------------------------------
+
+    void handle(connections& c, const std::string& list, const std::string& raw) {
+        // The delivery tag first: without it there is nothing to ack or restore.
+        std::string tag, exchange, routing_key = queue_of_list(list), id;
+        try {
+            auto v = json::parse(raw);
+            if (auto h = v.as_object().find("headers"); h != v.as_object().end() && h->value().is_object())
+                if (auto i = h->value().as_object().find("id"); i != h->value().as_object().end() && i->value().is_string())
+                    id = std::string(i->value().get_string());
+            auto& props = v.as_object().at("properties").as_object();
+            tag = std::string(props.at("delivery_tag").as_string());
+            auto& di = props.at("delivery_info").as_object();
+            exchange = std::string(di.at("exchange").as_string());
+            routing_key = std::string(di.at("routing_key").as_string());
+        } catch (const std::exception&) {
+        }
+        auto existing = mark_unacked_and_read(c, tag, raw, exchange, routing_key, id);
+
+        message m;
+        try {
+            m = decode_envelope(raw);
+        } catch (const wire_error& e) {
+            log("error", "dropping a malformed message from " + routing_key + ": " + e.reason() +
+                             (e.id().empty() ? "" : " (task id " + e.id() + ")"));
+            if (!e.id().empty()) {
+                message stub;
+                stub.id = e.id();
+                store(c, make_meta(stub, task_state::failure,
+                                   exception_info{"ValueError", "builtins",
+                                                  json::array{"weft: malformed Celery message: " + e.reason()}}
+                                       .to_value()));
+            }
+            dead_letter(c, list, raw, e.reason());
+            ack(c, tag);
+            return;
+        }
+        if (m.queue.empty()) m.queue = routing_key;
+        if (m.delivery_tag.empty()) m.delivery_tag = tag;
+        if (!process(c, list, raw, m, existing && existing->task_id == m.id ? std::move(existing) : std::nullopt, tag))
+            ack(c, tag);
+    }
+
+    // Returns true when it acked the message itself (together with the result).
+    bool process(connections& c, const std::string& list, const std::string& raw, message& m,
+                 std::optional<task_meta> existing, const std::string& tag) {
+        auto step = steps.find(m.task);
+        if (step == steps.end()) {
+            log("error", "Received unregistered task of type '" + m.task + "' (id " + m.id + ")");
+            store(c, make_meta(m, task_state::failure,
+                               exception_info{"NotRegistered", "celery.exceptions", json::array{m.task}}.to_value()));
+            dead_letter(c, list, raw, "NotRegistered: " + m.task);
+            return false;
+        }
+        auto now = std::chrono::system_clock::now();
+        if (m.expires && *parse_iso(*m.expires) < now) {
+            log("info", "task " + m.task + "[" + m.id + "] expired");
+            store(c, make_meta(m, task_state::revoked,
+                               exception_info{"TaskRevokedError", "celery.exceptions", json::array{"expired"}}.to_value()));
+            return false;
+        }
+        // Held unacked until due, as Python does with ETA messages; revokes are checked when it runs.
+        if (m.eta) {
+            auto due = *parse_iso(*m.eta);
+            while (std::chrono::system_clock::now() < due)
+                if (!sleep_for(std::min(std::chrono::duration_cast<std::chrono::milliseconds>(due - std::chrono::system_clock::now()) +
+                                            std::chrono::milliseconds(1),
+                                        std::chrono::milliseconds(500))))
+                    return true;  // stopping: not acked, restored later by the visibility timeout
+            existing = read_meta(c, m.id);
+        }
+        if (is_revoked(m.id)) {
+            log("info", "discarding revoked task " + m.task + "[" + m.id + "]");
+            store(c, make_meta(m, task_state::revoked,
+                               exception_info{"TaskRevokedError", "celery.exceptions", json::array{"revoked"}}.to_value()));
+            revoke_rest(c, m);
+            return false;
+        }
+        if (existing && existing->state == task_state::revoked) {
+            log("info", "task " + m.task + "[" + m.id + "] was revoked; not running it");
+            revoke_rest(c, m);
+            return false;
+        }
+
+        json::value retval;
+        if (existing && existing->state == task_state::success) {
+            // Delivered again after its result was stored (a worker died before acking): the
+            // result stands; only the continuation is repeated, under the same task ids.
+            retval = existing->result;
+        } else {
+            // Celery's time limits, the weft way: a thread cannot be killed, so the step sees
+            // this_step::stop_requested() turn true at the soft (else hard) limit, and a result that
+            // comes after the hard limit is discarded and stored as TimeLimitExceeded.
+            struct context final : step_context {
+                std::chrono::steady_clock::time_point soft_deadline = std::chrono::steady_clock::time_point::max();
+                const std::atomic<bool>* stopping = nullptr;
+                bool stop_requested() const override {
+                    return stopping->load(std::memory_order_relaxed) || std::chrono::steady_clock::now() >= soft_deadline;
+                }
+            } ctx;
+            const auto& st = step->second;
+            auto started = std::chrono::steady_clock::now();
+            std::optional<double> hard = m.hard_time_limit;
+            if (!hard && st.policy.timeout.count() > 0) hard = std::chrono::duration<double>(st.policy.timeout).count();
+            if (auto soft = m.soft_time_limit ? m.soft_time_limit : hard)
+                ctx.soft_deadline = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                  std::chrono::duration<double>(*soft));
+            ctx.stopping = &stopping;
+            ctx.workflow = st.workflow;
+            ctx.step = st.name;
+            ctx.attempt = static_cast<int>(m.retries) + 1;
+            try {
+                detail::step_scope scope(&ctx);
+                json::array args = m.args;
+                const auto& s = st;
+                // A chord body receives [[r0, r1, ...]]; a weft join takes one parameter per parent.
+                if (s.arity >= 2 && args.size() == 1 && args[0].is_array() && args[0].get_array().size() == s.arity)
+                    args = json::array(args[0].get_array());
+                retval = s.invoke(args);
+                if (hard && std::chrono::steady_clock::now() - started > std::chrono::duration<double>(*hard))
+                    throw time_limit_exceeded("TimeLimitExceeded(" + json_number(*hard) + ")");
+            } catch (const std::exception& e) {
+                fail(c, m, step->second, e);
+                return false;
+            } catch (...) {
+                fail(c, m, step->second, std::runtime_error("the step threw something that is not a std::exception"));
+                return false;
+            }
+            bool last = m.chain.empty() && m.callbacks.empty() && !m.chord;
+            bool acked = false;
+            if (!m.ignore_result) {
+                auto meta = make_meta(m, task_state::success, retval);
+                if (!m.chain.empty() && !m.chain.back().task_id().empty())
+                    meta.children.push_back(json::array{json::array{json::value(m.chain.back().task_id()), nullptr}, nullptr});
+                acked = store(c, meta, last ? &tag : nullptr);
+            }
+            ++succeeded;
+            if (last) return acked;
+        }
+        try {
+            for (auto& cb : m.callbacks) apply(c, m, cb, retval, {});
+            if (!m.chain.empty()) {
+                auto rest = m.chain;
+                auto next = rest.back();
+                rest.pop_back();
+                apply(c, m, next, retval, std::move(rest));
+            }
+        } catch (const wire_error& e) {
+            log("error", "task " + m.task + "[" + m.id + "] succeeded but its continuation cannot be sent: " + e.reason());
+            dead_letter(c, list, raw, "continuation: " + e.reason());
+        }
+        if (m.chord) chord_join(c, m, task_state::success, retval);
+        return false;
+    }
+
+    void fail(connections& c, message& m, const erased_step& s, const std::exception& e) {
+        auto exc = to_exception(e);
+        std::string tb = "weft C++ step '" + std::string(s.name) + "' (workflow '" + std::string(s.workflow) +
+                         "') threw " + exc.type + ": " + e.what() + "\n";
+        int attempt = static_cast<int>(m.retries) + 1;
+        if (attempt < s.policy.retry.max_attempts) {
+            // Celery's retry: the same task id again, retries + 1, due after the backoff.
+            auto delay = s.policy.retry.delay_before(attempt + 1);
+            message r = m;
+            r.retries = m.retries + 1;
+            r.eta = iso_utc(std::chrono::system_clock::now() + delay);
+            r.parent_id = m.id;
+            r.delivery_tag = new_id();
+            r.redelivered = false;
+            publish(c, r);
+            store(c, make_meta(m, task_state::retry, exc.to_value(), tb));
+            ++retried;
+            log("warning", "task " + m.task + "[" + m.id + "] retry " + std::to_string(r.retries) + " in " +
+                               std::to_string(delay.count()) + " ms: " + exc.text());
+            return;
+        }
+        log("error", "task " + m.task + "[" + m.id + "] failed: " + exc.text());
+        store(c, make_meta(m, task_state::failure, exc.to_value(), tb));
+        ++failed;
+        // The chain's pending steps fail with it, or get() on the last one would hang.
+        for (auto& sig : m.chain) {
+            if (sig.task_id().empty()) continue;
+            message stub;
+            stub.id = sig.task_id();
+            stub.parent_id = m.id;
+            store(c, make_meta(stub, task_state::failure, exc.to_value(), tb));
+        }
+        if (m.chord) chord_join(c, m, task_state::failure, exc.to_value());
+        for (auto& eb : m.errbacks) {
+            message n = continuation(m, eb, json::value(m.id), {});
+            n.args = json::array{json::value(m.id)};
+            publish(c, n);
+        }
+    }
+
+    void revoke_rest(connections& c, const message& m) {
+        for (auto& sig : m.chain) {
+            if (sig.task_id().empty()) continue;
+            message stub;
+            stub.id = sig.task_id();
+            store(c, make_meta(stub, task_state::revoked,
+                               exception_info{"TaskRevokedError", "celery.exceptions", json::array{"revoked"}}.to_value()));
+        }
+    }
+
+    // The Redis backend's chord join, run by every header task: the same Lua scripts as Celery 5.7's
+    // RedisBackend.on_chord_part_return, so C++ and Python headers of one chord join together. The
+    // script adds this result to .j once (deduplicated in .d by id:index), counts, and lets exactly
+    // one worker claim the dispatch (.c); after the body is sent, cleanup deletes the chord's keys
+    // and leaves .c = "done" so a late duplicate header cannot fire it again.
+    static constexpr const char* part_return_lua = R"lua(
+local jkey, tkey, skey, dkey, gkey, ckey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local tid, value, ordered, score = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local expires, group_expires = tonumber(ARGV[5]), tonumber(ARGV[6])
+local claim_expires = tonumber(ARGV[7])
+local claim_token = ARGV[8]
+local done_marker = redis.call('GET', ckey)
+if done_marker == 'done' then
+    return {-1, 0, 0, 0}
+end
+local member = tid .. ':' .. score
+if redis.call('SISMEMBER', dkey, member) == 0 then
+    if ordered == '1' then
+        redis.call('ZADD', jkey, score, value)
+    else
+        redis.call('RPUSH', jkey, value)
+    end
+    redis.call('SADD', dkey, member)
+end
+local readycount
+if ordered == '1' then
+    readycount = redis.call('ZCOUNT', jkey, '-inf', '+inf')
+else
+    readycount = redis.call('LLEN', jkey)
+end
+if expires > 0 then
+    for _, key in ipairs({jkey, tkey, skey, dkey}) do
+        redis.call('EXPIRE', key, expires)
+    end
+    if group_expires > 0 then
+        redis.call('EXPIRE', gkey, group_expires)
+    end
+end
+local totaldiff = redis.call('GET', tkey)
+local size = redis.call('GET', skey)
+local claimed = 0
+if size and readycount == tonumber(size) + tonumber(totaldiff or 0) then
+    if redis.call('SET', ckey, claim_token, 'NX', 'EX', claim_expires) then
+        claimed = 1
+    end
+end
+return {readycount, totaldiff, size, claimed}
+)lua";
+    static constexpr const char* cleanup_lua = R"lua(
+local ckey = KEYS[1]
+local jkey = KEYS[2]
+local tkey = KEYS[3]
+local skey = KEYS[4]
+local dkey = KEYS[5]
+local token = ARGV[1]
+local done_expires = tonumber(ARGV[2])
+if redis.call('GET', ckey) == token then
+    redis.call('DEL', jkey, tkey, skey, dkey)
+    if done_expires and done_expires > 0 then
+        redis.call('SET', ckey, 'done', 'EX', done_expires)
+    end
+    return 1
+end
+return 0
+)lua";
+
+    void chord_join(connections& c, const message& m, task_state state, const json::value& result) {
+        if (!m.group) {
+            log("error", "task " + m.id + " carries a chord but no group id; the chord cannot be joined");
+            return;
+        }
+        auto base = taskset_key(*m.group);
+        auto j = base + ".j", s = base + ".s", t = base + ".t", d = base + ".d", ck = base + ".c";
+        json::array member{1, json::value(m.id), json::value(to_string(state)), result};
+        std::string score = m.group_index ? std::to_string(*m.group_index) : "+inf";
+        auto token = new_id();
+        auto r = c.results().command({"EVAL", part_return_lua, "6", j, t, s, d, base, ck, m.id,
+                                    boost::json::serialize(member), "1", score,
+                                    std::to_string(opts.result_expires.count()), "0", "10", token});
+        if (r.type != redis_reply::kind::array || r.elements.size() != 4) {
+            log("error", "chord join for group " + *m.group + ": unexpected reply from Redis");
+            return;
+        }
+        if (r.elements[0].integer == -1) return;                   // already dispatched
+        if (r.elements[2].type != redis_reply::kind::string) return;  // no .s: not a Redis-joined chord
+        long long size = std::stoll(r.elements[2].str);
+        long long total = r.elements[1].type == redis_reply::kind::string ? std::stoll(r.elements[1].str) : 0;
+        if (r.elements[0].integer != size + total || r.elements[3].integer != 1) return;
+
+        auto members = c.results().command({"ZRANGE", j, "0", "-1"});
+        json::array values;
+        std::optional<std::string> failed_id;
+        std::string failed_repr;
+        for (auto& e : members.elements) {
+            auto a = json::parse(e.str).as_array();
+            auto st = state_from_string(a.at(2).as_string());
+            if ((st == task_state::failure || st == task_state::revoked) && !failed_id) {
+                failed_id = std::string(a.at(1).as_string());
+                auto ex = exception_info::from_value(a.at(3));
+                // Python's repr of the exception: ValueError('header broke')
+                std::string arg;
+                if (ex && !ex->message.empty())
+                    arg = ex->message[0].is_string() ? "'" + std::string(ex->message[0].get_string()) + "'"
+                                                     : boost::json::serialize(ex->message[0]);
+                failed_repr = ex ? ex->type + "(" + arg + ")" : "failure";
+            }
+            values.push_back(a.at(3));
+        }
+        const signature& body = *m.chord;
+        if (failed_id) {
+            message stub;
+            stub.id = body.task_id();
+            store(c, make_meta(stub, task_state::failure,
+                               exception_info{"ChordError", "celery.exceptions",
+                                              json::array{"Dependency " + *failed_id + " raised " + failed_repr}}
+                                   .to_value()));
+            // As Python: drop the size so a late copy of a header does not fail the chord again.
+            c.results().command({"DEL", s});
+            return;
+        } else {
+            auto n = continuation(m, body, values, {});
+            n.group.reset();
+            n.group_index.reset();
+            n.chord.reset();
+            if (auto g = body.options.find("group_id"); g != body.options.end() && g->value().is_string())
+                n.group = std::string(g->value().get_string());
+            publish(c, n);
+        }
+        c.results().command({"EVAL", cleanup_lua, "5", ck, j, t, s, d, token, "300"});
+    }
+
+    // ---- threads ---------------------------------------------------------------------------------
+
+    void consume(unsigned index) {
+        std::unique_ptr<connections> c;
+        auto last_sweep = std::chrono::steady_clock::now() - opts.restore_interval;
+        while (!stopping) {
+            try {
+                if (!c) {
+                    c = std::make_unique<connections>();
+                    c->broker_conn = std::make_unique<redis_connection>(broker, opts.timeout);
+                    c->broker_conn->set_timeout(opts.timeout + std::chrono::seconds(1));
+                    if (!same_server) c->results_conn = std::make_unique<redis_connection>(results, opts.timeout);
+                }
+                if (index == 0 && std::chrono::steady_clock::now() - last_sweep >= opts.restore_interval) {
+                    last_sweep = std::chrono::steady_clock::now();
+                    restore_visible(*c);
+                }
+                std::vector<std::string> cmd{"BRPOP"};
+                cmd.insert(cmd.end(), keys.begin(), keys.end());
+                cmd.push_back("1");
+                auto r = c->broker().command(cmd);
+                if (r.type != redis_reply::kind::array || r.elements.size() != 2) continue;
+                handle(*c, r.elements[0].str, r.elements[1].str);
+            } catch (const std::exception& e) {
+                // A lost connection or a Redis error: log, reconnect after a pause, never die.
+                log("error", std::string("worker thread ") + std::to_string(index) + ": " + e.what());
+                c.reset();
+                sleep_for(std::chrono::milliseconds(500));
+            }
+        }
+    }
+};
+
+celery::worker::worker(worker_options opts) : impl_(std::make_unique<impl>()) {
+    impl_->broker = redis_url::parse(opts.broker_url);
+    impl_->results = redis_url::parse(opts.result_url.empty() ? opts.broker_url : opts.result_url);
+    impl_->same_server = impl_->broker.redacted() == impl_->results.redacted() && impl_->broker.password == impl_->results.password;
+    if (opts.queues.empty()) opts.queues.push_back(opts.queue);
+    if (opts.concurrency == 0) opts.concurrency = 1;
+    for (const char* suffix : {"", "\x06\x16" "3", "\x06\x16" "6", "\x06\x16" "9"})
+        for (auto& q : opts.queues) impl_->keys.push_back(q + suffix);
+    impl_->opts = std::move(opts);
+}
+
+celery::worker::~worker() { stop(); }
+
+void celery::worker::serve(const erased_step& step) { impl_->steps.insert_or_assign(std::string(step.name), step); }
+
+void celery::worker::start() {
+    std::lock_guard lock(impl_->threads_m);
+    if (!impl_->threads.empty()) return;
+    impl_->stopping = false;
+    impl_->threads.emplace_back([this] { impl_->listen_revokes(); });
+    for (unsigned i = 0; i < impl_->opts.concurrency; ++i) impl_->threads.emplace_back([this, i] { impl_->consume(i); });
+    impl_->log("info", "worker " + impl_->hostname + " consuming " + std::to_string(impl_->opts.queues.size()) +
+                           " queue(s) from " + impl_->broker.redacted() + " with " +
+                           std::to_string(impl_->opts.concurrency) + " thread(s)");
+}
+
+void celery::worker::run() {
+    start();
+    {
+        std::unique_lock lock(impl_->sleep_m);
+        impl_->sleep_cv.wait(lock, [&] { return impl_->stopping.load(); });
+    }
+    stop();
+}
+
+void celery::worker::stop() {
+    {
+        std::lock_guard lock(impl_->sleep_m);
+        impl_->stopping = true;
+    }
+    impl_->sleep_cv.notify_all();
+    std::lock_guard lock(impl_->threads_m);
+    for (auto& t : impl_->threads)
+        if (t.joinable()) t.join();
+    impl_->threads.clear();
+}
+
+celery::worker::counters celery::worker::stats() const {
+    return {impl_->succeeded.load(), impl_->failed.load(), impl_->retried.load(), impl_->dead_lettered.load(),
+            impl_->restored.load()};
+}
+
+}  // namespace weft

@@ -1,0 +1,201 @@
+// The Celery wire codec against bytes recorded from Python Celery 5.7 (tests/celery/fixtures/,
+// regenerate with tests/celery/capture_fixtures.py).
+#include <catch2/catch.hpp>
+
+#include <weft/celery/codec.hpp>
+#include <weft/celery/redis.hpp>
+
+#include <boost/json/serialize.hpp>
+
+#include <fstream>
+#include <sstream>
+
+using namespace weft::celery_wire;
+namespace json = weft::json;
+
+namespace {
+std::string fixture(const std::string& name) {
+    std::ifstream in(std::string(WEFT_CELERY_FIXTURES) + "/" + name);
+    REQUIRE(in);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+}  // namespace
+
+TEST_CASE("a Python apply_async envelope decodes to its task, id, args and queue") {
+    auto m = decode_envelope(fixture("envelope_simple.json"));
+    CHECK(m.task == "etl.add");
+    CHECK(m.id == "79671bc4-ca31-4c7f-9fa4-2f72e957780b");
+    CHECK(m.root_id == m.id);
+    CHECK(!m.parent_id);
+    REQUIRE(m.args.size() == 2);
+    CHECK(m.args[0].is_int64());  // ints stay ints
+    CHECK(m.args[0].get_int64() == 2);
+    CHECK(m.queue.rfind("weft-capture-", 0) == 0);
+    CHECK(m.delivery_tag == "37701e85-6f31-4f0c-ae63-dbbf47d0a874");
+    CHECK(m.chain.empty());
+    CHECK(!m.chord);
+}
+
+TEST_CASE("priority, eta, expires and [hard, soft] time limits are read from a recorded envelope") {
+    auto m = decode_envelope(fixture("envelope_priority_eta.json"));
+    CHECK(m.priority == 5);
+    REQUIRE(m.eta);
+    CHECK(parse_iso(*m.eta).has_value());
+    REQUIRE(m.expires);
+    CHECK(*parse_iso(*m.expires) > *parse_iso(*m.eta));
+    CHECK(m.hard_time_limit == 10.0);
+    CHECK(m.soft_time_limit == 5.0);
+    CHECK(priority_list("q", m.priority) == std::string("q\x06\x16" "3"));
+}
+
+TEST_CASE("a recorded chain carries the remaining steps in reverse order, next step last") {
+    auto m = decode_envelope(fixture("envelope_chain.json"));
+    REQUIRE(m.chain.size() == 2);
+    CHECK(m.chain.back().task == "etl.scale");
+    CHECK(m.chain.back().args.size() == 1);
+    CHECK(!m.chain.back().immutable);
+    CHECK(m.chain.front().task == "etl.tsum");
+    CHECK(m.chain.front().immutable);
+    CHECK(!m.chain.back().task_id().empty());
+    CHECK(m.chain.back().queue() == m.queue);
+}
+
+TEST_CASE("recorded chord headers carry the group, their index and the body signature") {
+    auto h0 = decode_envelope(fixture("envelope_chord_header0.json"));
+    auto h1 = decode_envelope(fixture("envelope_chord_header1.json"));
+    REQUIRE(h0.group);
+    CHECK(h0.group == h1.group);
+    CHECK(h0.group_index == 0);
+    CHECK(h1.group_index == 1);
+    REQUIRE(h0.chord);
+    CHECK(h0.chord->task == "etl.tsum");
+    CHECK(h0.chord->task_id() == h1.chord->task_id());
+    // Celery >= 5.6 freezes the body with the group id in its options.
+    CHECK(h0.chord->options.at("group_id").as_string() == *h0.group);
+}
+
+TEST_CASE("an envelope weft encodes decodes to the same message, and has what Python requires") {
+    message m;
+    m.task = "etl.add";
+    m.id = new_id();
+    m.root_id = m.id;
+    m.args = json::array{2, 3};
+    m.queue = "weft";
+    m.priority = 6;
+    m.group = "g";
+    m.group_index = 1;
+    signature next;
+    next.task = "etl.scale";
+    next.args = json::array{10};
+    next.options["task_id"] = "t2";
+    next.options["queue"] = "celery";
+    m.chain.push_back(next);
+    auto text = encode_envelope(m);
+    auto v = json::parse(text).as_object();
+    // Without delivery_info.exchange a Python worker process dies (KeyError('exchange')).
+    CHECK(v.at("properties").as_object().at("delivery_info").as_object().contains("exchange"));
+    CHECK(!v.at("properties").as_object().at("delivery_tag").as_string().empty());
+    CHECK(v.at("headers").as_object().at("timelimit").as_array().size() == 2);
+    CHECK(v.at("headers").as_object().contains("stamps"));
+    auto back = decode_envelope(text);
+    CHECK(back.task == m.task);
+    CHECK(back.id == m.id);
+    CHECK(back.args == m.args);
+    CHECK(back.priority == 6);
+    CHECK(back.group == m.group);
+    CHECK(back.group_index == 1);
+    REQUIRE(back.chain.size() == 1);
+    CHECK(back.chain[0].task_id() == "t2");
+    CHECK(back.chain[0].queue() == "celery");
+}
+
+TEST_CASE("the body weft encodes for a recorded message equals Python's body") {
+    auto m = decode_envelope(fixture("envelope_chain.json"));
+    auto env = json::parse(fixture("envelope_chain.json")).as_object();
+    auto python_body = json::parse(base64_decode(env.at("body").as_string()));
+    CHECK(json::parse(encode_body(m)) == python_body);
+}
+
+TEST_CASE("recorded result metas decode: success value, failure exception, NotRegistered") {
+    auto ok = decode_meta(fixture("meta_success.json"));
+    CHECK(ok.state == task_state::success);
+    CHECK(ok.result == json::value(42));
+    CHECK(ok.date_done.has_value());
+    auto bad = decode_meta(fixture("meta_failure.json"));
+    CHECK(bad.state == task_state::failure);
+    REQUIRE(bad.exception());
+    CHECK(bad.exception()->type == "ValueError");
+    CHECK(bad.exception()->module == "builtins");
+    CHECK(bad.exception()->text() == "ValueError: bad thing");
+    CHECK(bad.traceback->find("Traceback") == 0);
+    auto nr = decode_meta(fixture("meta_not_registered.json"));
+    CHECK(nr.exception()->type == "NotRegistered");
+    CHECK(nr.exception()->module == "celery.exceptions");
+}
+
+TEST_CASE("a meta weft encodes has the fields and shape of Python's") {
+    auto py = json::parse(fixture("meta_failure.json")).as_object();
+    task_meta m;
+    m.task_id = "x";
+    m.state = task_state::failure;
+    m.result = exception_info{"ValueError", "builtins", json::array{"bad thing"}}.to_value();
+    m.traceback = "tb";
+    m.date_done = iso_utc(std::chrono::system_clock::now());
+    auto ours = json::parse(encode_meta(m)).as_object();
+    for (auto& kv : py) CHECK(ours.contains(kv.key()));
+    CHECK(ours.at("result") == py.at("result"));
+}
+
+TEST_CASE("truncated, non-JSON and headless messages are rejected with a reason and the id when readable") {
+    auto whole = fixture("envelope_simple.json");
+    CHECK_THROWS_WITH(decode_envelope(whole.substr(0, whole.size() / 2)), Catch::Contains("not JSON"));
+    CHECK_THROWS_WITH(decode_envelope("[1,2]"), Catch::Contains("not a JSON object"));
+    auto env = json::parse(whole).as_object();
+    env["body"] = "!!!notbase64";
+    try {
+        decode_envelope(boost::json::serialize(env));
+        FAIL("accepted a bad body");
+    } catch (const wire_error& e) {
+        CHECK(e.id() == "79671bc4-ca31-4c7f-9fa4-2f72e957780b");
+        CHECK(e.task() == "etl.add");
+        CHECK(e.reason().find("base64") != std::string::npos);
+    }
+    env = json::parse(whole).as_object();
+    env["headers"].as_object().erase("task");
+    CHECK_THROWS_WITH(decode_envelope(boost::json::serialize(env)), Catch::Contains("headers.task is missing"));
+}
+
+TEST_CASE("ISO times with and without offsets, and base64, round-trip") {
+    auto t = std::chrono::system_clock::now();
+    auto back = parse_iso(iso_utc(t));
+    REQUIRE(back);
+    CHECK(std::chrono::abs(*back - t) < std::chrono::microseconds(2));
+    CHECK(parse_iso("2026-11-26T10:00:00+01:00") == parse_iso("2026-11-26T09:00:00"));
+    CHECK(!parse_iso("yesterday"));
+    for (std::string s : {"", "a", "ab", "abc", "abcd", "\x06\x16\xff"}) CHECK(base64_decode(base64_encode(s)) == s);
+}
+
+TEST_CASE("Redis URLs parse, and their passwords never appear in messages") {
+    auto u = redis_url::parse("redis://:s3cret@127.0.0.1:16379/2");
+    CHECK(u.password == "s3cret");
+    CHECK(u.port == 16379);
+    CHECK(u.db == 2);
+    CHECK(u.redacted().find("s3cret") == std::string::npos);
+    CHECK(redact("connect redis://:s3cret@h:1/0 failed") == "connect redis://:***@h:1/0 failed");
+    CHECK_THROWS_WITH(redis_url::parse("redis://:s3cret@h:notaport/0"), !Catch::Contains("s3cret"));
+    // Nothing listens on port 1: the error names the address, without the password.
+    CHECK_THROWS_WITH(redis_connection(redis_url::parse("redis://:s3cret@127.0.0.1:1/0"), std::chrono::milliseconds(500)),
+                      Catch::Contains("127.0.0.1:1") && !Catch::Contains("s3cret"));
+}
+
+TEST_CASE("a recorded Python revoke broadcast yields its task id, and weft's broadcast reads back") {
+    CHECK(revoked_ids(fixture("pidbox_revoke.json")) == std::vector<std::string>{"11111111-2222-4333-8444-555555555555"});
+    auto ours = revoke_broadcast(json::array{"a", "b"});
+    CHECK(revoked_ids(ours) == std::vector<std::string>{"a", "b"});
+    auto env = json::parse(ours).as_object();
+    CHECK(env.at("properties").as_object().at("delivery_info").as_object().at("exchange") == "celery.pidbox");
+    CHECK(revoked_ids(fixture("envelope_simple.json")).empty());  // a task message is not a revoke
+    CHECK(pidbox_channel(0) == "/0.celery.pidbox");
+}
