@@ -290,17 +290,26 @@ struct celery::worker::impl {
 
     // ---- acks ------------------------------------------------------------------------------------
 
-    void mark_unacked(connections& c, const std::string& tag, const std::string& raw, const std::string& exchange,
-                      const std::string& routing_key) {
+    // kombu's `unacked` hash value: [envelope, exchange, routing_key], with the envelope as a JSON
+    // object inside the array, not a string (kept as a string only if it does not parse).
+    static std::string unacked_entry(const std::string& raw, const std::string& exchange, const std::string& routing_key) {
         json::array entry{json::value(raw), json::value(exchange), json::value(routing_key)};
-        // kombu stores the envelope as a JSON object inside the array, not a string: rebuild it so.
         try {
             entry[0] = json::parse(raw);
         } catch (const std::exception&) {
         }
+        return boost::json::serialize(entry);
+    }
+    static std::string unacked_score() {
         char score[64];
         std::snprintf(score, sizeof score, "%.6f", unix_now());
-        c.broker().pipeline({{"ZADD", unacked_index_key, score, tag}, {"HSET", unacked_key, tag, boost::json::serialize(entry)}});
+        return score;
+    }
+
+    void mark_unacked(connections& c, const std::string& tag, const std::string& raw, const std::string& exchange,
+                      const std::string& routing_key) {
+        c.broker().pipeline({{"ZADD", unacked_index_key, unacked_score(), tag},
+                             {"HSET", unacked_key, tag, unacked_entry(raw, exchange, routing_key)}});
     }
 
     // mark_unacked and the task's current meta in one round trip when the connection is shared.
@@ -312,15 +321,8 @@ struct celery::worker::impl {
             if (id.empty()) return std::nullopt;
             return read_meta(c, id);
         }
-        json::array entry{json::value(raw), json::value(exchange), json::value(routing_key)};
-        try {
-            entry[0] = json::parse(raw);
-        } catch (const std::exception&) {
-        }
-        char score[64];
-        std::snprintf(score, sizeof score, "%.6f", unix_now());
-        auto r = c.broker().pipeline({{"ZADD", unacked_index_key, score, tag},
-                                      {"HSET", unacked_key, tag, boost::json::serialize(entry)},
+        auto r = c.broker().pipeline({{"ZADD", unacked_index_key, unacked_score(), tag},
+                                      {"HSET", unacked_key, tag, unacked_entry(raw, exchange, routing_key)},
                                       {"GET", meta_key(id)}});
         if (r[2].type != redis_reply::kind::string) return std::nullopt;
         try {
