@@ -238,3 +238,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # The verdict is in; gRPC's native threads can abort CPython's finalization (seen with temporalio's),
+    # which would turn a passed smoke test into a crash: leave without finalizing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
