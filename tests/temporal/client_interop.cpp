@@ -7,6 +7,8 @@
 #include <weft/config.hpp>
 #include <weft/temporal.hpp>
 
+#include "process.hpp"
+
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -58,10 +60,7 @@ std::string required_env(const char* name) {
     return v ? v : "";
 }
 
-std::string unique(std::string_view prefix) {
-    static std::mt19937_64 gen{std::random_device{}()};
-    return std::string(prefix) + "-" + std::to_string(::getpid()) + "-" + std::to_string(gen() % 1'000'000'000);
-}
+using test_process::unique;
 
 // The Python worker, started once for the whole test program and stopped by its PID at exit.
 class python_peer {

@@ -21,6 +21,9 @@ connection::connection(temporal::settings s) : settings_(std::move(s)) {
     if (settings_.identity.empty()) settings_.identity = default_identity();
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(128 * 1024 * 1024);  // what the SDKs use; histories can be large
+    // gRPC's own reconnect backoff grows to 2 min; a worker should see a restarted server within seconds.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 3000);
     channel_ = grpc::CreateCustomChannel(settings_.address, grpc::InsecureChannelCredentials(), args);
     stub_ = service::NewStub(channel_);
 }

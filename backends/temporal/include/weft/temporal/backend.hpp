@@ -1,0 +1,80 @@
+// Temporal as a weft backend: a run of a weft DAG is a Temporal workflow run, served by
+// weft::temporal::worker processes (the workflow type is the DAG's name).
+//
+//     weft::client<weft::temporal::backend> client({.address = "127.0.0.1:7233", .task_queue = "orders"});
+//     auto run = client.start(orders::workflow, order{...});   // workflow id "<name>-<uuid>"
+//     receipt r = run.get();                                    // a failed step throws weft::step_failed
+//
+// Including this header registers the backend, so WEFT_BACKEND=temporal selects it in any_client
+// (settings address, namespace, task_queue: WEFT_TEMPORAL_ADDRESS, ...).
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include <weft/any_client.hpp>
+#include <weft/backend.hpp>
+#include <weft/temporal/client.hpp>
+
+namespace weft::temporal {
+
+// The tag of weft::client<weft::temporal::backend>.
+struct backend {
+    static constexpr std::string_view name = "temporal";
+};
+
+// The weft::backend behind client<temporal::backend> and any_client.
+class dag_backend final : public weft::backend {
+public:
+    explicit dag_backend(settings s);
+    ~dag_backend() override;
+    std::string_view name() const noexcept override { return temporal::backend::name; }
+    // Starts the workflow type wf.name on the settings' task queue with one json/plain payload per input
+    // value; the handle's id() is the workflow id.
+    std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
+
+    struct state;
+
+private:
+    std::shared_ptr<state> state_;
+};
+
+inline bool register_backend() {
+    static const bool done = backend_registry::instance().add({
+        std::string(temporal::backend::name),
+        {std::begin(settings::keys), std::end(settings::keys)},
+        [](const config& c) -> std::unique_ptr<weft::backend> { return std::make_unique<dag_backend>(settings::from_config(c)); },
+    });
+    return done;
+}
+inline const bool registered = register_backend();
+
+}  // namespace weft::temporal
+
+namespace weft {
+
+template <class Backend>
+class client;
+
+template <>
+class client<temporal::backend> {
+public:
+    explicit client(temporal::settings s) : backend_(std::move(s)) {}
+
+    template <workflow_type W>
+    run<typename W::output> start(W, typename W::input input, run_options opts = {}) {
+        const typename W::input_tuple in(std::move(input));
+        return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
+    }
+    template <workflow_type W>
+        requires(std::tuple_size_v<typename W::input_tuple> == 0)
+    run<typename W::output> start(W, run_options opts = {}) {
+        const std::tuple<> in;
+        return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
+    }
+
+private:
+    temporal::dag_backend backend_;
+};
+
+}  // namespace weft

@@ -1,0 +1,88 @@
+// weft::temporal::worker: serves weft workflows on a Temporal task queue, with no Temporal SDK.
+//
+//     weft::temporal::worker w({.server = {.address = "127.0.0.1:7233"}, .task_queue = "orders"});
+//     w.serve(orders::workflow);   // the workflow type "orders" and every step of it
+//     w.run();                     // until stop()
+//
+// Two halves, each with its own pollers:
+//   - the workflow worker runs each served DAG as the Temporal workflow type named after it: on every
+//     workflow task it reads the run's whole history and decides (docs/temporal.md, "Interpreter");
+//   - the activity worker runs the steps: activity type = the step's wire name, arguments = one
+//     json/plain payload per parameter, result = one json/plain payload. Long steps heartbeat by
+//     themselves; a cancelled run makes weft::this_step::stop_requested() true.
+// A step whose policy names a queue is scheduled on that queue; whoever polls it runs it (another
+// weft worker started with that task_queue, or a Python activity of the same name).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <weft/any_client.hpp>
+#include <weft/step_table.hpp>
+#include <weft/temporal/client.hpp>
+
+namespace weft::temporal {
+
+struct worker_options {
+    temporal::settings server;  // address, namespace, identity, rpc_timeout
+    std::string task_queue;     // empty: server.task_queue
+    bool workflows = true;      // poll workflow tasks for the served workflows
+    bool activities = true;     // poll activity tasks for the served steps
+    unsigned max_concurrent_steps = 8;  // steps running at once in this worker
+    unsigned activity_pollers = 2;
+    unsigned workflow_pollers = 2;
+    std::chrono::milliseconds poll_timeout{70'000};  // gRPC deadline of a long poll; the server answers empty after 60 s
+    // Reconnection after a failed poll: capped exponential backoff with jitter.
+    std::chrono::milliseconds backoff_initial{100};
+    std::chrono::milliseconds backoff_max{5'000};
+    // Scheduling defaults of the workflow worker (a step's policy comes first).
+    std::chrono::milliseconds default_step_timeout{std::chrono::minutes(10)};
+    std::chrono::milliseconds heartbeat_timeout{std::chrono::seconds(10)};
+    // level is "info", "warning" or "error". Default: stderr. Messages carry no credentials.
+    std::function<void(std::string_view level, std::string_view text)> log;
+};
+
+class worker {
+public:
+    explicit worker(worker_options opts);
+    ~worker();  // stop()
+    worker(const worker&) = delete;
+    worker& operator=(const worker&) = delete;
+
+    // The workflow type and all of its steps.
+    template <workflow_type W>
+    void serve(W wf) {
+        serve_workflow(weft::detail::erasure<W>::value);
+        for (const erased_step& s : step_table(wf)) serve(s);
+    }
+    // The workflow type only (its steps run elsewhere).
+    template <workflow_type W>
+    void serve_workflow(W) {
+        serve_workflow(weft::detail::erasure<W>::value);
+    }
+    void serve_workflow(const erased_workflow& wf);
+    // One step, as the activity type named after it.
+    void serve(const erased_step& step);
+
+    void start();  // spawns the pollers and returns
+    void run();    // start(), then blocks until stop()
+    void stop();   // stops polling, lets running steps finish, joins; idempotent
+
+    struct counters {
+        std::uint64_t workflow_tasks = 0, nondeterministic = 0, steps_succeeded = 0, steps_failed = 0,
+                      steps_cancelled = 0, heartbeats = 0, poll_errors = 0;
+    };
+    counters stats() const;
+
+    struct impl;
+
+private:
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace weft::temporal

@@ -1,0 +1,290 @@
+// weft's Temporal workers against the real dev server: weft DAGs served by C++ workflow and activity
+// workers, started by weft's clients and by Python's; a Python activity inside a weft DAG; retries,
+// failures, cancellation, timeouts; and the faults (SIGKILL mid-run, bad payload, server away and
+// back). Run through scripts/with-services --need temporal,python (ctest -L temporal).
+#include <catch2/catch.hpp>
+
+#include <weft/temporal.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "dags.hpp"
+#include "process.hpp"
+
+namespace tp = weft::temporal;
+using namespace std::chrono_literals;
+using test_process::child;
+
+namespace {
+
+std::string required_env(const char* name) {
+    const char* v = std::getenv(name);
+    if (!v || !*v)
+        FAIL(name << " is not set: run this test through scripts/with-services --need temporal,python "
+                     "(ctest -L temporal does), after scripts/services up temporal python");
+    return v ? v : "";
+}
+
+using test_process::unique;
+
+tp::settings server(std::string queue) {
+    tp::settings s;
+    s.address = required_env("WEFT_TEMPORAL_ADDRESS");
+    s.namespace_name = required_env("WEFT_TEMPORAL_NAMESPACE");
+    s.task_queue = std::move(queue);
+    return s;
+}
+
+// An in-process worker serving every test workflow on its own queue.
+struct served_queue {
+    std::string queue = unique("weft-workers");
+    tp::worker worker{tp::worker_options{.server = server(queue), .heartbeat_timeout = 1500ms}};
+    served_queue() {
+        dags::for_each_workflow([&](auto wf) { worker.serve(wf); });
+        worker.start();
+    }
+    weft::client<tp::backend> client() const { return weft::client<tp::backend>(server(queue)); }
+};
+
+std::filesystem::path temp(std::string_view name) { return std::filesystem::temp_directory_path() / unique(name); }
+
+std::vector<std::string> dag_worker(const std::string& queue, const std::filesystem::path& ready, std::string address = {}) {
+    std::vector<std::string> args{WEFT_TEMPORAL_DAG_WORKER, "--task-queue", queue, "--ready-file", ready.string(),
+                                  "--max-seconds", "120", "--heartbeat-ms", "2000", "--backoff-max-ms", "1000"};
+    return args;
+}
+
+}  // namespace
+
+TEST_CASE("a fan-out/fan-in DAG runs on the C++ workers and joins its branches in declaration order", "[workers]") {
+    served_queue q;
+    auto run = q.client().start(dags::fan, 3);  // seed 4 -> 16, 64, -4
+    CHECK(run.get() == "16,64,-4");
+    CHECK(run.state() == weft::run_state::succeeded);
+    CHECK(run.id().starts_with("weft_fan-"));
+    auto steps = run.steps();
+    REQUIRE(steps.size() == 5);
+    for (auto& s : steps) {
+        INFO(s.name);
+        CHECK(s.state == weft::step_state::succeeded);
+        CHECK(s.attempts == 1);
+    }
+}
+
+TEST_CASE("WEFT_BACKEND=temporal runs a weft workflow through any_client without code changes", "[workers]") {
+    served_queue q;
+    ::setenv("WEFT_BACKEND", "temporal", 1);
+    ::setenv("WEFT_TEMPORAL_TASK_QUEUE", q.queue.c_str(), 1);
+    auto client = weft::any_client::from_env();
+    ::unsetenv("WEFT_BACKEND");
+    ::unsetenv("WEFT_TEMPORAL_TASK_QUEUE");
+    CHECK(client.backend() == "temporal");
+    dags::invoice inv = client.start(dags::chain, dags::order{"ada", {2, 3, 5}}).get();
+    CHECK(inv.customer == "ada");
+    CHECK(inv.items == 10);
+    CHECK(inv.cents == 3000);
+}
+
+TEST_CASE("a step that fails twice succeeds on its third attempt, and the attempt is visible", "[workers]") {
+    served_queue q;
+    auto run = q.client().start(dags::retry, 7);
+    CHECK(run.get() == 73);  // 7 * 10 + attempt 3
+    REQUIRE(run.steps().size() == 1);
+    CHECK(run.steps()[0].attempts == 3);
+}
+
+TEST_CASE("a step that fails for good fails the run with the step's name and message", "[workers]") {
+    served_queue q;
+    auto run = q.client().start(dags::fail, 5);
+    try {
+        run.get();
+        FAIL("the run should have failed");
+    } catch (const weft::step_failed& e) {
+        CHECK(e.step() == "weft_test.doomed");
+        CHECK(e.attempts() == 2);
+        CHECK_THAT(e.error(), Catch::Contains("no stock left for sku-6"));
+        CHECK_THAT(e.error(), Catch::Contains("dags::out_of_stock"));
+    }
+    // The raw Temporal failure: weft.step_failed, caused by the activity failure, caused by the step's error.
+    tp::client raw(server(q.queue));
+    try {
+        raw.result_json({run.id(), ""}, 30s);
+        FAIL("the run should have failed");
+    } catch (const tp::workflow_failed& e) {
+        CHECK(e.failure().type == "weft.step_failed");
+        REQUIRE(e.failure().cause);
+        CHECK(e.failure().cause->kind == "activity");
+        REQUIRE(e.failure().cause->cause);
+        CHECK(e.failure().cause->cause->type == "dags::out_of_stock");
+        CHECK(e.failure().cause->cause->message == "no stock left for sku-6");
+    }
+    auto steps = run.steps();
+    CHECK(steps[0].state == weft::step_state::succeeded);
+    CHECK(steps[1].state == weft::step_state::failed);
+}
+
+TEST_CASE("cancelling a running DAG cancels its running step and the run", "[workers]") {
+    served_queue q;
+    auto run = q.client().start(dags::slow, 20'000);
+    std::this_thread::sleep_for(1500ms);  // the nap step is running
+    const auto t0 = std::chrono::steady_clock::now();
+    run.cancel();
+    CHECK_THROWS_AS(run.get(), weft::run_cancelled);
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+    CHECK(run.state() == weft::run_state::cancelled);
+    // The step learns it from its heartbeat (every 0.5 s here) and stops.
+    for (int i = 0; i < 50 && q.worker.stats().steps_cancelled == 0; ++i) std::this_thread::sleep_for(100ms);
+    CHECK(q.worker.stats().steps_cancelled == 1);
+}
+
+TEST_CASE("a step over its timeout fails the run with the activity timeout", "[workers]") {
+    served_queue q;
+    auto run = q.client().start(dags::timeout, 5000);
+    try {
+        run.get();
+        FAIL("the run should have failed");
+    } catch (const weft::step_failed& e) {
+        CHECK(e.step() == "weft_test.sleepy");
+        CHECK_THAT(e.error(), Catch::Contains("StartToClose"));
+    }
+}
+
+TEST_CASE("a Python client starts a weft workflow and reads its typed result; a bad payload fails clearly and the worker goes on",
+          "[python]") {
+    served_queue q;
+    const auto out = temp("weft-peer-client.out");
+    child py({required_env("WEFT_PYTHON"), WEFT_TEMPORAL_WEFT_PEER, "client", "--task-queue", q.queue}, out.string());
+    REQUIRE(py.wait(120s) == 0);
+    const auto verdict = weft::json::parse(test_process::read_file(out)).as_object();
+    INFO(test_process::read_file(out));
+    const auto& typed = verdict.at("typed").as_object();
+    CHECK(typed.at("type").as_string() == "Invoice");
+    CHECK(typed.at("customer").as_string() == "ada");
+    CHECK(typed.at("items").as_int64() == 10);
+    CHECK(typed.at("cents").as_int64() == 3000);
+    const auto& bad = verdict.at("bad").as_array();
+    REQUIRE(bad.size() == 4);  // WorkflowFailureError <- ApplicationError <- ActivityError <- ApplicationError
+    CHECK(bad[1].at("type").as_string() == "weft.step_failed");
+    CHECK(bad[3].at("type").as_string() == "weft.bad_payload");
+    CHECK(bad[3].at("non_retryable").as_bool());
+    const std::string message(bad[3].at("message").as_string());
+    CHECK_THAT(message, Catch::Contains("weft_test.count_items"));
+    CHECK_THAT(message, Catch::Contains("$[0].quantities"));
+    CHECK(verdict.at("again").at("cents").as_int64() == 300);
+    CHECK(q.worker.stats().steps_failed == 1);
+}
+
+TEST_CASE("a weft DAG runs one step as a Python activity on its own task queue", "[python]") {
+    served_queue q;
+    const auto ready = temp("weft-peer-steps.ready");
+    child py({required_env("WEFT_PYTHON"), WEFT_TEMPORAL_WEFT_PEER, "steps", "--ready-file", ready.string(), "--max-seconds", "120"});
+    REQUIRE(test_process::wait_for_file(ready, 60s));
+    auto run = q.client().start(dags::mixed, 5);  // 105 in C++, * 3 in Python, then C++
+    CHECK(run.get() == "total 315");
+}
+
+TEST_CASE("a worker killed with SIGKILL mid-step is replaced and the new worker finishes the run by replay", "[faults]") {
+    const std::string queue = unique("weft-sigkill");
+    const auto ready1 = temp("weft-worker1.ready"), ready2 = temp("weft-worker2.ready");
+    auto run = weft::client<tp::backend>(server(queue)).start(dags::slow, 4000);
+    std::optional<child> first;
+    first.emplace(dag_worker(queue, ready1));
+    REQUIRE(test_process::wait_for_file(ready1, 30s));
+    std::this_thread::sleep_for(2000ms);  // the nap step runs in the first worker
+    CHECK(run.state() == weft::run_state::running);
+    first->signal(SIGKILL);
+    CHECK(first->wait(10s) == 128 + SIGKILL);
+    first.reset();
+    child second(dag_worker(queue, ready2));
+    REQUIRE(test_process::wait_for_file(ready2, 30s));
+    CHECK(run.get() == "slept 4000 ms");
+    auto steps = run.steps();
+    CHECK(steps[0].attempts == 2);  // the heartbeat timeout ended the killed attempt; the new worker retried
+}
+
+namespace {
+
+int free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+// A private dev server on free loopback ports with its own SQLite file, stopped by its PID.
+std::unique_ptr<child> private_server(int port, const std::filesystem::path& db) {
+    const std::string bin = required_env("WEFT_CACHE_DIR") + "/bin/temporal";
+    return std::make_unique<child>(std::vector<std::string>{
+        bin, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", std::to_string(port), "--http-port",
+        std::to_string(free_port()), "--metrics-port", std::to_string(free_port()), "--db-filename", db.string(),
+        "--log-level", "error"}, "/dev/null");
+}
+
+bool server_answers(const tp::settings& s) {
+    try {
+        tp::client(s).status({"no-such-workflow", ""});
+    } catch (const tp::not_found&) {
+        return true;
+    } catch (const std::exception&) {
+    }
+    return false;
+}
+
+}  // namespace
+
+TEST_CASE("when the server goes away and comes back, the worker reconnects with backoff and serves new runs", "[faults]") {
+    const int port = free_port();
+    const auto db = temp("weft-private-temporal.db");
+    tp::settings s = server(unique("weft-reconnect"));
+    s.address = "127.0.0.1:" + std::to_string(port);
+    s.rpc_timeout = 3s;
+    auto wait_up = [&] {
+        for (int i = 0; i < 120; ++i) {
+            if (server_answers(s)) return true;
+            std::this_thread::sleep_for(250ms);
+        }
+        return false;
+    };
+    auto srv = private_server(port, db);
+    REQUIRE(wait_up());
+
+    std::atomic<int> warnings{0}, recovered{0};
+    tp::worker w({.server = s, .poll_timeout = 10s, .backoff_max = 1000ms,
+                  .log = [&](std::string_view level, std::string_view text) {
+                      if (level == "warning") ++warnings;
+                      if (text.find("works again") != std::string_view::npos) ++recovered;
+                  }});
+    w.serve(dags::fan);
+    w.start();
+    weft::client<tp::backend> c(s);
+    CHECK(c.start(dags::fan, 1).get() == "4,8,-2");
+
+    srv->signal(SIGKILL);
+    CHECK(srv->wait(30s) == 128 + SIGKILL);
+    srv.reset();
+    std::this_thread::sleep_for(3s);  // the pollers fail and back off meanwhile
+    const auto errors_while_away = w.stats().poll_errors;
+    CHECK(errors_while_away >= 2);
+    CHECK(errors_while_away < 40);  // backoff, not a busy loop
+
+    srv = private_server(port, db);
+    REQUIRE(wait_up());
+    CHECK(c.start(dags::fan, 2).get() == "9,27,-3");
+    CHECK(warnings > 0);
+    CHECK(recovered > 0);
+    w.stop();
+}
