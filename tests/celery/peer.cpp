@@ -1,6 +1,6 @@
 // The C++ side of the Celery interop tests (driven by tests/celery/interop.py):
 //
-//   celery_peer worker <queue> <concurrency> [visibility_timeout_s restore_interval_ms]
+//   celery_peer worker <queue> <concurrency> [visibility_timeout_s restore_interval_ms [prefetch_multiplier]]
 //   celery_peer client <case> <cpp_queue> <py_queue> [args...]     prints one JSON line
 //   celery_peer anyclient <x> <y>                                   WEFT_BACKEND=celery through any_client
 //
@@ -149,6 +149,7 @@ int run_worker(int argc, char** argv) {
         o.visibility_timeout = std::chrono::seconds(std::stol(argv[4]));
         o.restore_interval = std::chrono::milliseconds(std::stol(argv[5]));
     }
+    if (argc >= 7) o.prefetch_multiplier = static_cast<unsigned>(std::stoul(argv[6]));
     if (const char* dl = std::getenv("WEFT_TEST_DEAD_LETTER")) o.dead_letter = dl;
     weft::celery::worker w(o);
     w.serve(wf_add);
@@ -291,12 +292,13 @@ int bench_enqueue(int argc, char** argv) {
     return 0;
 }
 
-// celery_peer bench-drain <queue> <n> <concurrency>: a worker drains n queued no-ops.
+// celery_peer bench-drain <queue> <n> <concurrency> [prefetch_multiplier]: a worker drains n queued no-ops.
 int bench_drain(int argc, char** argv) {
     weft::celery::worker_options o;
     o.broker_url = redis_url();
     o.queues = {argv[2]};
     o.concurrency = static_cast<unsigned>(std::stoul(argv[4]));
+    if (argc >= 6) o.prefetch_multiplier = static_cast<unsigned>(std::stoul(argv[5]));
     o.result_expires = std::chrono::seconds(600);
     std::uint64_t n = std::stoull(argv[3]);
     weft::celery::worker w(o);

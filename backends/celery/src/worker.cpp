@@ -8,7 +8,9 @@
 #include <boost/json/serialize.hpp>
 
 #include <cmath>
+#include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -76,6 +78,44 @@ struct celery::worker::impl {
     std::mutex revoked_m;
     std::unordered_set<std::string> revoked;
 
+    struct delivery_keys {
+        std::string tag, exchange, routing_key;
+    };
+    // Prefetched messages (popped and recorded in unacked by the fetcher) wait in `ready` for a
+    // consumer thread; ETA messages wait on a timer heap, still unacked, without holding a thread.
+    struct delivery {
+        std::string list, raw;
+        std::optional<std::string> meta;  // the task's meta, when the fetch read it
+        bool meta_read = false;           // the fetch looked for the meta (none stored if `meta` is empty)
+        bool fetched = false;             // by fetch_lua, which says what it recorded:
+        delivery_keys recorded;           // the unacked entry it wrote (tag empty: none)
+        std::string meta_id;              // the id whose meta it read
+    };
+    struct scheduled {
+        std::chrono::steady_clock::time_point due;
+        std::uint64_t seq;
+        delivery d;
+        message m;
+        bool operator>(const scheduled& o) const { return due != o.due ? due > o.due : seq > o.seq; }
+    };
+    static constexpr unsigned max_batch = 512;  // messages per fetch at most
+    std::mutex work_m;
+    std::condition_variable work_cv;  // consumers: a delivery, or an earlier ETA
+    std::condition_variable room_cv;  // the fetcher: room under the prefetch limit
+    std::deque<delivery> ready;
+    std::vector<scheduled> timers;  // a min-heap on `due`
+    std::uint64_t timer_seq = 0;
+    unsigned held = 0;      // fetched and not finished; ETA messages do not count (as in Celery)
+    unsigned prefetch = 0;  // prefetch_multiplier × concurrency; 0: no limit
+    std::string fetch_sha;  // fetch_lua's SHA1, from SCRIPT LOAD
+
+    // Result stores and acks that need no answer; the flusher sends them in pipelines.
+    std::mutex defer_m;
+    std::condition_variable defer_cv;
+    std::vector<std::pair<bool, std::vector<std::string>>> deferred;  // (for the result backend, command)
+    bool flusher_stop = false;
+    std::thread flusher;
+
     bool is_revoked(const std::string& id) {
         std::lock_guard lock(revoked_m);
         return revoked.count(id) != 0;
@@ -117,8 +157,8 @@ struct celery::worker::impl {
         return !sleep_cv.wait_for(lock, d, [&] { return stopping.load(); });
     }
 
-    // One connection when the broker and the result backend are the same Redis (the usual case),
-    // so a result and its ack travel in one round trip.
+    // A consumer thread's connections for what must happen before it goes on (continuations, chord
+    // joins, failures); one connection when the broker and the result backend are the same Redis.
     struct connections {
         std::unique_ptr<redis_connection> broker_conn;
         std::unique_ptr<redis_connection> results_conn;  // null: the broker's
@@ -129,20 +169,21 @@ struct celery::worker::impl {
 
     // ---- result backend --------------------------------------------------------------------------
 
-    // Stores a result; with `ack_tag` (and one shared connection) the ack rides in the same round trip.
-    // Returns whether it acked.
+    // Stores a result now; with `ack_tag` (a task's last word: nothing follows it) the store and the
+    // ack are handed to the flusher instead, which pipelines them with other threads' (result
+    // first, then ack, so a crash in between leaves a stored result that redelivery respects).
+    // Returns whether it took the ack along.
     bool store(connections& c, const task_meta& m, const std::string* ack_tag = nullptr) {
         auto text = encode_meta(m);
         auto key = meta_key(m.task_id);
         std::vector<std::vector<std::string>> cmds{{"SETEX", key, std::to_string(opts.result_expires.count()), text},
-                                                   {"PUBLISH", key, text}};
-        bool ack_too = ack_tag && !ack_tag->empty() && c.shared();
-        if (ack_too) {
-            cmds.push_back({"ZREM", unacked_index_key, *ack_tag});
-            cmds.push_back({"HDEL", unacked_key, *ack_tag});
+                                                   {"PUBLISH", key, std::move(text)}};
+        if (!ack_tag) {
+            c.results().pipeline(cmds);
+            return false;
         }
-        c.results().pipeline(cmds);
-        return ack_too;
+        defer(std::move(cmds), *ack_tag);
+        return true;
     }
 
     task_meta make_meta(const message& msg, task_state s, json::value result, std::optional<std::string> tb = {}) {
@@ -306,62 +347,109 @@ struct celery::worker::impl {
         return score;
     }
 
-    void mark_unacked(connections& c, const std::string& tag, const std::string& raw, const std::string& exchange,
-                      const std::string& routing_key) {
-        c.broker().pipeline({{"ZADD", unacked_index_key, unacked_score(), tag},
-                             {"HSET", unacked_key, tag, unacked_entry(raw, exchange, routing_key)}});
-    }
-
-    // mark_unacked and the task's current meta in one round trip when the connection is shared.
-    std::optional<task_meta> mark_unacked_and_read(connections& c, const std::string& tag, const std::string& raw,
-                                                   const std::string& exchange, const std::string& routing_key,
-                                                   const std::string& id) {
-        if (!c.shared() || tag.empty() || id.empty()) {
-            if (!tag.empty()) mark_unacked(c, tag, raw, exchange, routing_key);
-            if (id.empty()) return std::nullopt;
-            return read_meta(c, id);
-        }
-        auto r = c.broker().pipeline({{"ZADD", unacked_index_key, unacked_score(), tag},
-                                      {"HSET", unacked_key, tag, unacked_entry(raw, exchange, routing_key)},
-                                      {"GET", meta_key(id)}});
-        if (r[2].type != redis_reply::kind::string) return std::nullopt;
+    // The delivery tag, exchange and routing key of a raw envelope, as far as they can be read.
+    static delivery_keys keys_of(const std::string& raw, std::string_view list) {
+        delivery_keys k{{}, {}, queue_of_list(list)};
         try {
-            return decode_meta(r[2].str);
-        } catch (const wire_error&) {
-            return std::nullopt;
+            auto v = json::parse(raw);
+            auto& props = v.as_object().at("properties").as_object();
+            k.tag = std::string(props.at("delivery_tag").as_string());
+            auto& di = props.at("delivery_info").as_object();
+            k.exchange = std::string(di.at("exchange").as_string());
+            k.routing_key = std::string(di.at("routing_key").as_string());
+        } catch (const std::exception&) {
         }
+        return k;
     }
 
-    void ack(connections& c, const std::string& tag) {
-        if (tag.empty()) return;
-        c.broker().pipeline({{"ZREM", unacked_index_key, tag}, {"HDEL", unacked_key, tag}});
+    static std::vector<std::vector<std::string>> ack_commands(const std::string& tag) {
+        return {{"ZREM", unacked_index_key, tag}, {"HDEL", unacked_key, tag}};
+    }
+
+    void ack(connections&, const std::string& tag) {
+        if (!tag.empty()) defer({}, tag);
+    }
+
+    // Hands result stores and an ack to the flusher thread.
+    void defer(std::vector<std::vector<std::string>> result_cmds, const std::string& ack_tag) {
+        {
+            std::lock_guard lock(defer_m);
+            for (auto& cmd : result_cmds) deferred.emplace_back(true, std::move(cmd));
+            if (!ack_tag.empty())
+                for (auto& cmd : ack_commands(ack_tag)) deferred.emplace_back(false, std::move(cmd));
+        }
+        defer_cv.notify_one();
+    }
+
+    // The flusher: sends what consumers deferred, in pipelines of whatever has gathered meanwhile,
+    // so a result is stored as soon as the step returns, whatever the thread does next.
+    void flush_deferred() {
+        std::unique_ptr<redis_connection> bc, rc;
+        std::vector<std::pair<bool, std::vector<std::string>>> batch;
+        for (;;) {
+            {
+                std::unique_lock lock(defer_m);
+                defer_cv.wait(lock, [&] { return flusher_stop || !deferred.empty(); });
+                if (deferred.empty()) return;  // stopping, and nothing left
+                batch.swap(deferred);
+            }
+            for (int attempt = 0; attempt < 2; ++attempt) {
+                try {
+                    if (!bc) bc = std::make_unique<redis_connection>(broker, opts.timeout);
+                    if (!same_server && !rc) rc = std::make_unique<redis_connection>(results, opts.timeout);
+                    std::vector<std::vector<std::string>> first, second;  // results before acks
+                    for (auto& [to_results, cmd] : batch) (to_results || same_server ? first : second).push_back(std::move(cmd));
+                    auto replies = (same_server ? *bc : *rc).pipeline(first);
+                    if (!second.empty()) {
+                        auto more = bc->pipeline(second);
+                        replies.insert(replies.end(), more.begin(), more.end());
+                    }
+                    for (auto& r : replies)
+                        if (r.type == redis_reply::kind::error) log("error", "storing a result or an ack: " + r.str);
+                    break;
+                } catch (const std::exception& e) {
+                    // What was lost is still unacked: the visibility timeout brings it back.
+                    log("error", std::string("flusher: ") + e.what());
+                    bc.reset();
+                    rc.reset();
+                }
+            }
+            batch.clear();
+        }
     }
 
     // kombu's restore_visible: under the unacked_mutex lock, put back every message unacked for
-    // longer than the visibility timeout (a worker that died holding it), at the consuming end.
-    void restore_visible(connections& c) {
+    // longer than the visibility timeout (a worker that died holding it), at the consuming end,
+    // flagged redelivered as kombu flags it.
+    void restore_visible(redis_connection& c) {
         auto token = new_id();
-        auto got = c.broker().command({"SET", unacked_mutex_key, token, "NX", "PX", "300000"});
+        auto got = c.command({"SET", unacked_mutex_key, token, "NX", "PX", "300000"});
         if (got.type != redis_reply::kind::status) return;  // another worker is sweeping
         char ceiling[64];
         std::snprintf(ceiling, sizeof ceiling, "%.6f", unix_now() - static_cast<double>(opts.visibility_timeout.count()));
-        auto due = c.broker().command({"ZRANGEBYSCORE", unacked_index_key, "0", ceiling});
+        auto due = c.command({"ZRANGEBYSCORE", unacked_index_key, "0", ceiling});
         for (auto& t : due.elements) {
-            auto r = c.broker().pipeline({{"HGET", unacked_key, t.str}, {"ZREM", unacked_index_key, t.str},
-                                        {"HDEL", unacked_key, t.str}});
+            auto r = c.pipeline({{"HGET", unacked_key, t.str}, {"ZREM", unacked_index_key, t.str},
+                                 {"HDEL", unacked_key, t.str}});
             if (r[0].type != redis_reply::kind::string || r[1].integer == 0) continue;  // someone else took it
             try {
                 auto entry = json::parse(r[0].str).as_array();
-                std::string env = entry[0].is_string() ? std::string(entry[0].get_string())
-                                                       : boost::json::serialize(entry[0]);
                 std::string rk(entry.at(2).as_string());
                 int priority = 0;
-                if (auto* o = entry[0].if_object())
-                    if (auto p = o->find("properties"); p != o->end())
-                        if (auto pr = p->value().as_object().find("priority");
-                            pr != p->value().as_object().end() && pr->value().is_int64())
+                if (auto* o = entry[0].if_object()) {
+                    if (auto p = o->find("properties"); p != o->end() && p->value().is_object()) {
+                        auto& props = p->value().get_object();
+                        if (auto pr = props.find("priority"); pr != props.end() && pr->value().is_int64())
                             priority = static_cast<int>(pr->value().get_int64());
-                c.broker().command({"RPUSH", priority_list(rk, priority), env});
+                        if (auto di = props.find("delivery_info"); di != props.end() && di->value().is_object())
+                            di->value().get_object()["redelivered"] = true;
+                    }
+                    if (auto h = o->find("headers"); h != o->end() && h->value().is_object())
+                        h->value().get_object()["redelivered"] = true;
+                }
+                std::string env = entry[0].is_string() ? std::string(entry[0].get_string())
+                                                       : boost::json::serialize(entry[0]);
+                c.command({"RPUSH", priority_list(rk, priority), env});
                 ++restored;
                 log("warning", "restored unacked message " + t.str + " to queue " + rk +
                                    " (its worker held it past the visibility timeout)");
@@ -370,34 +458,263 @@ struct celery::worker::impl {
             }
         }
         // Release the lock only if it is still ours.
-        auto cur = c.broker().command({"GET", unacked_mutex_key});
-        if (cur.str == token) c.broker().command({"DEL", unacked_mutex_key});
+        auto cur = c.command({"GET", unacked_mutex_key});
+        if (cur.str == token) c.command({"DEL", unacked_mutex_key});
+    }
+
+    // ---- fetching --------------------------------------------------------------------------------
+
+    // Pops up to ARGV[1] messages from the lists in KEYS[3..] (priority order, the order of BRPOP's
+    // keys) and records each in kombu's unacked hash and index in the same atomic step, exactly as
+    // kombu's QoS.append writes them: ZADD unacked_index <now> <tag>, HSET unacked <tag>
+    // [<envelope>, "<exchange>", "<routing_key>"]. A worker killed at any point leaves every message
+    // it popped in unacked, for restore_visible. With ARGV[3] (the result backend is this Redis) it
+    // also reads the tasks' metas, so a redelivered or revoked task is seen without another round
+    // trip. The server's time is the limit, so the script makes one call per batch for each of RPOP
+    // (with a count), ZADD, HSET and MGET; and decoding a whole envelope in Lua would cost more than
+    // the rest of a task, so the four strings are found by their keys (as Python's and Boost.JSON's
+    // serializers write them), cjson decoding only an envelope where that fails or a value with an
+    // escape; the worker checks what was recorded against its own decoding (check_fetched).
+    // Returns, per message, [list, envelope, tag, exchange, routing_key, id, meta], each nil when
+    // not found; a message it cannot read is popped all the same (the worker dead-letters it) but
+    // not recorded, as kombu could not restore it either.
+    static constexpr const char* fetch_lua = R"lua(
+local n, now, meta_prefix = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local find, sub, byte = string.find, string.sub, string.byte
+-- The string value of the first `"<key>": "` or `"<key>":"` (key given with its closing quote).
+local function field(raw, key)
+    local from = 1
+    while true do
+        local s, e = find(raw, key, from, true)
+        if not s then return nil end
+        if byte(raw, s - 1) == 34 then
+            local c = e + 1
+            if byte(raw, c) ~= 58 then return nil end
+            c = c + 1
+            if byte(raw, c) == 32 then c = c + 1 end
+            if byte(raw, c) ~= 34 then return nil end
+            local q = find(raw, '"', c + 1, true)
+            if not q then return nil end
+            local v = sub(raw, c + 1, q - 1)
+            if find(v, '\\', 1, true) then return nil end
+            return v
+        end
+        from = e + 1
+    end
+end
+local out, zadd, hset, mget, mslot = {}, {}, {}, {}, {}
+local got = 0
+for i = 3, #KEYS do
+    if got >= n then break end
+    local popped = redis.call('RPOP', KEYS[i], n - got)
+    if popped then
+        for _, raw in ipairs(popped) do
+            got = got + 1
+            local tag = field(raw, 'delivery_tag"')
+            local ex = field(raw, 'exchange"')
+            local rk = field(raw, 'routing_key"')
+            local id = field(raw, 'id"')
+            local quoted = true
+            if not (tag and ex and rk and id) then
+                tag, ex, rk, id, quoted = nil, nil, nil, nil, false
+                local ok, env = pcall(cjson.decode, raw)
+                if ok and type(env) == 'table' then
+                    local p, h = env['properties'], env['headers']
+                    if type(p) == 'table' and type(p['delivery_info']) == 'table' then
+                        tag, ex, rk = p['delivery_tag'], p['delivery_info']['exchange'], p['delivery_info']['routing_key']
+                    end
+                    if type(h) == 'table' then id = h['id'] end
+                end
+                if type(tag) ~= 'string' then tag = nil end
+                if type(ex) ~= 'string' then ex = nil end
+                if type(rk) ~= 'string' then rk = nil end
+                if type(id) ~= 'string' then id = nil end
+            end
+            if tag and tag ~= '' and ex and rk then
+                zadd[#zadd + 1] = now
+                zadd[#zadd + 1] = tag
+                hset[#hset + 1] = tag
+                if quoted then
+                    hset[#hset + 1] = '[' .. raw .. ', "' .. ex .. '", "' .. rk .. '"]'
+                else
+                    hset[#hset + 1] = '[' .. raw .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']'
+                end
+            else
+                tag = nil
+            end
+            local base = #out
+            out[base + 1] = KEYS[i]
+            out[base + 2] = raw
+            out[base + 3] = tag or false
+            out[base + 4] = ex or false
+            out[base + 5] = rk or false
+            out[base + 6] = id or false
+            out[base + 7] = false
+            if meta_prefix ~= '' and id then
+                mget[#mget + 1] = meta_prefix .. id
+                mslot[#mslot + 1] = base + 7
+            end
+        end
+    end
+end
+if #zadd > 0 then
+    redis.call('ZADD', KEYS[2], unpack(zadd))
+    redis.call('HSET', KEYS[1], unpack(hset))
+end
+if #mget > 0 then
+    local metas = redis.call('MGET', unpack(mget))
+    for j = 1, #mslot do out[mslot[j]] = metas[j] end
+end
+return out
+)lua";
+
+    std::vector<std::string> fetch_command(unsigned n, bool by_sha) const {
+        std::vector<std::string> cmd{by_sha ? "EVALSHA" : "EVAL", by_sha ? fetch_sha : fetch_lua,
+                                     std::to_string(keys.size() + 2), unacked_key, unacked_index_key};
+        cmd.insert(cmd.end(), keys.begin(), keys.end());
+        cmd.push_back(std::to_string(n));
+        cmd.push_back(unacked_score());
+        cmd.push_back(same_server ? "celery-task-meta-" : "");
+        return cmd;
+    }
+
+    void take_fetched(redis_reply& r, std::vector<delivery>& out) {
+        if (r.type == redis_reply::kind::error) throw redis_error("weft: fetching messages failed: " + r.str);
+        auto str = [](redis_reply& e) { return e.type == redis_reply::kind::string ? std::move(e.str) : std::string(); };
+        for (std::size_t i = 0; i + 6 < r.elements.size(); i += 7) {
+            delivery d{str(r.elements[i]), str(r.elements[i + 1]), std::nullopt, same_server};
+            d.recorded = {str(r.elements[i + 2]), str(r.elements[i + 3]), str(r.elements[i + 4])};
+            d.meta_id = str(r.elements[i + 5]);
+            if (r.elements[i + 6].type == redis_reply::kind::string) d.meta = r.elements[i + 6].str;
+            d.fetched = true;
+            out.push_back(std::move(d));
+        }
+    }
+
+    // The script finds the tag, exchange, routing key and id by their keys; should a producer's
+    // envelope fool that, the worker's own decoding wins: the unacked entry is rewritten under the
+    // right tag, and the meta read again.
+    void check_fetched(connections& c, delivery& d, const message& m) {
+        if (!d.fetched) return;
+        if (d.meta_id != m.id) {
+            d.meta.reset();
+            d.meta_read = false;
+        }
+        const auto& k = d.recorded;
+        if (k.tag == m.delivery_tag && k.exchange == m.exchange && k.routing_key == m.queue) return;
+        log("warning", "message " + m.id + ": the fetch recorded it under tag '" + k.tag + "'; re-recording it");
+        std::vector<std::vector<std::string>> cmds;
+        if (!k.tag.empty()) cmds = ack_commands(k.tag);
+        if (!m.delivery_tag.empty()) {
+            cmds.push_back({"ZADD", unacked_index_key, unacked_score(), m.delivery_tag});
+            cmds.push_back({"HSET", unacked_key, m.delivery_tag, unacked_entry(d.raw, m.exchange, m.queue)});
+        }
+        if (!cmds.empty()) c.broker().pipeline(cmds);
+    }
+
+    // Up to `n` messages in one round trip; blocks (BRPOP, 1 s) only when the queues are empty, and
+    // then takes the rest of a burst in the same round trip as the first message's bookkeeping.
+    std::vector<delivery> fetch(redis_connection& c, unsigned n) {
+        std::vector<delivery> out;
+        auto r = c.pipeline({fetch_command(n, true)}).front();
+        if (r.type == redis_reply::kind::error && r.str.rfind("NOSCRIPT", 0) == 0)
+            r = c.pipeline({fetch_command(n, false)}).front();  // a restarted Redis: EVAL caches it again
+        take_fetched(r, out);
+        if (!out.empty()) return out;
+        std::vector<std::string> cmd{"BRPOP"};
+        cmd.insert(cmd.end(), keys.begin(), keys.end());
+        cmd.push_back("1");
+        auto b = c.command(cmd);
+        if (b.type != redis_reply::kind::array || b.elements.size() != 2) return out;
+        // kombu's own window: popped by BRPOP, then recorded. A crash in between loses it (as in kombu).
+        delivery d{b.elements[0].str, b.elements[1].str, std::nullopt, false};
+        auto k = keys_of(d.raw, d.list);
+        std::vector<std::vector<std::string>> cmds;
+        if (!k.tag.empty()) {
+            cmds.push_back({"ZADD", unacked_index_key, unacked_score(), k.tag});
+            cmds.push_back({"HSET", unacked_key, k.tag, unacked_entry(d.raw, k.exchange, k.routing_key)});
+        }
+        std::string id = same_server ? id_of(d.raw) : std::string();
+        if (!id.empty()) cmds.push_back({"GET", meta_key(id)});
+        if (n > 1) cmds.push_back(fetch_command(n - 1, true));
+        if (cmds.empty()) {
+            out.push_back(std::move(d));
+            return out;
+        }
+        auto replies = c.pipeline(cmds);
+        std::size_t at = k.tag.empty() ? 0 : 2;
+        if (!id.empty()) {
+            d.meta_read = true;
+            if (replies[at].type == redis_reply::kind::string) d.meta = replies[at].str;
+            ++at;
+        }
+        out.push_back(std::move(d));
+        if (n > 1 && replies[at].type != redis_reply::kind::error) take_fetched(replies[at], out);
+        return out;
+    }
+
+    static std::string id_of(const std::string& raw) {
+        try {
+            auto v = json::parse(raw);
+            return std::string(v.as_object().at("headers").as_object().at("id").as_string());
+        } catch (const std::exception&) {
+            return {};
+        }
+    }
+
+    // The fetcher thread: keeps up to `prefetch` messages in hand (Celery's prefetch multiplier ×
+    // concurrency), fetched in batches; restores visible messages every restore_interval.
+    void fetch_loop() {
+        std::unique_ptr<redis_connection> c;
+        auto last_sweep = std::chrono::steady_clock::now() - opts.restore_interval;
+        while (!stopping) {
+            try {
+                if (!c) {
+                    c = std::make_unique<redis_connection>(broker, opts.timeout);
+                    c->set_timeout(opts.timeout + std::chrono::seconds(1));  // above BRPOP's 1 s
+                    fetch_sha = c->command({"SCRIPT", "LOAD", fetch_lua}).str;
+                }
+                if (std::chrono::steady_clock::now() - last_sweep >= opts.restore_interval) {
+                    last_sweep = std::chrono::steady_clock::now();
+                    restore_visible(*c);
+                }
+                unsigned room;
+                {
+                    std::unique_lock lock(work_m);
+                    // Half the prefetch in hand before fetching again, so fetches stay batches.
+                    auto low = [&] { return prefetch == 0 || held <= prefetch / 2; };
+                    room_cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping.load() || low(); });
+                    if (stopping) break;
+                    if (!low()) continue;
+                    room = prefetch == 0 ? max_batch : std::min(prefetch - held, max_batch);
+                }
+                auto got = fetch(*c, room);
+                if (got.empty()) continue;
+                {
+                    std::lock_guard lock(work_m);
+                    held += static_cast<unsigned>(got.size());
+                    for (auto& d : got) ready.push_back(std::move(d));
+                }
+                if (got.size() == 1) work_cv.notify_one();
+                else work_cv.notify_all();
+            } catch (const std::exception& e) {
+                // A lost connection or a Redis error: log, reconnect after a pause, never die.
+                log("error", std::string("fetching: ") + e.what());
+                c.reset();
+                sleep_for(std::chrono::milliseconds(500));
+            }
+        }
     }
 
     // ---- one message -----------------------------------------------------------------------------
 
-    void handle(connections& c, const std::string& list, const std::string& raw) {
-        // The delivery tag first: without it there is nothing to ack or restore.
-        std::string tag, exchange, routing_key = queue_of_list(list), id;
-        try {
-            auto v = json::parse(raw);
-            if (auto h = v.as_object().find("headers"); h != v.as_object().end() && h->value().is_object())
-                if (auto i = h->value().as_object().find("id"); i != h->value().as_object().end() && i->value().is_string())
-                    id = std::string(i->value().get_string());
-            auto& props = v.as_object().at("properties").as_object();
-            tag = std::string(props.at("delivery_tag").as_string());
-            auto& di = props.at("delivery_info").as_object();
-            exchange = std::string(di.at("exchange").as_string());
-            routing_key = std::string(di.at("routing_key").as_string());
-        } catch (const std::exception&) {
-        }
-        auto existing = mark_unacked_and_read(c, tag, raw, exchange, routing_key, id);
-
+    void handle(connections& c, delivery& d) {
         message m;
         try {
-            m = decode_envelope(raw);
+            m = decode_envelope(d.raw);
         } catch (const wire_error& e) {
-            log("error", "dropping a malformed message from " + routing_key + ": " + e.reason() +
+            auto k = keys_of(d.raw, d.list);
+            log("error", "dropping a malformed message from " + k.routing_key + ": " + e.reason() +
                              (e.id().empty() ? "" : " (task id " + e.id() + ")"));
             if (!e.id().empty()) {
                 message stub;
@@ -407,25 +724,33 @@ struct celery::worker::impl {
                                                   json::array{"weft: malformed Celery message: " + e.reason()}}
                                        .to_value()));
             }
-            dead_letter(c, list, raw, e.reason());
-            ack(c, tag);
+            dead_letter(c, d.list, d.raw, e.reason());
+            ack(c, k.tag);
             return;
         }
-        if (m.queue.empty()) m.queue = routing_key;
-        if (m.delivery_tag.empty()) m.delivery_tag = tag;
-        if (!process(c, list, raw, m, existing && existing->task_id == m.id ? std::move(existing) : std::nullopt, tag))
-            ack(c, tag);
+        check_fetched(c, d, m);
+        if (m.queue.empty()) m.queue = queue_of_list(d.list);
+        std::optional<task_meta> existing;
+        if (d.meta) {
+            try {
+                existing = decode_meta(*d.meta);
+            } catch (const wire_error&) {
+            }
+        } else if (!d.meta_read && !m.id.empty()) {
+            existing = read_meta(c, m.id);
+        }
+        if (existing && existing->task_id != m.id) existing.reset();
+        if (!process(c, d, m, std::move(existing))) ack(c, m.delivery_tag);
     }
 
-    // Returns true when it acked the message itself (together with the result).
-    bool process(connections& c, const std::string& list, const std::string& raw, message& m,
-                 std::optional<task_meta> existing, const std::string& tag) {
+    // Returns true when the message was acked with its result, or waits for its ETA.
+    bool process(connections& c, delivery& d, message& m, std::optional<task_meta> existing) {
         auto step = steps.find(m.task);
         if (step == steps.end()) {
             log("error", "Received unregistered task of type '" + m.task + "' (id " + m.id + ")");
             store(c, make_meta(m, task_state::failure,
                                exception_info{"NotRegistered", "celery.exceptions", json::array{m.task}}.to_value()));
-            dead_letter(c, list, raw, "NotRegistered: " + m.task);
+            dead_letter(c, d.list, d.raw, "NotRegistered: " + m.task);
             return false;
         }
         auto now = std::chrono::system_clock::now();
@@ -435,16 +760,33 @@ struct celery::worker::impl {
                                exception_info{"TaskRevokedError", "celery.exceptions", json::array{"expired"}}.to_value()));
             return false;
         }
-        // Held unacked until due, as Python does with ETA messages; revokes are checked when it runs.
+        // An ETA message waits on the timer heap, unacked, as Python holds it; no thread waits for it.
         if (m.eta) {
             auto due = *parse_iso(*m.eta);
-            while (std::chrono::system_clock::now() < due)
-                if (!sleep_for(std::min(std::chrono::duration_cast<std::chrono::milliseconds>(due - std::chrono::system_clock::now()) +
-                                            std::chrono::milliseconds(1),
-                                        std::chrono::milliseconds(500))))
-                    return true;  // stopping: not acked, restored later by the visibility timeout
-            existing = read_meta(c, m.id);
+            if (due > now) {
+                {
+                    std::lock_guard lock(work_m);
+                    timers.push_back({std::chrono::steady_clock::now() + (due - now), ++timer_seq, std::move(d), std::move(m)});
+                    std::push_heap(timers.begin(), timers.end(), std::greater<>{});
+                }
+                work_cv.notify_all();  // an earlier deadline for whoever waits
+                return true;
+            }
         }
+        return run(c, d.list, d.raw, m, std::move(existing), m.delivery_tag);
+    }
+
+    // An ETA message that fell due: its meta again (a cancel may have come meanwhile), then run.
+    void run_due(connections& c, scheduled& t) {
+        auto existing = t.m.id.empty() ? std::nullopt : read_meta(c, t.m.id);
+        if (!run(c, t.d.list, t.d.raw, t.m, std::move(existing), t.m.delivery_tag)) ack(c, t.m.delivery_tag);
+    }
+
+    // Runs a task that is due: revokes first, then the step, its result and its continuation.
+    // Returns true when it acked the message itself (together with the result).
+    bool run(connections& c, const std::string& list, const std::string& raw, message& m,
+             std::optional<task_meta> existing, const std::string& tag) {
+        auto step = steps.find(m.task);
         if (is_revoked(m.id)) {
             log("info", "discarding revoked task " + m.task + "[" + m.id + "]");
             store(c, make_meta(m, task_state::revoked,
@@ -712,33 +1054,86 @@ return 0
 
     // ---- threads ---------------------------------------------------------------------------------
 
+    // A consumer thread: runs due ETA messages first, then prefetched ones, each to the end.
     void consume(unsigned index) {
-        std::unique_ptr<connections> c;
-        auto last_sweep = std::chrono::steady_clock::now() - opts.restore_interval;
-        while (!stopping) {
+        connections c;
+        while (true) {
+            std::optional<delivery> d;
+            std::optional<scheduled> due;
+            {
+                std::unique_lock lock(work_m);
+                for (;;) {
+                    if (stopping) return;
+                    if (!timers.empty() && timers.front().due <= std::chrono::steady_clock::now()) {
+                        std::pop_heap(timers.begin(), timers.end(), std::greater<>{});
+                        due = std::move(timers.back());
+                        timers.pop_back();
+                        break;
+                    }
+                    if (!ready.empty()) {
+                        d = std::move(ready.front());
+                        ready.pop_front();
+                        break;
+                    }
+                    if (timers.empty()) work_cv.wait(lock);
+                    else work_cv.wait_until(lock, timers.front().due);
+                }
+            }
             try {
-                if (!c) {
-                    c = std::make_unique<connections>();
-                    c->broker_conn = std::make_unique<redis_connection>(broker, opts.timeout);
-                    c->broker_conn->set_timeout(opts.timeout + std::chrono::seconds(1));
-                    if (!same_server) c->results_conn = std::make_unique<redis_connection>(results, opts.timeout);
+                if (!c.broker_conn) {
+                    c.broker_conn = std::make_unique<redis_connection>(broker, opts.timeout);
+                    if (!same_server) c.results_conn = std::make_unique<redis_connection>(results, opts.timeout);
                 }
-                if (index == 0 && std::chrono::steady_clock::now() - last_sweep >= opts.restore_interval) {
-                    last_sweep = std::chrono::steady_clock::now();
-                    restore_visible(*c);
-                }
-                std::vector<std::string> cmd{"BRPOP"};
-                cmd.insert(cmd.end(), keys.begin(), keys.end());
-                cmd.push_back("1");
-                auto r = c->broker().command(cmd);
-                if (r.type != redis_reply::kind::array || r.elements.size() != 2) continue;
-                handle(*c, r.elements[0].str, r.elements[1].str);
+                if (due) run_due(c, *due);
+                else handle(c, *d);
             } catch (const std::exception& e) {
-                // A lost connection or a Redis error: log, reconnect after a pause, never die.
-                log("error", std::string("worker thread ") + std::to_string(index) + ": " + e.what());
-                c.reset();
+                // A lost connection or a Redis error: the message stays unacked (the visibility
+                // timeout brings it back); reconnect after a pause, never die.
+                log("error", "worker thread " + std::to_string(index) + ": " + e.what());
+                c.broker_conn.reset();
+                c.results_conn.reset();
                 sleep_for(std::chrono::milliseconds(500));
             }
+            if (d) {
+                bool low;
+                {
+                    std::lock_guard lock(work_m);
+                    --held;
+                    low = held <= prefetch / 2;
+                }
+                if (low) room_cv.notify_one();
+            }
+        }
+    }
+
+    // At stop, what was fetched but not started goes back to its list at the consuming end, as
+    // kombu's restore_unacked does at shutdown (SIGKILL leaves it to the visibility timeout).
+    void restore_held() {
+        std::vector<delivery> left;
+        {
+            std::lock_guard lock(work_m);
+            for (auto& d : ready) left.push_back(std::move(d));
+            for (auto& t : timers) left.push_back(std::move(t.d));
+            ready.clear();
+            timers.clear();
+            held = 0;
+        }
+        if (left.empty()) return;
+        try {
+            redis_connection c(broker, opts.timeout);
+            for (auto& d : left) {
+                auto k = keys_of(d.raw, d.list);
+                std::vector<std::vector<std::string>> cmds{{"MULTI"}};
+                if (!k.tag.empty())
+                    for (auto& cmd : ack_commands(k.tag)) cmds.push_back(std::move(cmd));
+                cmds.push_back({"RPUSH", d.list, d.raw});
+                cmds.push_back({"EXEC"});
+                c.pipeline(cmds);
+                ++restored;
+            }
+            log("info", "put " + std::to_string(left.size()) + " prefetched message(s) back on their queues");
+        } catch (const std::exception& e) {
+            log("error", "cannot put prefetched messages back (the visibility timeout will): " + std::string(e.what()));
         }
     }
 };
@@ -749,6 +1144,7 @@ celery::worker::worker(worker_options opts) : impl_(std::make_unique<impl>()) {
     impl_->same_server = impl_->broker.redacted() == impl_->results.redacted() && impl_->broker.password == impl_->results.password;
     if (opts.queues.empty()) opts.queues.push_back(opts.queue);
     if (opts.concurrency == 0) opts.concurrency = 1;
+    impl_->prefetch = opts.prefetch_multiplier * opts.concurrency;
     for (const char* suffix : {"", "\x06\x16" "3", "\x06\x16" "6", "\x06\x16" "9"})
         for (auto& q : opts.queues) impl_->keys.push_back(q + suffix);
     impl_->opts = std::move(opts);
@@ -762,11 +1158,15 @@ void celery::worker::start() {
     std::lock_guard lock(impl_->threads_m);
     if (!impl_->threads.empty()) return;
     impl_->stopping = false;
+    impl_->flusher_stop = false;
     impl_->threads.emplace_back([this] { impl_->listen_revokes(); });
+    impl_->threads.emplace_back([this] { impl_->fetch_loop(); });
     for (unsigned i = 0; i < impl_->opts.concurrency; ++i) impl_->threads.emplace_back([this, i] { impl_->consume(i); });
+    impl_->flusher = std::thread([this] { impl_->flush_deferred(); });
     impl_->log("info", "worker " + impl_->hostname + " consuming " + std::to_string(impl_->opts.queues.size()) +
                            " queue(s) from " + impl_->broker.redacted() + " with " +
-                           std::to_string(impl_->opts.concurrency) + " thread(s)");
+                           std::to_string(impl_->opts.concurrency) + " thread(s), prefetch " +
+                           (impl_->prefetch ? std::to_string(impl_->prefetch) : std::string("unlimited")));
 }
 
 void celery::worker::run() {
@@ -784,10 +1184,23 @@ void celery::worker::stop() {
         impl_->stopping = true;
     }
     impl_->sleep_cv.notify_all();
+    {
+        std::lock_guard lock(impl_->work_m);  // no consumer misses the wake-up between its check and wait
+    }
+    impl_->work_cv.notify_all();
+    impl_->room_cv.notify_all();
     std::lock_guard lock(impl_->threads_m);
+    if (impl_->threads.empty()) return;
     for (auto& t : impl_->threads)
         if (t.joinable()) t.join();
     impl_->threads.clear();
+    {
+        std::lock_guard dl(impl_->defer_m);
+        impl_->flusher_stop = true;
+    }
+    impl_->defer_cv.notify_all();
+    if (impl_->flusher.joinable()) impl_->flusher.join();
+    impl_->restore_held();
 }
 
 celery::worker::counters celery::worker::stats() const {

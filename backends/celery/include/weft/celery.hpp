@@ -49,6 +49,10 @@ struct celery {
     struct worker_options : options {
         std::vector<std::string> queues;                    // empty: {queue}
         unsigned concurrency = 1;                           // threads, each with its own connections
+        // Celery's worker_prefetch_multiplier: the worker holds at most concurrency × this many
+        // messages (fetched in batches, kept in kombu's unacked until done; ETA messages not
+        // counted, as in Celery). 0: no limit. 1 with concurrency 1: one message at a time.
+        unsigned prefetch_multiplier = 4;
         std::chrono::seconds visibility_timeout{3600};      // kombu's default; unacked older than this is restored
         std::chrono::milliseconds restore_interval{std::chrono::seconds(60)};  // how often to sweep unacked
         std::string dead_letter = "weft.dead_letter";       // Redis list for messages that cannot run
