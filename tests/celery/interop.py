@@ -31,6 +31,9 @@ CQ = f"weft-cpp-{RUN}"
 PQ = f"weft-py-{RUN}"
 KQ = f"weft-crash-{RUN}"
 RQ = f"weft-restore-{RUN}"
+BQ = f"weft-batch-{RUN}"
+SQ = f"weft-stop-{RUN}"
+EQ = f"weft-eta-{RUN}"
 DEAD = f"weft.dead_letter.{RUN}"
 T = 30  # seconds, every wait
 
@@ -71,10 +74,11 @@ def stop(p, sig=signal.SIGTERM):
             p.wait(timeout=10)
 
 
-def cpp_worker(queue, *extra, log_path, url=URL):
+def cpp_worker(queue, *extra, log_path, url=URL, concurrency=2):
+    """extra: visibility_timeout_s restore_interval_ms [prefetch_multiplier]"""
     env = dict(os.environ, WEFT_TEST_DEAD_LETTER=DEAD, WEFT_REDIS_URL=url)
     log = open(log_path, "w")
-    p = start([PEER, "worker", queue, "2", *extra], env=env, log=log)
+    p = start([PEER, "worker", queue, str(concurrency), *extra], env=env, log=log)
     deadline = time.monotonic() + T
     while time.monotonic() < deadline:
         if "ready" in open(log_path).read():
@@ -552,6 +556,104 @@ def main():
         finally:
             stop(k2)
 
+
+    def wait_unacked(ids, client):
+        deadline = time.monotonic() + T
+        while time.monotonic() < deadline:
+            vals = client.hvals("unacked")
+            if all(any(t.encode() in v for v in vals) for t in ids):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def successes(p, n, within):
+        """SUCCESS publications per task id seen on pubsub `p` until n ids have one, plus a grace period."""
+        seen = {}
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            m = p.get_message(timeout=0.2)
+            if m and m["type"] == "message":
+                meta_ = json.loads(m["data"])
+                if meta_["status"] == "SUCCESS":
+                    seen[meta_["task_id"]] = seen.get(meta_["task_id"], 0) + 1
+                    if len(seen) == n:
+                        deadline = min(deadline, time.monotonic() + 1.5)  # would a duplicate follow?
+        return seen
+
+    @case
+    def a_cpp_worker_killed_holding_a_prefetched_batch_loses_none_of_it():
+        # Queued before the worker starts, so one fetch takes all four (prefetch 4 × 1 thread):
+        # the first runs, three wait in the worker's memory, all four in kombu's unacked.
+        ids = [str(uuid.uuid4()) for _ in range(4)]
+        iso_ids.extend(ids)
+        p = r_iso.pubsub()
+        p.subscribe(*["celery-task-meta-" + t for t in ids])
+        iso_app.send_task("weft.test.slow", (1500,), queue=BQ, task_id=ids[0])
+        for k, t in enumerate(ids[1:]):
+            iso_app.send_task("weft.test.add", (k, k), queue=BQ, task_id=t)
+        k1 = cpp_worker(BQ, "2", "300", "4", log_path=os.path.join(tmp, "batch1.log"), url=ISO_URL, concurrency=1)
+        check(wait_unacked(ids, r_iso), "the batch never showed up in unacked")
+        check(r_iso.llen(BQ) == 0, "the worker did not take the whole batch")
+        time.sleep(0.3)
+        os.kill(k1.pid, signal.SIGKILL)
+        k1.wait(timeout=10)
+        check(all(r_iso.get("celery-task-meta-" + t) is None for t in ids), "the killed worker stored a result")
+        k2 = cpp_worker(BQ, "2", "300", log_path=os.path.join(tmp, "batch2.log"), url=ISO_URL)
+        try:
+            seen = successes(p, len(ids), T)
+            p.close()
+            check(set(seen) == set(ids), f"results for {len(seen)} of {len(ids)} tasks")
+            check(all(n == 1 for n in seen.values()), f"stored more than once: {seen}")
+            check(iso_app.AsyncResult(ids[3]).get(timeout=T) == 4, "add(2, 2) after the restore")
+            check(not any(unacked_mentions(t, r_iso) for t in ids), "still unacked after the second run")
+        finally:
+            stop(k2)
+
+    @case
+    def a_stopped_cpp_worker_puts_its_prefetched_messages_back():
+        ids = [str(uuid.uuid4()) for _ in range(4)]
+        task_ids.extend(ids)
+        app.send_task("weft.test.slow", (1000,), queue=SQ, task_id=ids[0])
+        for k, t in enumerate(ids[1:]):
+            app.send_task("weft.test.add", (k, 1), queue=SQ, task_id=t)
+        k1 = cpp_worker(SQ, "3600", "60000", "4", log_path=os.path.join(tmp, "stop1.log"), concurrency=1)
+        check(wait_unacked(ids, r), "the batch never showed up in unacked")
+        time.sleep(0.2)
+        stop(k1)  # SIGTERM: the running step finishes, the rest goes back to the queue
+        check(meta(ids[0]) and meta(ids[0])["status"] == "SUCCESS", f"the running step: {meta(ids[0])}")
+        check(r.llen(SQ) == 3, f"{r.llen(SQ)} messages back on the queue, expected 3")
+        check(not any(unacked_mentions(t) for t in ids), "put back but still unacked")
+        check(all(meta(t) is None for t in ids[1:]), "a prefetched task ran after stop")
+        k2 = cpp_worker(SQ, log_path=os.path.join(tmp, "stop2.log"))
+        try:
+            check([app.AsyncResult(t).get(timeout=T) for t in ids[1:]] == [1, 2, 3], "the put-back tasks")
+        finally:
+            stop(k2)
+
+    @case
+    def an_eta_task_waits_on_a_timer_without_holding_the_only_thread():
+        # One thread, prefetch 1: the countdown task is held (unacked) on the timer heap, and the
+        # tasks sent after it still run at once, as in Celery.
+        k1 = cpp_worker(EQ, "3600", "60000", "1", log_path=os.path.join(tmp, "eta.log"), concurrency=1)
+        try:
+            t0 = time.monotonic()
+            later = app.send_task("weft.test.add", (20, 22), queue=EQ, countdown=5)
+            task_ids.append(later.id)
+            time.sleep(0.3)
+            check(unacked_mentions(later.id), "the countdown task is not held in unacked")
+            now = [app.send_task("weft.test.add", (k, k), queue=EQ) for k in range(3)]
+            task_ids.extend(x.id for x in now)
+            check([x.get(timeout=T) for x in now] == [0, 2, 4], "tasks after the countdown one")
+            check(time.monotonic() - t0 < 3, f"the other tasks waited {time.monotonic() - t0:.1f}s")
+            check(later.status == "PENDING", f"the countdown task ran early: {later.status}")
+            check(later.get(timeout=T) == 42, "countdown result")
+            took = time.monotonic() - t0
+            check(4.9 <= took < 8, f"the countdown task finished after {took:.1f}s, not ~5s")
+            time.sleep(0.2)
+            check(not unacked_mentions(later.id), "still unacked after it ran")
+        finally:
+            stop(k1)
+
     failures = 0
     before_keys = set(r.scan_iter(match="celery-task-meta-*"))
     try:
@@ -588,7 +690,7 @@ def main():
             print("---- C++ worker log (tail)\n" + log[-3000:])
             print("---- Python worker log (tail)\n" + open(py_log).read()[-3000:])
         keys = ["celery-task-meta-" + t for t in task_ids] + [DEAD]
-        for q in (CQ, PQ, KQ, RQ, "py" + RQ):
+        for q in (CQ, PQ, KQ, RQ, "py" + RQ, SQ, EQ):
             keys += [q] + [q + "\x06\x16" + s for s in "369"]
         r.delete(*keys)
         # Results of chain and chord members made during this run: those whose parent is ours.
@@ -623,7 +725,7 @@ def main():
         for start_ in range(0, len(doomed), 500):
             r.delete(*doomed[start_:start_ + 500])
         r_iso.delete(*(["celery-task-meta-" + t for t in iso_ids] +
-                       [q + sfx for q in (KQ, RQ, "py" + RQ) for sfx in ("", "\x06\x163", "\x06\x166", "\x06\x169")]))
+                       [q + sfx for q in (KQ, RQ, "py" + RQ, BQ) for sfx in ("", "\x06\x163", "\x06\x166", "\x06\x169")]))
         for k in r_iso.scan_iter(match=f"_kombu.binding*{RUN}*"):
             r_iso.delete(k)
         for k in r.scan_iter(match=f"_kombu.binding*{RUN}*"):
