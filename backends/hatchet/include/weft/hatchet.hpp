@@ -1,0 +1,149 @@
+// weft::hatchet: workflows on a Hatchet engine (v0.104.x gRPC API), served by C++ workers and
+// interoperable with the Python hatchet-sdk (its clients trigger weft workflows, its workers serve
+// steps of workflows weft triggers).
+//
+//     weft::hatchet::options opts{.host_port = "127.0.0.1:7077", .token_file = "/run/hatchet/token"};
+//     weft::hatchet::worker worker({opts, .slots = 8});
+//     worker.serve(etl);                         // registers the DAG (PutWorkflow) and its actions
+//     worker.start();                            // Register, ListenV2, heartbeats, until stop()
+//
+//     weft::client<weft::hatchet> client(opts);
+//     auto run = client.start(etl, 2);           // PutWorkflow (idempotent) + TriggerWorkflowRun
+//     int n = run.get();                         // polls GetRunDetails until the run is done
+//
+// Including this header registers the backend, so WEFT_BACKEND=hatchet selects it in any_client
+// (settings host_port, token, token_file, timeout_ms, poll_ms; tls_strategy must be "none"; tenant_id,
+// api_url and version, which scripts/services writes, are accepted and unused: the token names the
+// tenant). The token is never logged.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <weft/any_client.hpp>
+#include <weft/backend.hpp>
+#include <weft/hatchet/lowering.hpp>
+#include <weft/step_table.hpp>
+
+namespace weft {
+
+struct hatchet {
+    static constexpr std::string_view name = "hatchet";
+
+    struct options {
+        std::string host_port = "127.0.0.1:7077";      // the engine's gRPC address (no TLS)
+        std::string token;                              // the tenant's API token (a JWT); never logged
+        std::string token_file;                         // read when `token` is empty
+        std::chrono::milliseconds timeout{10000};       // per unary call
+        std::chrono::milliseconds poll_interval{100};   // how often a run handle reads GetRunDetails
+    };
+
+    struct worker_options : options {
+        std::string worker_name = "weft-worker";
+        int slots = 8;                                  // steps run at once (threads)
+        std::map<std::string, std::string> labels;      // worker labels (affinity), e.g. {"runtime","weft"}
+        std::chrono::milliseconds heartbeat{4000};      // the SDKs' interval; the engine wants < 5 s
+        std::chrono::milliseconds max_backoff{5000};    // cap of the reconnect delay
+        // level is "info", "warning" or "error"; never contains the token. Default: stderr.
+        std::function<void(std::string_view level, std::string_view text)> log;
+    };
+
+    class worker;
+};
+
+namespace hatchet_detail {
+
+// The backend behind client<hatchet> and any_client.
+class backend_impl final : public backend {
+public:
+    explicit backend_impl(hatchet::options opts);
+    ~backend_impl() override;
+    std::string_view name() const noexcept override { return hatchet::name; }
+    std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
+
+    struct state;
+
+private:
+    std::shared_ptr<state> state_;
+};
+
+hatchet::options options_from(const config& c);
+
+inline bool register_hatchet() {
+    static const bool done = backend_registry::instance().add({
+        std::string(hatchet::name),
+        {"host_port", "token", "token_file", "timeout_ms", "poll_ms", "tls_strategy", "tenant_id", "api_url", "version"},
+        [](const config& c) -> std::unique_ptr<backend> { return std::make_unique<backend_impl>(options_from(c)); },
+    });
+    return done;
+}
+inline const bool registered = register_hatchet();
+
+}  // namespace hatchet_detail
+
+template <class Backend>
+class client;
+
+// The Hatchet client: start() registers the workflow (once per client; identical definitions reuse
+// the engine's version), triggers a run and returns a handle that reads GetRunDetails.
+template <>
+class client<hatchet> {
+public:
+    explicit client(hatchet::options opts) : backend_(std::move(opts)) {}
+
+    template <workflow_type W>
+    run<typename W::output> start(W, typename W::input input, run_options opts = {}) {
+        const typename W::input_tuple in(std::move(input));
+        return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
+    }
+    template <workflow_type W>
+        requires(std::tuple_size_v<typename W::input_tuple> == 0)
+    run<typename W::output> start(W, run_options opts = {}) {
+        const std::tuple<> in;
+        return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
+    }
+
+private:
+    hatchet_detail::backend_impl backend_;
+};
+
+// A C++ Hatchet worker: registers the workflows it serves and their actions, listens for
+// assignments (ListenV2), heartbeats, runs steps on `slots` threads and reports STARTED, then
+// COMPLETED or FAILED. It reconnects (capped backoff) when the engine goes away.
+class hatchet::worker {
+public:
+    explicit worker(worker_options opts);
+    ~worker();  // stops and joins
+    worker(const worker&) = delete;
+    worker& operator=(const worker&) = delete;
+
+    template <workflow_type W>
+    void serve(W wf) {
+        serve(detail::erasure<W>::value, step_table(wf));
+    }
+    void serve(const erased_workflow& wf, std::span<const erased_step> steps);
+
+    void start();  // registers, spawns the threads, returns once the engine accepts heartbeats (bounded)
+    // True once the engine accepts this worker's heartbeats on an open assignment stream (false while
+    // reconnecting); waits up to `timeout` for it.
+    bool wait_ready(std::chrono::milliseconds timeout) const;
+    void run();    // start(), then blocks until stop()
+    void stop();   // stops listening, lets running steps finish and report, joins
+
+    struct counters {
+        std::uint64_t started = 0, succeeded = 0, failed = 0, reconnects = 0;
+    };
+    counters stats() const;
+    std::string id() const;  // the engine's worker id, once registered
+
+    struct impl;
+
+private:
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace weft

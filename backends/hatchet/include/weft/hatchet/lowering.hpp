@@ -1,0 +1,125 @@
+// Lowering a workflow graph to a Hatchet workflow definition (v1 AdminService/PutWorkflow), and the
+// payload conventions both sides of the wire share. Plain data here; src/codec.cpp makes protobuf.
+//
+//     workflow  -> CreateWorkflowVersionRequest{name}
+//     step      -> CreateTaskOpts{readable_id = step name, action = "<workflow>:<step>" (lowercase)}
+//     edges     -> parents (readable ids, in the step's declaration order)
+//     policy    -> retries = max_attempts - 1, backoff_factor = multiplier, backoff_max_seconds =
+//                  maximum, timeout = timeout (0: 24h, Hatchet has no "no limit")
+//
+// Payloads (Hatchet requires JSON objects for run inputs and task outputs):
+//   run input   one source parameter that encodes as an object: that object, as Python clients send
+//               it; otherwise {"$args": [the source parameters]}
+//   step output an object as is (what Python tasks return); any other value as {"$value": v}
+// No described struct has a member named "$args" or "$value", so neither form is ambiguous.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <weft/backend.hpp>
+#include <weft/json.hpp>
+
+namespace weft::hatchet_wire {
+
+struct task_plan {
+    std::string readable_id;
+    std::string action;
+    std::vector<std::string> parents;
+    int retries = 0;
+    double backoff_factor = 0;     // 0: not sent (no retries)
+    int backoff_max_seconds = 0;   // 0: not sent
+    std::string timeout;           // Hatchet duration ("1500ms", "24h")
+    std::string schedule_timeout;  // how long a task may wait for a worker
+};
+
+struct workflow_plan {
+    std::string name;
+    std::vector<task_plan> tasks;  // in a topological order
+};
+
+inline std::string lowercase(std::string_view s) {
+    std::string out(s);
+    for (char& c : out)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return out;
+}
+
+// Hatchet's rule for workflow and task names: ^[a-zA-Z0-9.\-_]+$.
+inline bool valid_name(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+               c == '_';
+    });
+}
+
+inline std::string action_id(std::string_view workflow, std::string_view step) {
+    return lowercase(workflow) + ":" + lowercase(step);
+}
+
+inline std::string duration(milliseconds d) {
+    if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + "s";
+    return std::to_string(d.count()) + "ms";
+}
+
+inline workflow_plan lower(const erased_workflow& wf) {
+    auto check = [&](std::string_view what, std::string_view name) {
+        if (!valid_name(name))
+            throw config_error("weft: hatchet: " + std::string(what) + " name '" + std::string(name) + "' of workflow '" +
+                               std::string(wf.name) + "' is not a Hatchet name (letters, digits, '.', '-', '_' only)");
+    };
+    check("the workflow", wf.name);
+    workflow_plan plan{std::string(wf.name), {}};
+    for (std::size_t i : wf.topological_order) {
+        check("the step", wf.steps[i]);
+        const step_policy& p = wf.policies[i];
+        task_plan t;
+        t.readable_id = std::string(wf.steps[i]);
+        t.action = action_id(wf.name, wf.steps[i]);
+        for (std::size_t k = 0; k < wf.parent_count(i); ++k) t.parents.emplace_back(wf.steps[wf.parent(i, k)]);
+        t.retries = std::max(0, p.retry.max_attempts - 1);
+        if (t.retries > 0) {
+            t.backoff_factor = std::clamp(p.retry.multiplier, 1.0, 1000.0);
+            t.backoff_max_seconds =
+                static_cast<int>(std::clamp<long long>((p.retry.maximum.count() + 999) / 1000, 1, 86400));
+        }
+        t.timeout = p.timeout.count() > 0 ? duration(p.timeout) : "24h";
+        t.schedule_timeout = "5m";
+        plan.tasks.push_back(std::move(t));
+    }
+    return plan;
+}
+
+// The run input as Hatchet carries it, from erased_workflow::encode_input's JSON array.
+inline json::value run_input(const json::array& args) {
+    if (args.size() == 1 && args[0].is_object()) return args[0];
+    return json::object{{"$args", args}};
+}
+
+// The source steps' arguments, from a run input (weft's or a Python client's object).
+inline json::array source_args(const json::value& input) {
+    if (const json::object* o = input.if_object()) {
+        if (auto it = o->find("$args"); it != o->end() && o->size() == 1) {
+            if (const json::array* a = it->value().if_array()) return *a;
+            throw json::decode_error("$.input[\"$args\"]", "an array of the run's arguments",
+                                     json::detail::describe(it->value()));
+        }
+    }
+    return json::array{input};
+}
+
+inline json::value task_output(json::value v) {
+    if (v.is_object()) return v;
+    return json::object{{"$value", std::move(v)}};
+}
+
+inline json::value step_value(const json::value& output) {
+    if (const json::object* o = output.if_object())
+        if (auto it = o->find("$value"); it != o->end() && o->size() == 1) return it->value();
+    return output;
+}
+
+}  // namespace weft::hatchet_wire

@@ -1,0 +1,89 @@
+#include "connection.hpp"
+
+#include <fstream>
+#include <sstream>
+
+namespace weft::hatchet_detail {
+
+namespace {
+
+std::string read_token(const hatchet::options& o) {
+    if (!o.token.empty()) return o.token;
+    if (o.token_file.empty())
+        throw config_error("weft: hatchet: no token: set `token` or `token_file` (WEFT_HATCHET_TOKEN, "
+                           "WEFT_HATCHET_TOKEN_FILE)");
+    std::ifstream in(o.token_file);
+    if (!in) throw config_error("weft: hatchet: cannot read the token file " + o.token_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string t = ss.str();
+    while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+    if (t.rfind("ey", 0) != 0) throw config_error("weft: hatchet: the token file " + o.token_file + " does not hold a JWT");
+    return t;
+}
+
+}  // namespace
+
+std::string_view status_name(grpc::StatusCode c) {
+    static constexpr std::string_view names[] = {
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+        "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+        "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+    auto i = static_cast<std::size_t>(c);
+    return i < std::size(names) ? names[i] : "UNKNOWN";
+}
+
+connection::connection(const hatchet::options& o) : token_(read_token(o)), timeout_(o.timeout) {
+    grpc::ChannelArguments args;
+    // The engine allows pings every 5 s at the least (else GOAWAY); the Python SDK pings every 10 s.
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+    // Reconnect soon after an engine restart (gRPC's default backoff grows to 120 s).
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+    channel_ = grpc::CreateCustomChannel(o.host_port, grpc::InsecureChannelCredentials(), args);
+    dispatcher_ = dispatcher::NewStub(channel_);
+    admin_ = admin::NewStub(channel_);
+}
+
+void connection::prepare(grpc::ClientContext& ctx, std::chrono::milliseconds timeout) const {
+    ctx.AddMetadata("authorization", "Bearer " + token_);
+    if (timeout.count() > 0) ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+}
+
+std::string connection::redact(std::string text) const {
+    if (token_.empty()) return text;
+    for (std::size_t at = text.find(token_); at != std::string::npos; at = text.find(token_, at))
+        text.replace(at, token_.size(), "<token>");
+    return text;
+}
+
+void connection::fail(std::string_view rpc, const grpc::Status& st) const {
+    throw rpc_error(redact("weft: hatchet: " + std::string(rpc) + ": " + std::string(status_name(st.error_code())) + ": " +
+                           st.error_message()),
+                    st.error_code());
+}
+
+std::pair<std::string, std::string> put_workflow(const connection& c, const hatchet_wire::workflow_plan& plan) {
+    v1::CreateWorkflowVersionRequest req;
+    req.set_name(plan.name);
+    for (const auto& t : plan.tasks) {
+        v1::CreateTaskOpts* o = req.add_tasks();
+        o->set_readable_id(t.readable_id);
+        o->set_action(t.action);
+        o->set_timeout(t.timeout);
+        o->set_inputs("{}");
+        for (const auto& p : t.parents) o->add_parents(p);
+        o->set_retries(t.retries);
+        if (t.backoff_factor > 0) o->set_backoff_factor(static_cast<float>(t.backoff_factor));
+        if (t.backoff_max_seconds > 0) o->set_backoff_max_seconds(t.backoff_max_seconds);
+        o->set_schedule_timeout(t.schedule_timeout);
+        (*o->mutable_slot_requests())["default"] = 1;
+    }
+    auto resp = c.administer("v1.AdminService/PutWorkflow", &connection::admin::Stub::PutWorkflow, req);
+    return {resp.id(), resp.workflow_id()};
+}
+
+}  // namespace weft::hatchet_detail

@@ -1,0 +1,383 @@
+// The C++ Hatchet worker: PutWorkflow for what it serves, Dispatcher/Register with its actions and
+// slots, a ListenV2 stream for assignments (reopened with capped backoff when it ends, as it does when
+// the engine restarts), Heartbeat every few seconds, and `slots` threads that run steps and report
+// STARTED then COMPLETED or FAILED through SendStepActionEvent.
+#include "connection.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <google/protobuf/util/time_util.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+namespace weft {
+
+using namespace hatchet_wire;
+using hatchet_detail::connection;
+using hatchet_detail::rpc_error;
+
+namespace {
+
+struct served_step {
+    erased_step step;
+    std::vector<std::string> parents;  // readable ids, in declaration order
+};
+
+void stderr_log(std::string_view level, std::string_view text) {
+    std::fprintf(stderr, "weft hatchet worker [%.*s] %.*s\n", static_cast<int>(level.size()), level.data(),
+                 static_cast<int>(text.size()), text.data());
+}
+
+google::protobuf::Timestamp now() {
+    return google::protobuf::util::TimeUtil::GetCurrentTime();
+}
+
+struct assignment_context final : step_context {
+    const std::atomic<bool>* cancelled = nullptr;
+    bool stop_requested() const override { return cancelled->load(); }
+};
+
+}  // namespace
+
+struct hatchet::worker::impl {
+    worker_options opts;
+    connection conn;
+    std::vector<workflow_plan> plans;
+    std::map<std::string, served_step, std::less<>> actions;  // action id -> step
+
+    mutable std::mutex m;
+    std::condition_variable cv;       // stop() and the sleeps of the heartbeat and reconnect loops
+    std::condition_variable work_cv;  // assignments for the slot threads
+    std::deque<AssignedAction> queue;
+    std::map<std::string, std::shared_ptr<std::atomic<bool>>> running;  // task run id -> cancelled flag
+    std::string worker_id;
+    bool stopping = false;
+    bool ready = false;  // the last heartbeat was accepted and the stream has not ended since
+    mutable std::condition_variable ready_cv;
+    grpc::ClientContext* listen_ctx = nullptr;
+    std::vector<std::thread> threads;
+    counters stats;
+
+    explicit impl(worker_options o) : opts(std::move(o)), conn(opts) {
+        if (!opts.log) opts.log = stderr_log;
+        if (opts.slots < 1) throw config_error("weft: hatchet: worker slots must be at least 1");
+    }
+
+    void log(std::string_view level, const std::string& text) const { opts.log(level, conn.redact(text)); }
+
+    bool sleep_unless_stopped(std::chrono::milliseconds d) {
+        std::unique_lock lock(m);
+        return !cv.wait_for(lock, d, [&] { return stopping; });
+    }
+
+    void register_worker() {
+        WorkerRegisterRequest req;
+        req.set_worker_name(opts.worker_name);
+        for (auto& [action, _] : actions) req.add_actions(action);
+        req.add_services("default");
+        (*req.mutable_slot_config())["default"] = opts.slots;
+        for (auto& [k, v] : opts.labels) (*req.mutable_labels())[k].set_str_value(v);
+        req.mutable_runtime_info()->set_sdk_version("weft 0.1.0");
+        req.mutable_runtime_info()->set_language_version("C++20");
+        auto resp = conn.dispatch("Dispatcher/Register", &connection::dispatcher::Stub::Register, req);
+        std::lock_guard lock(m);
+        worker_id = resp.worker_id();
+    }
+
+    std::string id() const {
+        std::lock_guard lock(m);
+        return worker_id;
+    }
+
+    // One ListenV2 stream after another until stop().
+    void listen_loop() {
+        std::chrono::milliseconds backoff{100};
+        while (true) {
+            grpc::ClientContext ctx;
+            conn.prepare(ctx, std::chrono::milliseconds(0));
+            {
+                std::lock_guard lock(m);
+                if (stopping) return;
+                listen_ctx = &ctx;
+            }
+            WorkerListenRequest req;
+            req.set_worker_id(id());
+            auto reader = conn.dispatcher_stub().ListenV2(&ctx, req);
+            AssignedAction a;
+            bool got = false;
+            while (reader->Read(&a)) {
+                got = true;
+                accept(std::move(a));
+                a = AssignedAction();
+            }
+            grpc::Status st = reader->Finish();
+            {
+                std::lock_guard lock(m);
+                listen_ctx = nullptr;
+                ready = false;
+                if (stopping) return;
+                ++stats.reconnects;
+            }
+            if (got) backoff = std::chrono::milliseconds(100);
+            log("warning", "the assignment stream ended (" + std::string(hatchet_detail::status_name(st.error_code())) +
+                               ": " + st.error_message() + "); reconnecting in " + std::to_string(backoff.count()) + " ms");
+            if (!sleep_unless_stopped(backoff)) return;
+            backoff = std::min(backoff * 2, opts.max_backoff);
+            // The engine forgot this worker (a new database, a pruned worker): register again.
+            if (st.error_code() == grpc::StatusCode::NOT_FOUND) {
+                try {
+                    register_worker();
+                    log("info", "registered again as " + id());
+                } catch (const std::exception& e) {
+                    log("warning", e.what());
+                }
+            }
+        }
+    }
+
+    void accept(AssignedAction a) {
+        std::lock_guard lock(m);
+        if (a.action_type() == CANCEL_STEP_RUN) {
+            if (auto it = running.find(a.task_run_external_id()); it != running.end()) it->second->store(true);
+            return;
+        }
+        if (a.action_type() != START_STEP_RUN) return;
+        queue.push_back(std::move(a));
+        work_cv.notify_one();
+    }
+
+    // The first beat soon after the stream opens, then every `heartbeat`; every 500 ms while the
+    // engine refuses them (no stream yet: FAILED_PRECONDITION; restarting: UNAVAILABLE).
+    void heartbeat_loop() {
+        bool failing = false;
+        std::chrono::milliseconds next{300};
+        while (sleep_unless_stopped(next)) {
+            HeartbeatRequest req;
+            req.set_worker_id(id());
+            *req.mutable_heartbeat_at() = now();
+            try {
+                conn.dispatch("Dispatcher/Heartbeat", &connection::dispatcher::Stub::Heartbeat, req);
+                if (failing) log("info", "heartbeats accepted again");
+                failing = false;
+                next = opts.heartbeat;
+                std::lock_guard lock(m);
+                ready = true;
+                ready_cv.notify_all();
+            } catch (const std::exception& e) {
+                if (!failing) log("warning", e.what());
+                failing = true;
+                next = std::min(opts.heartbeat, std::chrono::milliseconds(500));
+            }
+        }
+    }
+
+    void run_loop() {
+        while (true) {
+            AssignedAction a;
+            {
+                std::unique_lock lock(m);
+                work_cv.wait(lock, [&] { return stopping || !queue.empty(); });
+                if (queue.empty()) return;  // stopping, and nothing left in hand
+                a = std::move(queue.front());
+                queue.pop_front();
+            }
+            execute(a);
+        }
+    }
+
+    // Sends one event; an engine that is restarting gets a few tries.
+    void report(const AssignedAction& a, StepActionEventType type, std::string payload, bool no_retry = false) {
+        StepActionEvent ev;
+        ev.set_worker_id(id());
+        ev.set_job_id(a.job_id());
+        ev.set_job_run_id(a.job_run_id());
+        ev.set_task_id(a.task_id());
+        ev.set_task_run_external_id(a.task_run_external_id());
+        ev.set_action_id(a.action_id());
+        *ev.mutable_event_timestamp() = now();
+        ev.set_event_type(type);
+        ev.set_event_payload(std::move(payload));
+        ev.set_retry_count(a.retry_count());
+        if (no_retry) ev.set_should_not_retry(true);
+        std::chrono::milliseconds backoff{200};
+        for (int attempt = 1;; ++attempt) {
+            try {
+                conn.dispatch("Dispatcher/SendStepActionEvent", &connection::dispatcher::Stub::SendStepActionEvent, ev);
+                return;
+            } catch (const rpc_error& e) {
+                if (attempt == 8 || e.code() != grpc::StatusCode::UNAVAILABLE) {
+                    log("error", std::string(e.what()) + " (task run " + a.task_run_external_id() + ")");
+                    return;
+                }
+            }
+            std::this_thread::sleep_for(backoff);
+            backoff = std::min(backoff * 2, opts.max_backoff);
+        }
+    }
+
+    // The step's arguments: the run input for a first step, else its parents' outputs in order.
+    static json::array arguments(const served_step& s, const std::string& payload) {
+        json::value p;
+        try {
+            p = json::parse(payload);
+        } catch (const json::decode_error& e) {
+            throw json::decode_error("$", "the assignment's action_payload as JSON", e.what());
+        }
+        const json::object* o = p.if_object();
+        if (!o) throw json::decode_error("$", "an object as action_payload", json::detail::describe(p));
+        if (s.parents.empty()) {
+            auto it = o->find("input");
+            return source_args(it == o->end() ? json::value(json::object{}) : it->value());
+        }
+        const json::object* parents = nullptr;
+        if (auto it = o->find("parents"); it != o->end()) parents = it->value().if_object();
+        json::array args;
+        for (const std::string& name : s.parents) {
+            const json::value* v = parents ? parents->if_contains(name) : nullptr;
+            if (!v) throw json::decode_error("$.parents." + name, "the output of parent step '" + name + "'", "nothing");
+            args.push_back(step_value(*v));
+        }
+        return args;
+    }
+
+    // "$[1].qty" of the argument array, said in the run's terms.
+    static std::string where(const served_step& s, const std::string& path) {
+        if (path.rfind("$[", 0) != 0) return "";
+        std::size_t k = std::strtoul(path.c_str() + 2, nullptr, 10);
+        if (s.parents.empty()) return " (argument " + std::to_string(k) + " is the run's input)";
+        if (k < s.parents.size()) return " (argument " + std::to_string(k) + " is the output of step '" + s.parents[k] + "')";
+        return "";
+    }
+
+    void execute(const AssignedAction& a) {
+        auto found = actions.find(a.action_id());
+        if (found == actions.end()) {
+            report(a, STEP_EVENT_TYPE_FAILED, "weft: hatchet: this worker does not serve action '" + a.action_id() + "'");
+            return;
+        }
+        const served_step& s = found->second;
+        auto cancelled = std::make_shared<std::atomic<bool>>(false);
+        {
+            std::lock_guard lock(m);
+            running[a.task_run_external_id()] = cancelled;
+            ++stats.started;
+        }
+        report(a, STEP_EVENT_TYPE_STARTED, "");
+        assignment_context ctx;
+        ctx.workflow = s.step.workflow;
+        ctx.step = s.step.name;
+        ctx.attempt = a.retry_count() + 1;
+        ctx.cancelled = cancelled.get();
+        const std::string prefix =
+            "weft: hatchet: step '" + std::string(s.step.name) + "' of workflow '" + std::string(s.step.workflow) + "': ";
+        bool ok = false;
+        std::string payload;
+        bool no_retry = false;
+        try {
+            json::array args = arguments(s, a.action_payload());
+            json::value out;
+            try {
+                detail::step_scope scope(&ctx);
+                out = s.step.invoke(args);
+            } catch (const json::decode_error& e) {
+                throw json::decode_error(e.path(), e.expected(), e.got() + where(s, e.path()));
+            }
+            payload = boost::json::serialize(task_output(std::move(out)));
+            ok = true;
+        } catch (const json::decode_error& e) {
+            payload = prefix + e.what();
+            no_retry = true;  // the same payload fails the same way on every attempt
+        } catch (const std::exception& e) {
+            payload = prefix + e.what();
+        } catch (...) {
+            payload = prefix + "a non-standard exception";
+        }
+        if (ok) {
+            report(a, STEP_EVENT_TYPE_COMPLETED, std::move(payload));
+        } else {
+            log("warning", payload + " (task run " + a.task_run_external_id() + ", attempt " +
+                               std::to_string(ctx.attempt) + ")");
+            report(a, STEP_EVENT_TYPE_FAILED, std::move(payload), no_retry);
+        }
+        std::lock_guard lock(m);
+        running.erase(a.task_run_external_id());
+        ++(ok ? stats.succeeded : stats.failed);
+    }
+};
+
+hatchet::worker::worker(worker_options opts) : impl_(std::make_unique<impl>(std::move(opts))) {}
+
+hatchet::worker::~worker() { stop(); }
+
+void hatchet::worker::serve(const erased_workflow& wf, std::span<const erased_step> steps) {
+    workflow_plan plan = lower(wf);
+    for (const erased_step& st : steps) {
+        served_step s{st, {}};
+        for (const task_plan& t : plan.tasks)
+            if (t.readable_id == st.name) s.parents = t.parents;
+        impl_->actions.insert_or_assign(action_id(wf.name, st.name), std::move(s));
+    }
+    impl_->plans.push_back(std::move(plan));
+}
+
+void hatchet::worker::start() {
+    if (impl_->actions.empty()) throw config_error("weft: hatchet: the worker serves no steps; call serve() first");
+    for (const workflow_plan& p : impl_->plans) hatchet_detail::put_workflow(impl_->conn, p);
+    impl_->register_worker();
+    impl_->log("info", "registered " + std::to_string(impl_->actions.size()) + " actions as worker " + impl_->id() +
+                           " with " + std::to_string(impl_->opts.slots) + " slots");
+    impl_->threads.emplace_back([this] { impl_->listen_loop(); });
+    impl_->threads.emplace_back([this] { impl_->heartbeat_loop(); });
+    for (int i = 0; i < impl_->opts.slots; ++i) impl_->threads.emplace_back([this] { impl_->run_loop(); });
+    if (!wait_ready(std::max(impl_->opts.timeout, std::chrono::milliseconds(5000))))
+        impl_->log("warning", "the engine has not accepted a heartbeat yet; assignments wait for it");
+}
+
+bool hatchet::worker::wait_ready(std::chrono::milliseconds timeout) const {
+    std::unique_lock lock(impl_->m);
+    return impl_->ready_cv.wait_for(lock, timeout, [&] { return impl_->ready || impl_->stopping; }) && impl_->ready;
+}
+
+void hatchet::worker::run() {
+    start();
+    std::unique_lock lock(impl_->m);
+    impl_->cv.wait(lock, [&] { return impl_->stopping; });
+}
+
+void hatchet::worker::stop() {
+    {
+        std::lock_guard lock(impl_->m);
+        if (impl_->stopping && impl_->threads.empty()) return;
+        impl_->stopping = true;
+        if (impl_->listen_ctx) impl_->listen_ctx->TryCancel();
+        impl_->cv.notify_all();
+        impl_->work_cv.notify_all();
+    }
+    for (auto& t : impl_->threads)
+        if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
+    impl_->threads.clear();
+    if (!impl_->id().empty()) {
+        WorkerUnsubscribeRequest req;
+        req.set_worker_id(impl_->id());
+        try {
+            impl_->conn.dispatch("Dispatcher/Unsubscribe", &connection::dispatcher::Stub::Unsubscribe, req);
+        } catch (const std::exception&) {
+            // best effort: the engine also drops a worker whose heartbeats stop
+        }
+    }
+}
+
+hatchet::worker::counters hatchet::worker::stats() const {
+    std::lock_guard lock(impl_->m);
+    return impl_->stats;
+}
+
+std::string hatchet::worker::id() const { return impl_->id(); }
+
+}  // namespace weft

@@ -1,0 +1,52 @@
+// Lowering a workflow to a Hatchet definition, and the payload envelopes, without a server.
+#include "workflows.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace weft::hatchet_wire;
+
+TEST_CASE("a diamond lowers to tasks with parents in declaration order and lowercase actions") {
+    auto plan = lower(weft::detail::erasure<std::decay_t<decltype(hx::dag)>>::value);
+    CHECK(plan.name == "hx-dag");
+    REQUIRE(plan.tasks.size() == 4);
+    CHECK(plan.tasks[0].readable_id == "price");
+    CHECK(plan.tasks[0].parents.empty());
+    CHECK(plan.tasks[3].readable_id == "join");
+    CHECK(plan.tasks[3].parents == std::vector<std::string>{"twice", "label"});
+    CHECK(plan.tasks[3].action == "hx-dag:join");
+    CHECK(plan.tasks[0].retries == 0);
+    CHECK(plan.tasks[0].backoff_factor == 0);
+    CHECK(plan.tasks[0].timeout == "24h");
+}
+
+TEST_CASE("retries, backoff and timeout come from the step policy") {
+    auto plan = lower(weft::detail::erasure<std::decay_t<decltype(hx::fault)>>::value);
+    REQUIRE(plan.tasks.size() == 1);
+    CHECK(plan.tasks[0].retries == 2);
+    CHECK(plan.tasks[0].backoff_factor == 1.0);
+    CHECK(plan.tasks[0].backoff_max_seconds == 1);
+    CHECK(plan.tasks[0].timeout == "8s");
+    CHECK(duration(weft::milliseconds(1500)) == "1500ms");
+    CHECK(action_id("My-Flow", "Step") == "my-flow:step");
+}
+
+TEST_CASE("run inputs and task outputs are JSON objects, unambiguously") {
+    using weft::json::array;
+    using weft::json::object;
+    using weft::json::value;
+    CHECK(run_input(array{value(object{{"sku", "tea"}})}) == value(object{{"sku", "tea"}}));
+    CHECK(run_input(array{1, 2}) == value(object{{"$args", array{1, 2}}}));
+    CHECK(source_args(object{{"sku", "tea"}}) == array{value(object{{"sku", "tea"}})});
+    CHECK(source_args(object{{"$args", array{1, 2}}}) == array{1, 2});
+    CHECK_THROWS_WITH(source_args(object{{"$args", 3}}), Catch::Contains("$.input[\"$args\"]"));
+    CHECK(task_output(5) == value(object{{"$value", 5}}));
+    CHECK(task_output(object{{"a", 1}}) == value(object{{"a", 1}}));
+    CHECK(step_value(object{{"$value", 5}}) == value(5));
+    CHECK(step_value(object{{"a", 1}}) == value(object{{"a", 1}}));
+}
+
+TEST_CASE("names Hatchet refuses are reported with the workflow") {
+    static constexpr auto bad = weft::workflow<"has space">(weft::step<hx::inc>);
+    CHECK_THROWS_WITH(lower(weft::detail::erasure<std::decay_t<decltype(bad)>>::value),
+                      Catch::Contains("'has space'") && Catch::Contains("not a Hatchet name"));
+}

@@ -1,0 +1,98 @@
+// The C++ side of the Hatchet interop, fault and benchmark runs:
+//
+//   hatchet_peer worker <set> <slots> [name]   serves a set of workflows until SIGTERM; prints
+//                                              "ready <worker id>" once the engine accepts it
+//        sets: python (hx-from-python), mixed (C++ steps of hx-mixed), fault (hx-fault), bench (hx-bench)
+//   hatchet_peer run <case> <input JSON>       triggers a run, prints its output as one JSON line
+//        cases: python-served, mixed, fault
+//   hatchet_peer bench <runs> <parallel>       triggers hx-bench runs, waits for all; prints
+//                                              {"runs": n, "seconds": s}
+//
+// Address and token file from WEFT_HATCHET_HOST_PORT / WEFT_HATCHET_TOKEN_FILE.
+#include "workflows.hpp"
+
+#include <boost/json/serialize.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <vector>
+
+namespace {
+
+std::atomic<bool> stop_flag{false};
+
+template <class W>
+void serve_only(weft::hatchet::worker& w, W wf, std::initializer_list<std::string_view> names) {
+    std::vector<weft::erased_step> keep;
+    for (const weft::erased_step& s : weft::step_table(wf))
+        for (auto n : names)
+            if (s.name == n) keep.push_back(s);
+    w.serve(weft::detail::erasure<W>::value, keep);
+}
+
+int worker(const std::string& set, int slots, std::string name) {
+    weft::hatchet::worker_options o{hx::options_from_env()};
+    o.slots = slots;
+    o.worker_name = std::move(name);
+    weft::hatchet::worker w(o);
+    if (set == "python") w.serve(hx::for_python);
+    else if (set == "mixed") serve_only(w, hx::mixed, {"greet", "shout"});
+    else if (set == "fault") w.serve(hx::fault);
+    else if (set == "bench") w.serve(hx::bench);
+    else throw std::invalid_argument("unknown worker set " + set);
+    std::signal(SIGTERM, [](int) { stop_flag = true; });
+    std::signal(SIGINT, [](int) { stop_flag = true; });
+    w.start();
+    if (!w.wait_ready(std::chrono::seconds(30))) throw std::runtime_error("the engine did not accept the worker");
+    std::cout << "ready " << w.id() << std::endl;
+    while (!stop_flag) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    w.stop();
+    return 0;
+}
+
+template <class W>
+void print_run(W wf, const std::string& input) {
+    weft::client<weft::hatchet> c(hx::options_from_env());
+    auto r = c.start(wf, weft::json::decode<typename W::input>(input));
+    if (!r.wait_for(std::chrono::seconds(90))) throw std::runtime_error("run " + r.id() + " did not finish in 90 s");
+    std::cout << weft::json::encode(r.get()) << std::endl;
+}
+
+int bench(int runs, int parallel) {
+    weft::client<weft::hatchet> c(hx::options_from_env());
+    auto t0 = std::chrono::steady_clock::now();
+    std::atomic<int> next{0}, bad{0};
+    std::vector<std::thread> ts;
+    for (int p = 0; p < parallel; ++p)
+        ts.emplace_back([&] {
+            for (int i; (i = next++) < runs;) {
+                auto r = c.start(hx::bench, i);
+                if (r.get() != i) ++bad;
+            }
+        });
+    for (auto& t : ts) t.join();
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::cout << "{\"runs\": " << runs << ", \"seconds\": " << s << ", \"wrong\": " << bad << "}" << std::endl;
+    return bad ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    std::vector<std::string> a(argv + 1, argv + argc);
+    if (a.size() >= 3 && a[0] == "worker") return worker(a[1], std::stoi(a[2]), a.size() > 3 ? a[3] : "weft-peer");
+    if (a.size() == 3 && a[0] == "run") {
+        if (a[1] == "python-served") print_run(hx::python_served, a[2]);
+        else if (a[1] == "mixed") print_run(hx::mixed, a[2]);
+        else if (a[1] == "fault") print_run(hx::fault, a[2]);
+        else throw std::invalid_argument("unknown case " + a[1]);
+        return 0;
+    }
+    if (a.size() == 3 && a[0] == "bench") return bench(std::stoi(a[1]), std::stoi(a[2]));
+    std::cerr << "usage: hatchet_peer worker <set> <slots> [name] | run <case> <input JSON> | bench <runs> <parallel>\n";
+    return 2;
+} catch (const std::exception& e) {
+    std::cerr << "hatchet_peer: " << e.what() << std::endl;
+    return 1;
+}

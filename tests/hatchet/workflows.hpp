@@ -1,0 +1,176 @@
+// Workflows of the Hatchet tests, shared by the in-process tests, the peer process (tests/hatchet/
+// peer.cpp) and the benchmark. Names are lowercase (the engine lowercases action ids) and unique per
+// test, so tests running at the same time never serve each other's runs.
+#pragma once
+
+#include <weft/hatchet.hpp>
+#include <weft/json.hpp>
+#include <weft/this_step.hpp>
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include <unistd.h>
+
+namespace hx {
+
+using weft::step;
+
+struct order {
+    std::string sku;
+    int qty = 0;
+};
+BOOST_DESCRIBE_STRUCT(order, (), (sku, qty))
+
+struct receipt {
+    std::string text;
+    int total = 0;
+};
+BOOST_DESCRIBE_STRUCT(receipt, (), (text, total))
+
+struct attempt_report {
+    int attempt = 0;
+    int pid = 0;
+    std::string key;
+};
+BOOST_DESCRIBE_STRUCT(attempt_report, (), (attempt, pid, key))
+
+struct price {
+    static constexpr std::string_view name = "price";
+    int operator()(const order& o) const { return o.qty * 7; }
+};
+struct twice {
+    static constexpr std::string_view name = "twice";
+    int operator()(int x) const { return x * 2; }
+};
+struct label {
+    static constexpr std::string_view name = "label";
+    std::string operator()(int x) const { return "n=" + std::to_string(x); }
+};
+struct join {
+    static constexpr std::string_view name = "join";
+    receipt operator()(int total, const std::string& text) const { return {text, total}; }
+};
+// price >> (twice, label) >> join: a diamond, typed input, a struct output.
+inline constexpr auto dag = weft::workflow<"hx-dag">(step<price> >> (step<twice>, step<label>) >> step<join>);
+
+struct out_of_stock {
+    static constexpr std::string_view name = "reserve";
+    int operator()(const order& o) const { throw std::runtime_error("out of stock: " + o.sku); }
+};
+struct check {
+    static constexpr std::string_view name = "check";
+    order operator()(const order& o) const { return o; }
+};
+inline constexpr auto fail = weft::workflow<"hx-fail">(step<check> >> step<out_of_stock>);
+
+// The same wire definition twice: the worker serves `halve` on int, a client sends a string.
+struct halve {
+    static constexpr std::string_view name = "halve";
+    int operator()(int x) const { return x / 2; }
+};
+struct halve_text {
+    static constexpr std::string_view name = "halve";
+    int operator()(const std::string&) const { throw std::logic_error("never served"); }
+};
+inline constexpr auto halving = weft::workflow<"hx-halve">(step<halve>);
+inline constexpr auto halving_text = weft::workflow<"hx-halve">(step<halve_text>);
+
+// Sleeps, and records how many run at once (slots).
+inline std::atomic<int> in_flight{0}, peak{0};
+struct nap {
+    static constexpr std::string_view name = "nap";
+    int operator()(int ms) const {
+        int now = ++in_flight;
+        for (int p = peak.load(); now > p && !peak.compare_exchange_weak(p, now);) {
+        }
+        for (int t = 0; t < ms && !weft::this_step::stop_requested(); t += 10)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        --in_flight;
+        return ms;
+    }
+};
+inline constexpr auto naps = weft::workflow<"hx-nap">(step<nap>);
+inline constexpr auto cancellable = weft::workflow<"hx-cancel">(step<nap> >> step<twice>);
+
+struct inc {
+    static constexpr std::string_view name = "inc";
+    int operator()(int x) const { return x + 1; }
+};
+inline constexpr auto restart = weft::workflow<"hx-restart">(step<inc>);
+inline constexpr auto anyc = weft::workflow<"hx-any">(step<inc> >> step<twice>);
+
+// The first attempt hangs (its worker is killed meanwhile); a later one reports itself.
+struct crashy {
+    static constexpr std::string_view name = "crashy";
+    static constexpr weft::step_policy policy{
+        .retry = {.max_attempts = 3, .initial = weft::milliseconds(1000), .multiplier = 1.0,
+                  .maximum = weft::milliseconds(1000)},
+        .timeout = weft::milliseconds(8000)};
+    attempt_report operator()(const std::string& key) const {
+        if (weft::this_step::attempt() == 1) std::this_thread::sleep_for(std::chrono::seconds(60));
+        return {weft::this_step::attempt(), static_cast<int>(::getpid()), key};
+    }
+};
+inline constexpr auto fault = weft::workflow<"hx-fault">(step<crashy>);
+
+// Interop: served by C++, triggered by Python.
+struct greet {
+    static constexpr std::string_view name = "greet";
+    receipt operator()(const order& o) const { return {"hello " + o.sku, o.qty + 1}; }
+};
+struct shout {
+    static constexpr std::string_view name = "shout";
+    receipt operator()(const receipt& r) const {
+        std::string t = r.text;
+        for (char& c : t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        return {t, r.total * 10};
+    }
+};
+inline constexpr auto for_python = weft::workflow<"hx-from-python">(step<greet> >> step<shout>);
+
+// Interop: served by the Python worker (tests/hatchet/interop.py), triggered by C++. The bodies
+// never run in C++.
+struct py_first {
+    static constexpr std::string_view name = "py_first";
+    receipt operator()(const order&) const { throw std::logic_error("py_first runs in Python"); }
+};
+struct py_second {
+    static constexpr std::string_view name = "py_second";
+    receipt operator()(const receipt&) const { throw std::logic_error("py_second runs in Python"); }
+};
+inline constexpr auto python_served = weft::workflow<"hx-python-served">(step<py_first> >> step<py_second>);
+
+// Mixed: greet (C++) >> py_mid (Python) >> shout (C++), one run.
+struct py_mid {
+    static constexpr std::string_view name = "py_mid";
+    receipt operator()(const receipt&) const { throw std::logic_error("py_mid runs in Python"); }
+};
+inline constexpr auto mixed = weft::workflow<"hx-mixed">(step<greet> >> step<py_mid> >> step<shout>);
+
+// Benchmark: one no-op task per run.
+struct noop {
+    static constexpr std::string_view name = "noop";
+    int operator()(int x) const { return x; }
+};
+inline constexpr auto bench = weft::workflow<"hx-bench">(step<noop>);
+
+// Settings from the harness's environment (scripts/with-services): address and token file.
+inline weft::hatchet::options options_from_env() {
+    auto need = [](const char* k) {
+        const char* v = std::getenv(k);
+        if (!v || !*v)
+            throw std::runtime_error(std::string(k) +
+                                     " is not set: run through scripts/with-services --need hatchet python "
+                                     "(start the engine with `scripts/services up hatchet python`)");
+        return std::string(v);
+    };
+    weft::hatchet::options o;
+    o.host_port = need("WEFT_HATCHET_HOST_PORT");
+    o.token_file = need("WEFT_HATCHET_TOKEN_FILE");
+    return o;
+}
+
+}  // namespace hx
