@@ -1,13 +1,19 @@
 """Celery backend benchmarks, C++ and Python side by side on the harness's Redis (docs/celery.md).
 
-Run: scripts/with-services --need redis python tests/celery/bench.py <celery_peer binary> [n]
+Run: scripts/with-services --need redis python tests/celery/bench.py <celery_peer binary> [n] [rounds]
 
-1. worker throughput: n no-op tasks pushed (pipelined LPUSH) at an idle worker: the worker's pace
-   from its first to its last date_done, and end to end until every result is stored; the C++ worker
-   (2 threads) against a Python worker (prefork, 2 processes);
-2. enqueue rate: n runs via weft::client<celery>::start() against n Python apply_async() calls;
-3. redis-benchmark LPUSH and RPOP (BRPOP has no redis-benchmark test; RPOP is the same work);
-4. median latency of a 3-step chain on the C++ worker, idle RSS of both workers.
+Every round runs each measure once, interleaved, and the script prints the medians over the rounds
+(and each round's figures):
+1. worker pace: n no-op tasks queued beforehand (built, pushed to a parked list and RENAMEd onto the
+   worker's queue in one step), the worker's pace from its first to its last date_done; the C++
+   worker (2 threads, prefetch multiplier 4 = Celery's default, and 64) against a Python worker
+   (prefork, 2 processes, Celery's defaults; n/4 tasks, it is slow);
+2. streaming: the same n tasks pushed (pipelined LPUSH, 1,000 a round trip) while the C++ worker
+   (multiplier 4) consumes, end to end until every result is stored;
+3. redis-benchmark LPUSH and RPOP (50 clients, its defaults; BRPOP has no redis-benchmark test and
+   RPOP is the same work), and the C++ pace as a fraction of each;
+4. enqueue rate: weft::client<celery>::start() once per task against Python apply_async() (n/4);
+5. once: median latency of a 3-step chain on the C++ worker, idle RSS of both workers.
 """
 import base64
 import datetime
@@ -25,6 +31,7 @@ import redis
 
 PEER = os.path.abspath(sys.argv[1])
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
+ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 URL = os.environ["WEFT_REDIS_URL"]
 r = redis.Redis.from_url(URL)
 RUN = uuid.uuid4().hex[:8]
@@ -52,38 +59,73 @@ def rss_kb(pid):
     return total
 
 
-def drain(queue, ids):
-    pipe = r.pipeline(transaction=False)
-    t0 = time.monotonic()
-    for i, tid in enumerate(ids):
-        pipe.lpush(queue, envelope("weft.bench.noop", tid, [i], queue))
-        if i % 1000 == 999:
-            pipe.execute()
-    pipe.execute()
+def wait_results(ids, deadline_s=600):
     keys = ["celery-task-meta-" + t for t in ids]
-    pending = 0
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + deadline_s
     for start in range(0, len(keys), 1000):
         chunk = keys[start:start + 1000]
         while r.exists(*chunk) < len(chunk):
             if time.monotonic() > deadline:
-                raise SystemExit("bench: results did not arrive within 600 s")
-            time.sleep(0.01)
-    secs = time.monotonic() - t0
+                raise SystemExit("bench: results did not arrive in time")
+            time.sleep(0.02)
     # The worker's own pace: from its first result to its last (date_done, written by the worker),
-    # which leaves out this script's enqueueing and polling.
+    # which leaves out this script's pushing and polling.
     done = []
     for start in range(0, len(keys), 1000):
         for raw in r.mget(keys[start:start + 1000]):
             done.append(datetime.datetime.fromisoformat(json.loads(raw)["date_done"]).timestamp())
         r.delete(*keys[start:start + 1000])
     span = max(done) - min(done)
-    return secs, (len(done) - 1) / span if span > 0 else float("inf")
+    return (len(done) - 1) / span if span > 0 else float("inf")
+
+
+def drain(queue, n):
+    """n tasks queued beforehand: pushed to a parked list, then RENAMEd onto the queue at once."""
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    park = queue + ".park"
+    pipe = r.pipeline(transaction=False)
+    for i, tid in enumerate(ids):
+        pipe.lpush(park, envelope("weft.bench.noop", tid, [i], queue))
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+    r.rename(park, queue)
+    return wait_results(ids)
+
+
+def stream(queue, n):
+    """n tasks pushed while the worker consumes; end to end, from the first push to the last result."""
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    msgs = [envelope("weft.bench.noop", tid, [i], queue) for i, tid in enumerate(ids)]
+    t0 = time.monotonic()
+    pipe = r.pipeline(transaction=False)
+    for i, m in enumerate(msgs):
+        pipe.lpush(queue, m)
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+    wait_results(ids)
+    return n / (time.monotonic() - t0)
+
+
+def redis_benchmark(command, key):
+    host, port, pw = os.environ["WEFT_REDIS_HOST"], os.environ["WEFT_REDIS_PORT"], os.environ.get("WEFT_REDIS_PASSWORD", "")
+    out = subprocess.run(["redis-benchmark", "-h", host, "-p", port, "-a", pw, "-n", "200000", "-q", command, key]
+                         + (["x"] if command == "lpush" else []), capture_output=True, text=True, timeout=600)
+    for tok in out.stdout.replace("\r", "\n").split("\n"):
+        if "requests per second" in tok:
+            return float(tok.split(":")[1].split("requests")[0].strip())
+    raise SystemExit("bench: no rate from redis-benchmark: " + out.stdout[-500:] + out.stderr[-500:])
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
 
 
 def main():
     tmp = tempfile.mkdtemp(prefix="weft-celery-bench-")
-    pq, cq = f"weft-bench-py-{RUN}", f"weft-bench-cpp-{RUN}"
+    pq, cq, cq64 = f"weft-bench-py-{RUN}", f"weft-bench-cpp-{RUN}", f"weft-bench-cpp64-{RUN}"
     with open(os.path.join(tmp, "weft_bench_tasks.py"), "w") as f:
         f.write(textwrap.dedent(f"""
             import os
@@ -99,69 +141,57 @@ def main():
     import weft_bench_tasks as tasks  # noqa: E402
     env = dict(os.environ, PYTHONPATH=tmp)
     procs = []
-    results = {}
+    rounds = []
+    once = {}
     try:
-        py_log = os.path.join(tmp, "py.log")
         py = subprocess.Popen([sys.executable, "-m", "celery", "-A", "weft_bench_tasks", "worker", "--pool=prefork",
                                "--concurrency=2", "-Q", pq, "-n", f"bench-{RUN}@%h", "--without-heartbeat",
                                "--without-gossip", "--without-mingle", "-l", "WARNING"],
-                              cwd=tmp, env=env, stdout=open(py_log, "w"), stderr=subprocess.STDOUT,
-                              start_new_session=True)
+                              cwd=tmp, env=env, stdout=open(os.path.join(tmp, "py.log"), "w"),
+                              stderr=subprocess.STDOUT, start_new_session=True)
         procs.append(py)
-        cpp_log = os.path.join(tmp, "cpp.log")
-        cpp = subprocess.Popen([PEER, "worker", cq, "2"], stdout=open(cpp_log, "w"), stderr=subprocess.STDOUT,
-                               start_new_session=True)
+        cpp = subprocess.Popen([PEER, "worker", cq, "2", "3600", "60000", "4"], stdout=open(os.path.join(tmp, "cpp.log"), "w"),
+                               stderr=subprocess.STDOUT, start_new_session=True)
         procs.append(cpp)
-        # Both ready: one round trip each.
+        cpp64 = subprocess.Popen([PEER, "worker", cq64, "2", "3600", "60000", "64"],
+                                 stdout=open(os.path.join(tmp, "cpp64.log"), "w"), stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        procs.append(cpp64)
+        # All ready: one round trip each.
         warm = tasks.noop.apply_async((1,), queue=pq)
         assert warm.get(timeout=60) == 1
         r.delete("celery-task-meta-" + warm.id)
-        cw = str(uuid.uuid4())
-        r.lpush(cq, envelope("weft.bench.noop", cw, [1], cq))
-        deadline = time.monotonic() + 60
-        while not r.exists("celery-task-meta-" + cw):
-            assert time.monotonic() < deadline, "the C++ worker did not answer"
-            time.sleep(0.05)
-        r.delete("celery-task-meta-" + cw)
+        for q in (cq, cq64):
+            cw = str(uuid.uuid4())
+            r.lpush(q, envelope("weft.bench.noop", cw, [1], q))
+            wait_results([cw], 60)
         time.sleep(1)
-        results["idle_rss_kb"] = {"cpp": rss_kb(cpp.pid), "python_prefork_2": rss_kb(py.pid)}
+        once["idle_rss_kb"] = {"cpp": rss_kb(cpp.pid), "python_prefork_2": rss_kb(py.pid)}
 
-        secs, pace = drain(cq, [str(uuid.uuid4()) for _ in range(N)])
-        results["worker_tasks_per_s"] = {"cpp_2_threads": pace}
-        results["end_to_end_tasks_per_s"] = {"cpp_2_threads": N / secs}
-        secs, pace = drain(pq, [str(uuid.uuid4()) for _ in range(N)])
-        results["worker_tasks_per_s"]["python_prefork_2"] = pace
-        results["end_to_end_tasks_per_s"]["python_prefork_2"] = N / secs
-
-        # Enqueue: C++ client.start() loop vs Python apply_async loop, into parked queues.
-        park_c, park_p = f"weft-bench-park-c-{RUN}", f"weft-bench-park-p-{RUN}"
-        out = subprocess.run([PEER, "bench-enqueue", park_c, str(N)], capture_output=True, text=True, timeout=600)
-        c = json.loads(out.stdout.strip().splitlines()[-1])
-        t0 = time.monotonic()
-        for i in range(N):
-            tasks.noop.apply_async((i,), queue=park_p)
-        py_secs = time.monotonic() - t0
-        results["enqueue_per_s"] = {"cpp_client_start": N / c["seconds"], "python_apply_async": N / py_secs}
-        r.delete(park_c, park_p)
-
-        # The physical limit: redis-benchmark with its defaults (50 clients, no pipelining).
-        host, port, pw = os.environ["WEFT_REDIS_HOST"], os.environ["WEFT_REDIS_PORT"], os.environ.get("WEFT_REDIS_PASSWORD", "")
         key = f"weft-bench-rb-{RUN}"
-        rb = subprocess.run(["redis-benchmark", "-h", host, "-p", port, "-a", pw, "-n", "200000",
-                             "-q", "lpush", key, "x"], capture_output=True, text=True, timeout=600)
-        rb2 = subprocess.run(["redis-benchmark", "-h", host, "-p", port, "-a", pw, "-n", "200000",
-                              "-q", "rpop", key], capture_output=True, text=True, timeout=600)
-        r.delete(key)
-
-        def rate(text):
-            for tok in text.replace("\r", "\n").split("\n"):
-                if "requests per second" in tok:
-                    return float(tok.split(":")[1].split("requests")[0].strip())
-            return None
-        results["redis_benchmark_per_s"] = {"lpush": rate(rb.stdout), "rpop": rate(rb2.stdout)}
+        park_c, park_p = f"weft-bench-park-c-{RUN}", f"weft-bench-park-p-{RUN}"
+        for k in range(ROUNDS):
+            f = {}
+            f["redis_lpush"] = redis_benchmark("lpush", key)
+            f["cpp_pace_pf4"] = drain(cq, N)
+            f["python_pace"] = drain(pq, N // 4)
+            f["cpp_pace_pf64"] = drain(cq64, N)
+            f["redis_rpop"] = redis_benchmark("rpop", key)
+            r.delete(key)
+            f["cpp_stream_pf4"] = stream(cq, N)
+            out = subprocess.run([PEER, "bench-enqueue", park_c, str(N)], capture_output=True, text=True, timeout=600)
+            f["cpp_enqueue"] = N / json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+            t0 = time.monotonic()
+            for i in range(N // 4):
+                tasks.noop.apply_async((i,), queue=park_p)
+            f["python_enqueue"] = (N // 4) / (time.monotonic() - t0)
+            r.delete(park_c, park_p)
+            f["load"] = os.getloadavg()[0]
+            rounds.append(f)
+            print(json.dumps({"round": k + 1, **{a: round(b, 2) for a, b in f.items()}}), flush=True)
 
         out = subprocess.run([PEER, "bench-chain", cq, "51"], capture_output=True, text=True, timeout=600)
-        results["chain3_median_ms_cpp"] = json.loads(out.stdout.strip().splitlines()[-1])["median_ms"]
+        once["chain3_median_ms_cpp"] = json.loads(out.stdout.strip().splitlines()[-1])["median_ms"]
     finally:
         for p in procs:
             if p.poll() is None:
@@ -170,16 +200,18 @@ def main():
                     p.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     os.kill(p.pid, signal.SIGKILL)
-        for q in (pq, cq):
+        for q in (pq, cq, cq64):
             r.delete(q)
-    w = results["worker_tasks_per_s"]
-    e = results["enqueue_per_s"]
-    results["ratios"] = {
-        "worker_cpp_over_python": w["cpp_2_threads"] / w["python_prefork_2"],
-        "enqueue_cpp_over_python": e["cpp_client_start"] / e["python_apply_async"],
-        "worker_cpp_over_redis_lpush": w["cpp_2_threads"] / (results["redis_benchmark_per_s"]["lpush"] or 1),
+    med = {k: median([f[k] for f in rounds]) for k in rounds[0]}
+    ratios = {
+        "worker_cpp_pf4_over_python": median([f["cpp_pace_pf4"] / f["python_pace"] for f in rounds]),
+        "enqueue_cpp_over_python": median([f["cpp_enqueue"] / f["python_enqueue"] for f in rounds]),
     }
-    print(json.dumps(results, indent=1))
+    for pf in ("pf4", "pf64"):
+        for rb in ("lpush", "rpop"):
+            ratios[f"cpp_pace_{pf}_over_redis_{rb}"] = median([f[f"cpp_pace_{pf}"] / f[f"redis_{rb}"] for f in rounds])
+        ratios[f"cpp_stream_pf4_over_redis_lpush"] = median([f["cpp_stream_pf4"] / f["redis_lpush"] for f in rounds])
+    print(json.dumps({"n": N, "rounds": ROUNDS, "medians": med, "median_ratios": ratios, **once}, indent=1))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ RQ = f"weft-restore-{RUN}"
 BQ = f"weft-batch-{RUN}"
 SQ = f"weft-stop-{RUN}"
 EQ = f"weft-eta-{RUN}"
+XQ = f"weft-prefixed-{RUN}"
 DEAD = f"weft.dead_letter.{RUN}"
 T = 30  # seconds, every wait
 
@@ -74,9 +75,11 @@ def stop(p, sig=signal.SIGTERM):
             p.wait(timeout=10)
 
 
-def cpp_worker(queue, *extra, log_path, url=URL, concurrency=2):
+def cpp_worker(queue, *extra, log_path, url=URL, concurrency=2, keyprefix=None):
     """extra: visibility_timeout_s restore_interval_ms [prefetch_multiplier]"""
     env = dict(os.environ, WEFT_TEST_DEAD_LETTER=DEAD, WEFT_REDIS_URL=url)
+    if keyprefix:
+        env["WEFT_TEST_KEYPREFIX"] = keyprefix
     log = open(log_path, "w")
     p = start([PEER, "worker", queue, str(concurrency), *extra], env=env, log=log)
     deadline = time.monotonic() + T
@@ -653,6 +656,42 @@ def main():
             check(not unacked_mentions(later.id), "still unacked after it ran")
         finally:
             stop(k1)
+
+    @case
+    def global_keyprefix_on_both_sides_matches_python_key_for_key():
+        # Python with kombu's and the result backend's global_keyprefix; the C++ worker and client
+        # with the same prefixes. Nothing may land on an unprefixed key.
+        pfx = f"weft-pfx-{RUN}:"
+        papp = Celery("weft_interop_pfx", broker=URL, backend=URL)
+        papp.conf.update(result_expires=600, broker_transport_options={"global_keyprefix": pfx},
+                         result_backend_transport_options={"global_keyprefix": pfx})
+        k1 = cpp_worker(XQ, log_path=os.path.join(tmp, "prefix.log"), keyprefix=pfx)
+        try:
+            res = papp.send_task("weft.test.add", (20, 3), queue=XQ)
+            check(res.get(timeout=T) == 23, "Python (prefixed) -> C++ worker (prefixed)")
+            check(r.exists(pfx + "celery-task-meta-" + res.id), "no prefixed result key")
+            check(not r.exists("celery-task-meta-" + res.id), "an unprefixed result key")
+            env_ = dict(os.environ, WEFT_BACKEND="celery", WEFT_CELERY_BROKER_URL=URL, WEFT_CELERY_QUEUE=XQ,
+                        WEFT_CELERY_GLOBAL_KEYPREFIX=pfx, WEFT_CELERY_RESULT_KEYPREFIX=pfx)
+            out = peer_client("anyclient", "4", "5", env=env_)
+            check(out.get("result") == 9, out)
+            check(papp.AsyncResult(out["id"]).get(timeout=T) == 9, "Python reads the C++ run's prefixed result")
+            # Python's revoke is a PUBLISH on the prefixed pidbox channel.
+            later = papp.send_task("weft.test.add", (1, 1), queue=XQ, countdown=1.5)
+            time.sleep(0.3)
+            check(any(later.id.encode() in v for v in r.hvals(pfx + "unacked")), "not in the prefixed unacked hash")
+            later.revoke()
+            needle = f"discarding revoked task weft.test.add[{later.id}]"
+            deadline = time.monotonic() + 5
+            while needle not in open(os.path.join(tmp, "prefix.log")).read() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            check(needle in open(os.path.join(tmp, "prefix.log")).read(), "the prefixed revoke did not reach the worker")
+            check(not any(x.id.encode() in v for x in (res, later) for v in r.hvals("unacked")), "unprefixed unacked")
+        finally:
+            stop(k1)
+            left = r.keys(pfx + "*")  # one pass on the server; SCAN from here is slow on a full database
+            if left:
+                r.delete(*left)
 
     failures = 0
     before_keys = set(r.scan_iter(match="celery-task-meta-*"))

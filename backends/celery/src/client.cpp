@@ -48,6 +48,8 @@ struct backend_impl::state {
     std::unique_ptr<redis_connection> broker_conn;
     std::unique_ptr<redis_connection> result_conn;
 
+    std::string meta(std::string_view id) const { return opts.result_keyprefix + meta_key(id); }
+
     redis_connection& broker_connection() {
         if (!broker_conn) broker_conn = std::make_unique<redis_connection>(broker, opts.timeout);
         return *broker_conn;
@@ -114,7 +116,8 @@ public:
             // Celery's own revoke: a pidbox broadcast every worker keeps in its revoked set, so
             // Python workers skip these tasks too.
             std::lock_guard lock(st_->m);
-            st_->broker_connection().command({"PUBLISH", pidbox_channel(st_->broker.db), revoke_broadcast(pending)});
+            st_->broker_connection().command(
+                {"PUBLISH", st_->opts.global_keyprefix + pidbox_channel(st_->broker.db), revoke_broadcast(pending)});
         }
         for (std::size_t i = 0; i < metas.size(); ++i) {
             if (is_ready(metas[i].state)) continue;
@@ -127,8 +130,8 @@ public:
             auto text = encode_meta(m);
             std::lock_guard lock(st_->m);
             st_->result_connection().pipeline(
-                {{"SETEX", meta_key(ids_[i]), std::to_string(st_->opts.result_expires.count()), text},
-                 {"PUBLISH", meta_key(ids_[i]), text}});
+                {{"SETEX", st_->meta(ids_[i]), std::to_string(st_->opts.result_expires.count()), text},
+                 {"PUBLISH", st_->meta(ids_[i]), text}});
         }
     }
 
@@ -144,7 +147,7 @@ public:
         auto deadline = std::chrono::steady_clock::now() + timeout;
         redis_connection sub(st_->results, st_->opts.timeout);
         std::vector<std::string> cmd{"SUBSCRIBE"};
-        for (auto s : wf_.sinks) cmd.push_back(meta_key(ids_[s]));
+        for (auto s : wf_.sinks) cmd.push_back(st_->meta(ids_[s]));
         sub.send(cmd);
         for (;;) {
             if (all_sinks_ready()) return done_ = true;
@@ -190,7 +193,7 @@ public:
 private:
     std::vector<task_meta> read_all() const {
         std::vector<std::vector<std::string>> cmds;
-        for (auto& id : ids_) cmds.push_back({"GET", meta_key(id)});
+        for (auto& id : ids_) cmds.push_back({"GET", st_->meta(id)});
         std::vector<redis_reply> replies;
         {
             std::lock_guard lock(st_->m);
@@ -326,7 +329,7 @@ std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, cons
     if (stages[0].size() == 1) {
         auto m = message_for(stages[0][0]);
         m.chain = reversed(elements(1));
-        commands.push_back({"LPUSH", priority_list(m.queue, m.priority), encode_envelope(m)});
+        commands.push_back({"LPUSH", state_->opts.global_keyprefix + priority_list(m.queue, m.priority), encode_envelope(m)});
     } else {
         // Parallel first steps: the client applies the group (or chord) itself, as Python's
         // apply_async does: the chord size goes to Redis before any header can finish.
@@ -341,7 +344,7 @@ std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, cons
             // The chord size lives in the result backend.
             std::lock_guard lock(state_->m);
             state_->result_connection().command(
-                {"SET", taskset_key(gid) + ".s", std::to_string(stages[0].size()), "EX", ttl});
+                {"SET", state_->opts.result_keyprefix + taskset_key(gid) + ".s", std::to_string(stages[0].size()), "EX", ttl});
         }
         auto members = members_of(0);
         for (std::size_t k = 0; k < members.size(); ++k) {
@@ -350,7 +353,7 @@ std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, cons
             m.group = gid;
             m.group_index = static_cast<std::int64_t>(k);
             m.chord = body;
-            commands.push_back({"LPUSH", priority_list(m.queue, m.priority), encode_envelope(m)});
+            commands.push_back({"LPUSH", state_->opts.global_keyprefix + priority_list(m.queue, m.priority), encode_envelope(m)});
         }
     }
     {
@@ -371,6 +374,8 @@ celery::options options_from(const config& c) {
     o.queue = c.get_string("celery.queue", o.queue);
     o.result_expires = std::chrono::seconds(c.get_unsigned("celery.result_expires", 86400, 1ul << 31));
     o.timeout = std::chrono::milliseconds(c.get_unsigned("celery.timeout_ms", 5000, 3600000));
+    o.global_keyprefix = c.get_string("celery.global_keyprefix", "");
+    o.result_keyprefix = c.get_string("celery.result_keyprefix", "");
     return o;
 }
 

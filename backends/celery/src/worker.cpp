@@ -25,9 +25,6 @@ using namespace celery_wire;
 
 namespace {
 
-constexpr const char* unacked_key = "unacked";
-constexpr const char* unacked_index_key = "unacked_index";
-constexpr const char* unacked_mutex_key = "unacked_mutex";
 
 double unix_now() {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -68,6 +65,15 @@ struct celery::worker::impl {
     std::map<std::string, erased_step, std::less<>> steps;
     std::string hostname = "weft@" + host_name();
     std::vector<std::string> keys;  // BRPOP order: priority step first, then queue
+    // kombu's key names, with its global_keyprefix (broker) and the result backend's.
+    std::string unacked_key, unacked_index_key, unacked_mutex_key;
+    std::string list_of(std::string_view queue, int priority) const { return opts.global_keyprefix + priority_list(queue, priority); }
+    std::string queue_of(std::string_view list) const {
+        if (list.substr(0, opts.global_keyprefix.size()) == opts.global_keyprefix) list.remove_prefix(opts.global_keyprefix.size());
+        return queue_of_list(list);
+    }
+    std::string meta_of(std::string_view id) const { return opts.result_keyprefix + meta_key(id); }
+    std::string taskset_of(std::string_view gid) const { return opts.result_keyprefix + taskset_key(gid); }
     std::vector<std::thread> threads;
     std::mutex threads_m;
     std::atomic<bool> stopping{false};
@@ -126,7 +132,7 @@ struct celery::worker::impl {
         while (!stopping) {
             try {
                 redis_connection sub(broker, opts.timeout);
-                sub.send({"SUBSCRIBE", pidbox_channel(broker.db)});
+                sub.send({"SUBSCRIBE", opts.global_keyprefix + pidbox_channel(broker.db)});
                 while (!stopping) {
                     auto r = sub.read(std::chrono::milliseconds(500));
                     if (!r || r->type != redis_reply::kind::array || r->elements.size() != 3 ||
@@ -175,7 +181,7 @@ struct celery::worker::impl {
     // Returns whether it took the ack along.
     bool store(connections& c, const task_meta& m, const std::string* ack_tag = nullptr) {
         auto text = encode_meta(m);
-        auto key = meta_key(m.task_id);
+        auto key = meta_of(m.task_id);
         std::vector<std::vector<std::string>> cmds{{"SETEX", key, std::to_string(opts.result_expires.count()), text},
                                                    {"PUBLISH", key, std::move(text)}};
         if (!ack_tag) {
@@ -199,7 +205,7 @@ struct celery::worker::impl {
     }
 
     std::optional<task_meta> read_meta(connections& c, const std::string& id) {
-        auto r = c.results().command({"GET", meta_key(id)});
+        auto r = c.results().command({"GET", meta_of(id)});
         if (r.type != redis_reply::kind::string) return std::nullopt;
         try {
             return decode_meta(r.str);
@@ -213,7 +219,7 @@ struct celery::worker::impl {
     void publish(connections& c, message& m) {
         if (m.delivery_tag.empty()) m.delivery_tag = new_id();
         m.origin = hostname;
-        c.broker().command({"LPUSH", priority_list(m.queue, m.priority), encode_envelope(m)});
+        c.broker().command({"LPUSH", list_of(m.queue, m.priority), encode_envelope(m)});
     }
 
     // The message for the next signature (chain element, callback), fed with this task's result.
@@ -293,7 +299,7 @@ struct celery::worker::impl {
                 for (auto& e : rest) r.push_back(e.to_value());
                 body.options["chain"] = std::move(r);
             }
-            c.results().command({"SET", taskset_key(gid) + ".s", std::to_string(tasks.size()), "EX",
+            c.results().command({"SET", taskset_of(gid) + ".s", std::to_string(tasks.size()), "EX",
                                std::to_string(opts.result_expires.count())});
             for (std::size_t k = 0; k < tasks.size(); ++k) {
                 auto n = continuation(from, tasks[k], retval, {});
@@ -312,7 +318,7 @@ struct celery::worker::impl {
     void dead_letter(connections& c, std::string_view list, const std::string& raw, const std::string& reason) {
         json::object o;
         o["reason"] = reason;
-        o["queue"] = queue_of_list(list);
+        o["queue"] = queue_of(list);
         o["at"] = iso_utc(std::chrono::system_clock::now());
         o["worker"] = hostname;
         o["message"] = raw;
@@ -325,7 +331,7 @@ struct celery::worker::impl {
             o["message_encoding"] = "base64";
             text = boost::json::serialize(o);
         }
-        c.broker().command({"LPUSH", opts.dead_letter, text});
+        c.broker().command({"LPUSH", opts.global_keyprefix + opts.dead_letter, text});
         ++dead_lettered;
     }
 
@@ -348,8 +354,8 @@ struct celery::worker::impl {
     }
 
     // The delivery tag, exchange and routing key of a raw envelope, as far as they can be read.
-    static delivery_keys keys_of(const std::string& raw, std::string_view list) {
-        delivery_keys k{{}, {}, queue_of_list(list)};
+    delivery_keys keys_of(const std::string& raw, std::string_view list) const {
+        delivery_keys k{{}, {}, queue_of(list)};
         try {
             auto v = json::parse(raw);
             auto& props = v.as_object().at("properties").as_object();
@@ -362,7 +368,7 @@ struct celery::worker::impl {
         return k;
     }
 
-    static std::vector<std::vector<std::string>> ack_commands(const std::string& tag) {
+    std::vector<std::vector<std::string>> ack_commands(const std::string& tag) const {
         return {{"ZREM", unacked_index_key, tag}, {"HDEL", unacked_key, tag}};
     }
 
@@ -449,7 +455,7 @@ struct celery::worker::impl {
                 }
                 std::string env = entry[0].is_string() ? std::string(entry[0].get_string())
                                                        : boost::json::serialize(entry[0]);
-                c.command({"RPUSH", priority_list(rk, priority), env});
+                c.command({"RPUSH", list_of(rk, priority), env});
                 ++restored;
                 log("warning", "restored unacked message " + t.str + " to queue " + rk +
                                    " (its worker held it past the visibility timeout)");
@@ -574,7 +580,7 @@ return out
         cmd.insert(cmd.end(), keys.begin(), keys.end());
         cmd.push_back(std::to_string(n));
         cmd.push_back(unacked_score());
-        cmd.push_back(same_server ? "celery-task-meta-" : "");
+        cmd.push_back(same_server ? meta_of("") : "");
         return cmd;
     }
 
@@ -635,7 +641,7 @@ return out
             cmds.push_back({"HSET", unacked_key, k.tag, unacked_entry(d.raw, k.exchange, k.routing_key)});
         }
         std::string id = same_server ? id_of(d.raw) : std::string();
-        if (!id.empty()) cmds.push_back({"GET", meta_key(id)});
+        if (!id.empty()) cmds.push_back({"GET", meta_of(id)});
         if (n > 1) cmds.push_back(fetch_command(n - 1, true));
         if (cmds.empty()) {
             out.push_back(std::move(d));
@@ -681,8 +687,9 @@ return out
                 unsigned room;
                 {
                     std::unique_lock lock(work_m);
-                    // Half the prefetch in hand before fetching again, so fetches stay batches.
-                    auto low = [&] { return prefetch == 0 || held <= prefetch / 2; };
+                    // Refill as soon as there is room: a fetch's round trip overlaps the steps
+                    // in hand, and the rate stays near prefetch / round trip even for tiny steps.
+                    auto low = [&] { return prefetch == 0 || held < prefetch; };
                     room_cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping.load() || low(); });
                     if (stopping) break;
                     if (!low()) continue;
@@ -729,7 +736,7 @@ return out
             return;
         }
         check_fetched(c, d, m);
-        if (m.queue.empty()) m.queue = queue_of_list(d.list);
+        if (m.queue.empty()) m.queue = queue_of(d.list);
         std::optional<task_meta> existing;
         if (d.meta) {
             try {
@@ -992,7 +999,7 @@ return 0
             log("error", "task " + m.id + " carries a chord but no group id; the chord cannot be joined");
             return;
         }
-        auto base = taskset_key(*m.group);
+        auto base = taskset_of(*m.group);
         auto j = base + ".j", s = base + ".s", t = base + ".t", d = base + ".d", ck = base + ".c";
         json::array member{1, json::value(m.id), json::value(to_string(state)), result};
         std::string score = m.group_index ? std::to_string(*m.group_index) : "+inf";
@@ -1099,7 +1106,7 @@ return 0
                 {
                     std::lock_guard lock(work_m);
                     --held;
-                    low = held <= prefetch / 2;
+                    low = held < prefetch;
                 }
                 if (low) room_cv.notify_one();
             }
@@ -1146,7 +1153,10 @@ celery::worker::worker(worker_options opts) : impl_(std::make_unique<impl>()) {
     if (opts.concurrency == 0) opts.concurrency = 1;
     impl_->prefetch = opts.prefetch_multiplier * opts.concurrency;
     for (const char* suffix : {"", "\x06\x16" "3", "\x06\x16" "6", "\x06\x16" "9"})
-        for (auto& q : opts.queues) impl_->keys.push_back(q + suffix);
+        for (auto& q : opts.queues) impl_->keys.push_back(opts.global_keyprefix + q + suffix);
+    impl_->unacked_key = opts.global_keyprefix + "unacked";
+    impl_->unacked_index_key = opts.global_keyprefix + "unacked_index";
+    impl_->unacked_mutex_key = opts.global_keyprefix + "unacked_mutex";
     impl_->opts = std::move(opts);
 }
 

@@ -11,7 +11,8 @@
 //     worker.run();                                // until stop()
 //
 // Including this header registers the backend, so WEFT_BACKEND=celery selects it in any_client
-// (settings broker_url, result_url, queue, result_expires, timeout_ms).
+// (settings broker_url, result_url, queue, result_expires, timeout_ms, global_keyprefix,
+// result_keyprefix).
 #pragma once
 
 #include <atomic>
@@ -44,6 +45,12 @@ struct celery {
         std::map<std::string, std::string, std::less<>> routes;  // step wire name -> queue, over the policy's
         std::chrono::seconds result_expires{86400};         // TTL of result metas (Celery's default: 1 day)
         std::chrono::milliseconds timeout{5000};            // connect and reply timeout
+        // Python's broker_transport_options["global_keyprefix"]: kombu prefixes every broker key
+        // with it (queue lists, unacked, unacked_index, unacked_mutex, the pidbox channel).
+        std::string global_keyprefix;
+        // Python's result_backend_transport_options["global_keyprefix"]: prefixes the result
+        // backend's keys and channels (celery-task-meta-*, celery-taskset-meta-*).
+        std::string result_keyprefix;
     };
 
     struct worker_options : options {
@@ -84,7 +91,7 @@ celery::options options_from(const config& c);
 inline bool register_celery() {
     static const bool done = backend_registry::instance().add({
         std::string(celery::name),
-        {"broker_url", "result_url", "queue", "result_expires", "timeout_ms"},
+        {"broker_url", "result_url", "queue", "result_expires", "timeout_ms", "global_keyprefix", "result_keyprefix"},
         [](const config& c) -> std::unique_ptr<backend> { return std::make_unique<backend_impl>(options_from(c)); },
     });
     return done;
