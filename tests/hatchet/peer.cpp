@@ -1,6 +1,6 @@
 // The C++ side of the Hatchet interop, fault and benchmark runs:
 //
-//   hatchet_peer worker <set> <slots> [name]   serves a set of workflows until SIGTERM; prints
+//   hatchet_peer worker <sets> <slots> [name]  serves sets of workflows (comma-separated) until SIGTERM; prints
 //                                              "ready <worker id>" once the engine accepts it
 //        sets: python (hx-from-python), mixed (C++ steps of hx-mixed), fault (hx-fault), bench (hx-bench)
 //   hatchet_peer run <case> <input JSON>       triggers a run, prints its output as one JSON line
@@ -36,11 +36,16 @@ int worker(const std::string& set, int slots, std::string name) {
     o.slots = slots;
     o.worker_name = std::move(name);
     weft::hatchet::worker w(o);
-    if (set == "python") w.serve(hx::for_python);
-    else if (set == "mixed") serve_only(w, hx::mixed, {"greet", "shout"});
-    else if (set == "fault") w.serve(hx::fault);
-    else if (set == "bench") w.serve(hx::bench);
-    else throw std::invalid_argument("unknown worker set " + set);
+    for (std::size_t at = 0; at <= set.size();) {
+        std::size_t end = std::min(set.find(',', at), set.size());
+        const std::string one = set.substr(at, end - at);
+        at = end + 1;
+        if (one == "python") w.serve(hx::for_python);
+        else if (one == "mixed") serve_only(w, hx::mixed, {"greet", "shout"});
+        else if (one == "fault") w.serve(hx::fault);
+        else if (one == "bench") w.serve(hx::bench);
+        else throw std::invalid_argument("unknown worker set " + one);
+    }
     std::signal(SIGTERM, [](int) { stop_flag = true; });
     std::signal(SIGINT, [](int) { stop_flag = true; });
     w.start();
