@@ -197,5 +197,6 @@ TEST_CASE("a recorded Python revoke broadcast yields its task id, and weft's bro
     auto env = json::parse(ours).as_object();
     CHECK(env.at("properties").as_object().at("delivery_info").as_object().at("exchange") == "celery.pidbox");
     CHECK(revoked_ids(fixture("envelope_simple.json")).empty());  // a task message is not a revoke
+    CHECK_FALSE(revoke_terminates(fixture("pidbox_revoke.json")));  // revoke() without terminate=True
     CHECK(pidbox_channel(0) == "/0.celery.pidbox");
 }

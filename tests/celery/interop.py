@@ -461,6 +461,26 @@ def main():
         check(meta(res.id)["status"] == "REVOKED", meta(res.id))
 
     @case
+    def python_revoke_with_terminate_stops_a_running_cpp_step():
+        res = app.send_task("weft.test.sleepy", (10000,), queue=CQ)
+        task_ids.append(res.id)
+        deadline = time.monotonic() + T
+        while not unacked_mentions(res.id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # running now
+        t0 = time.monotonic()
+        res.revoke(terminate=True)
+        needle = f"task weft.test.sleepy[{res.id}] terminated by a revoke"
+        while needle not in open(cpp_log).read() and time.monotonic() - t0 < 5:
+            time.sleep(0.05)
+        check(needle in open(cpp_log).read(), "the running step was not terminated")
+        check(time.monotonic() - t0 < 3, "the step went on after the terminate")
+        time.sleep(0.2)
+        m = meta(res.id)
+        check(m["status"] == "REVOKED", m)
+        check(not unacked_mentions(res.id), "still unacked after the terminate")
+
+    @case
     def cancelling_a_run_keeps_its_pending_python_step_from_running():
         # slow (C++, 1.5 s) >> py_double (Python) >> to_text (C++): cancelled while slow runs.
         out = peer_client("client", "cancel_mixed", CQ, PQ, "1500")

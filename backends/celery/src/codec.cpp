@@ -384,12 +384,34 @@ std::string revoke_broadcast(const json::array& task_ids) {
     return boost::json::serialize(env);
 }
 
-std::vector<std::string> revoked_ids(std::string_view envelope) {
-    std::vector<std::string> out;
+namespace {
+// The body of a pidbox broadcast, when it is a revoke.
+std::optional<json::object> revoke_body(std::string_view envelope) {
     try {
         auto env = json::parse(envelope).as_object();
         auto body = json::parse(base64_decode(env.at("body").as_string())).as_object();
-        if (body.at("method").as_string() != "revoke") return out;
+        if (body.at("method").as_string() == "revoke") return body;
+    } catch (const std::exception&) {
+    }
+    return std::nullopt;
+}
+}  // namespace
+
+bool revoke_terminates(std::string_view envelope) {
+    auto body = revoke_body(envelope);
+    if (!body) return false;
+    auto a = body->find("arguments");
+    if (a == body->end() || !a->value().is_object()) return false;
+    auto t = a->value().get_object().find("terminate");
+    return t != a->value().get_object().end() && t->value().is_bool() && t->value().get_bool();
+}
+
+std::vector<std::string> revoked_ids(std::string_view envelope) {
+    std::vector<std::string> out;
+    try {
+        auto b = revoke_body(envelope);
+        if (!b) return out;
+        auto& body = *b;
         auto& id = body.at("arguments").as_object().at("task_id");
         if (id.is_string()) out.emplace_back(id.get_string());
         else

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 #include <typeinfo>
+#include <unordered_map>
 #include <unordered_set>
 #include <unistd.h>
 
@@ -122,6 +123,21 @@ struct celery::worker::impl {
     bool flusher_stop = false;
     std::thread flusher;
 
+    // Tasks running now, for revoke(terminate=True): their steps see stop_requested().
+    std::unordered_map<std::string, std::atomic<bool>*> running;
+    struct running_scope {
+        impl& w;
+        std::string id;
+        running_scope(impl& w_, std::string id_, std::atomic<bool>& flag) : w(w_), id(std::move(id_)) {
+            std::lock_guard lock(w.revoked_m);
+            w.running[id] = &flag;
+        }
+        ~running_scope() {
+            std::lock_guard lock(w.revoked_m);
+            w.running.erase(id);
+        }
+    };
+
     bool is_revoked(const std::string& id) {
         std::lock_guard lock(revoked_m);
         return revoked.count(id) != 0;
@@ -140,7 +156,11 @@ struct celery::worker::impl {
                         continue;
                     auto ids = revoked_ids(r->elements[2].str);
                     if (ids.empty()) continue;
+                    bool terminate = revoke_terminates(r->elements[2].str);
                     std::lock_guard lock(revoked_m);
+                    if (terminate)
+                        for (auto& id : ids)
+                            if (auto t = running.find(id); t != running.end()) t->second->store(true);
                     if (revoked.size() > 100000) revoked.clear();  // Celery keeps a bounded set too
                     for (auto& id : ids) revoked.insert(id);
                 }
@@ -819,8 +839,10 @@ return out
             struct context final : step_context {
                 std::chrono::steady_clock::time_point soft_deadline = std::chrono::steady_clock::time_point::max();
                 const std::atomic<bool>* stopping = nullptr;
+                std::atomic<bool> terminated{false};  // revoke(terminate=True)
                 bool stop_requested() const override {
-                    return stopping->load(std::memory_order_relaxed) || std::chrono::steady_clock::now() >= soft_deadline;
+                    return stopping->load(std::memory_order_relaxed) || terminated.load(std::memory_order_relaxed) ||
+                           std::chrono::steady_clock::now() >= soft_deadline;
                 }
             } ctx;
             const auto& st = step->second;
@@ -834,6 +856,7 @@ return out
             ctx.workflow = st.workflow;
             ctx.step = st.name;
             ctx.attempt = static_cast<int>(m.retries) + 1;
+            running_scope registered(*this, m.id, ctx.terminated);
             try {
                 detail::step_scope scope(&ctx);
                 json::array args = m.args;
@@ -845,11 +868,25 @@ return out
                 if (hard && std::chrono::steady_clock::now() - started > std::chrono::duration<double>(*hard))
                     throw time_limit_exceeded("TimeLimitExceeded(" + json_number(*hard) + ")");
             } catch (const std::exception& e) {
-                fail(c, m, step->second, e);
-                return false;
+                if (!ctx.terminated) {
+                    fail(c, m, step->second, e);
+                    return false;
+                }
             } catch (...) {
-                fail(c, m, step->second, std::runtime_error("the step threw something that is not a std::exception"));
-                return false;
+                if (!ctx.terminated) {
+                    fail(c, m, step->second, std::runtime_error("the step threw something that is not a std::exception"));
+                    return false;
+                }
+            }
+            if (ctx.terminated) {
+                // A thread cannot be killed: the step was asked to stop (stop_requested()), and
+                // whatever it returned is discarded, as Python's terminated task leaves nothing.
+                log("info", "task " + m.task + "[" + m.id + "] terminated by a revoke");
+                revoke_rest(c, m);
+                return store(c, make_meta(m, task_state::revoked,
+                                          exception_info{"TaskRevokedError", "celery.exceptions", json::array{"terminated"}}
+                                              .to_value()),
+                             &tag);
             }
             bool last = m.chain.empty() && m.callbacks.empty() && !m.chord;
             bool acked = false;

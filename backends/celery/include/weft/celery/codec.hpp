@@ -134,6 +134,8 @@ std::string pidbox_channel(int db);
 std::string revoke_broadcast(const json::array& task_ids);
 // The task ids of a revoke broadcast, or nothing for any other message.
 std::vector<std::string> revoked_ids(std::string_view envelope);
+// Whether a revoke broadcast asks to terminate running tasks (revoke(terminate=True)).
+bool revoke_terminates(std::string_view envelope);
 
 // Helpers shared by client and worker.
 std::string new_id();  // a random uuid4, as Celery's ids are
