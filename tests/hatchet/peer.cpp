@@ -5,7 +5,7 @@
 //        sets: python (hx-from-python), mixed (C++ steps of hx-mixed), fault (hx-fault), bench (hx-bench)
 //   hatchet_peer run <case> <input JSON>       triggers a run, prints its output as one JSON line
 //        cases: python-served, mixed, fault
-//   hatchet_peer bench <runs> <parallel>       triggers hx-bench runs, waits for all; prints
+//   hatchet_peer bench <runs> <parallel>       triggers hx-bench runs, then waits for all; prints
 //                                              {"runs": n, "seconds": s}
 //
 // Address and token file from WEFT_HATCHET_HOST_PORT / WEFT_HATCHET_TOKEN_FILE.
@@ -16,6 +16,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <vector>
 
 namespace {
@@ -64,19 +65,26 @@ void print_run(W wf, const std::string& input) {
     std::cout << weft::json::encode(r.get()) << std::endl;
 }
 
+// Triggers every run first (`parallel` threads), then waits for all: the queue is deep, so the
+// figure is how fast the engine and the worker drain it.
 int bench(int runs, int parallel) {
     weft::client<weft::hatchet> c(hx::options_from_env());
     auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::optional<weft::run<int>>> handles(runs);
     std::atomic<int> next{0}, bad{0};
-    std::vector<std::thread> ts;
-    for (int p = 0; p < parallel; ++p)
-        ts.emplace_back([&] {
-            for (int i; (i = next++) < runs;) {
-                auto r = c.start(hx::bench, i);
-                if (r.get() != i) ++bad;
-            }
-        });
-    for (auto& t : ts) t.join();
+    auto each = [&](auto fn) {
+        next = 0;
+        std::vector<std::thread> ts;
+        for (int p = 0; p < parallel; ++p)
+            ts.emplace_back([&] {
+                for (int i; (i = next++) < runs;) fn(i);
+            });
+        for (auto& t : ts) t.join();
+    };
+    each([&](int i) { handles[i].emplace(c.start(hx::bench, i)); });
+    each([&](int i) {
+        if (handles[i]->get() != i) ++bad;
+    });
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::cout << "{\"runs\": " << runs << ", \"seconds\": " << s << ", \"wrong\": " << bad << "}" << std::endl;
     return bad ? 1 : 0;
