@@ -114,7 +114,6 @@ struct celery::worker::impl {
     std::uint64_t timer_seq = 0;
     unsigned held = 0;      // fetched and not finished; ETA messages do not count (as in Celery)
     unsigned prefetch = 0;  // prefetch_multiplier × concurrency; 0: no limit
-    std::string fetch_sha;  // fetch_lua's SHA1, from SCRIPT LOAD
 
     // Result stores and acks that need no answer; the flusher sends them in pipelines.
     std::mutex defer_m;
@@ -188,6 +187,7 @@ struct celery::worker::impl {
     struct connections {
         std::unique_ptr<redis_connection> broker_conn;
         std::unique_ptr<redis_connection> results_conn;  // null: the broker's
+        std::string fetch_sha;                           // fetch_lua loaded on broker_conn
         redis_connection& broker() { return *broker_conn; }
         redis_connection& results() { return results_conn ? *results_conn : *broker_conn; }
         bool shared() const { return !results_conn; }
@@ -594,8 +594,9 @@ end
 return out
 )lua";
 
-    std::vector<std::string> fetch_command(unsigned n, bool by_sha) const {
-        std::vector<std::string> cmd{by_sha ? "EVALSHA" : "EVAL", by_sha ? fetch_sha : fetch_lua,
+    // `sha`: fetch_lua's SHA1 from this connection's SCRIPT LOAD; null: send the script (EVAL).
+    std::vector<std::string> fetch_command(unsigned n, const std::string* sha) const {
+        std::vector<std::string> cmd{sha ? "EVALSHA" : "EVAL", sha ? *sha : fetch_lua,
                                      std::to_string(keys.size() + 2), unacked_key, unacked_index_key};
         cmd.insert(cmd.end(), keys.begin(), keys.end());
         cmd.push_back(std::to_string(n));
@@ -638,15 +639,16 @@ return out
         if (!cmds.empty()) c.broker().pipeline(cmds);
     }
 
-    // Up to `n` messages in one round trip; blocks (BRPOP, 1 s) only when the queues are empty, and
-    // then takes the rest of a burst in the same round trip as the first message's bookkeeping.
-    std::vector<delivery> fetch(redis_connection& c, unsigned n) {
+    // Up to `n` messages in one round trip. With `block`, and only when the queues are empty, it
+    // waits in BRPOP (1 s), then takes the rest of a burst in the same round trip as the first
+    // message's bookkeeping.
+    std::vector<delivery> fetch(redis_connection& c, const std::string& sha, unsigned n, bool block) {
         std::vector<delivery> out;
-        auto r = c.pipeline({fetch_command(n, true)}).front();
+        auto r = c.pipeline({fetch_command(n, &sha)}).front();
         if (r.type == redis_reply::kind::error && r.str.rfind("NOSCRIPT", 0) == 0)
-            r = c.pipeline({fetch_command(n, false)}).front();  // a restarted Redis: EVAL caches it again
+            r = c.pipeline({fetch_command(n, nullptr)}).front();  // a restarted Redis: EVAL caches it again
         take_fetched(r, out);
-        if (!out.empty()) return out;
+        if (!out.empty() || !block) return out;
         std::vector<std::string> cmd{"BRPOP"};
         cmd.insert(cmd.end(), keys.begin(), keys.end());
         cmd.push_back("1");
@@ -662,7 +664,7 @@ return out
         }
         std::string id = same_server ? id_of(d.raw) : std::string();
         if (!id.empty()) cmds.push_back({"GET", meta_of(id)});
-        if (n > 1) cmds.push_back(fetch_command(n - 1, true));
+        if (n > 1) cmds.push_back(fetch_command(n - 1, &sha));
         if (cmds.empty()) {
             out.push_back(std::move(d));
             return out;
@@ -692,13 +694,14 @@ return out
     // concurrency), fetched in batches; restores visible messages every restore_interval.
     void fetch_loop() {
         std::unique_ptr<redis_connection> c;
+        std::string sha;
         auto last_sweep = std::chrono::steady_clock::now() - opts.restore_interval;
         while (!stopping) {
             try {
                 if (!c) {
                     c = std::make_unique<redis_connection>(broker, opts.timeout);
                     c->set_timeout(opts.timeout + std::chrono::seconds(1));  // above BRPOP's 1 s
-                    fetch_sha = c->command({"SCRIPT", "LOAD", fetch_lua}).str;
+                    sha = c->command({"SCRIPT", "LOAD", fetch_lua}).str;
                 }
                 if (std::chrono::steady_clock::now() - last_sweep >= opts.restore_interval) {
                     last_sweep = std::chrono::steady_clock::now();
@@ -713,15 +716,23 @@ return out
                     room_cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping.load() || low(); });
                     if (stopping) break;
                     if (!low()) continue;
-                    room = prefetch == 0 ? max_batch : std::min(prefetch - held, max_batch);
+                    room = this->room();
+                    held += room;  // reserved while the lock is released
                 }
-                auto got = fetch(*c, room);
-                if (got.empty()) continue;
+                std::vector<delivery> got;
+                try {
+                    got = fetch(*c, sha, room, true);
+                } catch (...) {
+                    std::lock_guard lock(work_m);
+                    held -= room;
+                    throw;
+                }
                 {
                     std::lock_guard lock(work_m);
-                    held += static_cast<unsigned>(got.size());
+                    held -= room - static_cast<unsigned>(got.size());
                     for (auto& d : got) ready.push_back(std::move(d));
                 }
+                if (got.empty()) continue;
                 if (got.size() == 1) work_cv.notify_one();
                 else work_cv.notify_all();
             } catch (const std::exception& e) {
@@ -1098,7 +1109,15 @@ return 0
 
     // ---- threads ---------------------------------------------------------------------------------
 
-    // A consumer thread: runs due ETA messages first, then prefetched ones, each to the end.
+    // Room under the prefetch limit (work_m held).
+    unsigned room() const {
+        if (prefetch == 0) return max_batch;
+        return held < prefetch ? std::min(prefetch - held, max_batch) : 0;
+    }
+
+    // A consumer thread: runs due ETA messages first, then prefetched ones, each to the end. With
+    // nothing in hand it fetches for itself first (no hand-off from the fetcher, and several
+    // fetches in flight when the prefetch is small), and waits only when that finds nothing.
     void consume(unsigned index) {
         connections c;
         while (true) {
@@ -1106,6 +1125,7 @@ return 0
             std::optional<scheduled> due;
             {
                 std::unique_lock lock(work_m);
+                bool tried = false;
                 for (;;) {
                     if (stopping) return;
                     if (!timers.empty() && timers.front().due <= std::chrono::steady_clock::now()) {
@@ -1119,14 +1139,34 @@ return 0
                         ready.pop_front();
                         break;
                     }
+                    if (unsigned n = room(); !tried && n > 0 && c.broker_conn) {
+                        held += n;  // reserved while the lock is released
+                        lock.unlock();
+                        std::vector<delivery> got;
+                        try {
+                            got = fetch(*c.broker_conn, c.fetch_sha, n, false);
+                        } catch (const std::exception& e) {
+                            log("error", "worker thread " + std::to_string(index) + ": " + e.what());
+                            c.broker_conn.reset();
+                            c.results_conn.reset();
+                        }
+                        lock.lock();
+                        held -= n - static_cast<unsigned>(got.size());
+                        for (auto& g : got) ready.push_back(std::move(g));
+                        if (got.size() > 1) work_cv.notify_all();
+                        tried = got.empty();
+                        continue;
+                    }
                     if (timers.empty()) work_cv.wait(lock);
                     else work_cv.wait_until(lock, timers.front().due);
+                    tried = false;
                 }
             }
             try {
                 if (!c.broker_conn) {
                     c.broker_conn = std::make_unique<redis_connection>(broker, opts.timeout);
                     if (!same_server) c.results_conn = std::make_unique<redis_connection>(results, opts.timeout);
+                    c.fetch_sha = c.broker_conn->command({"SCRIPT", "LOAD", fetch_lua}).str;
                 }
                 if (due) run_due(c, *due);
                 else handle(c, *d);
