@@ -1,7 +1,7 @@
 // A weft Temporal worker process serving the test workflows (dags.hpp): the SIGKILL test, the Python
 // interop scripts, the fixture capture and the benchmarks start it.
 //
-//     dag_worker --task-queue Q [--ready-file F] [--max-seconds N] [--concurrency N]
+//     dag_worker --task-queue Q [--ready-file F] [--max-seconds N] [--concurrency N] [--pollers N]
 //                [--heartbeat-ms N] [--activities-only] [--backoff-max-ms N]
 //
 // Server from WEFT_TEMPORAL_ADDRESS / WEFT_TEMPORAL_NAMESPACE. Stops on SIGTERM/SIGINT or after
@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
         else if (a == "--ready-file") ready_file = next();
         else if (a == "--max-seconds") max_seconds = std::stoi(next());
         else if (a == "--concurrency") opts.max_concurrent_steps = static_cast<unsigned>(std::stoi(next()));
+        else if (a == "--pollers") opts.activity_pollers = opts.workflow_pollers = static_cast<unsigned>(std::stoi(next()));
         else if (a == "--heartbeat-ms") opts.heartbeat_timeout = std::chrono::milliseconds(std::stoi(next()));
         else if (a == "--backoff-max-ms") opts.backoff_max = std::chrono::milliseconds(std::stoi(next()));
         else if (a == "--activities-only") opts.workflows = false;

@@ -67,7 +67,8 @@ struct worker::impl {
     std::atomic<bool> started{false};
     std::vector<std::thread> threads;
     std::mutex wake_mutex;
-    std::condition_variable wake;  // stop() and new activity tasks
+    std::condition_variable wake;        // stop(), for sleepers
+    std::condition_variable task_ready;  // a new activity task, or stop()
 
     // In-flight long polls, cancelled by stop().
     std::mutex polls_mutex;
@@ -309,7 +310,7 @@ struct worker::impl {
                 std::lock_guard l(wake_mutex);
                 tasks.push_back(std::move(resp));
             }
-            wake.notify_all();
+            task_ready.notify_one();  // one step thread is enough; waking all of them costs CPU per task
         }
     }
 
@@ -318,7 +319,7 @@ struct worker::impl {
             wf::PollActivityTaskQueueResponse task;
             {
                 std::unique_lock l(wake_mutex);
-                wake.wait(l, [&] { return stopping || !tasks.empty(); });
+                task_ready.wait(l, [&] { return stopping || !tasks.empty(); });
                 if (tasks.empty()) return;  // stopping, nothing left in hand
                 task = std::move(tasks.front());
                 tasks.pop_front();
@@ -488,6 +489,7 @@ void worker::stop() {
         w.stopping = true;
     }
     w.wake.notify_all();
+    w.task_ready.notify_all();
     {
         std::lock_guard l(w.polls_mutex);
         for (auto* ctx : w.polls) ctx->TryCancel();
