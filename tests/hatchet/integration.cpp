@@ -123,6 +123,20 @@ TEST_CASE("WEFT_BACKEND=hatchet selects the backend through any_client, token fr
     CHECK(run.get() == 42);
 }
 
+TEST_CASE("an idle worker heartbeats every 4 s and still gets work after 9 s", "[failures]") {
+    weft::hatchet::worker w(worker_opts(1));
+    w.serve(hx::restart);
+    w.start();
+    const auto beats = w.stats().heartbeats;
+    std::this_thread::sleep_for(9s);  // the scheduler only assigns to workers heard from in the last 5 s
+    CHECK(w.stats().heartbeats - beats >= 2);
+    CHECK(w.stats().heartbeats - beats <= 3);
+    weft::client<weft::hatchet> client(hx::options_from_env());
+    auto run = client.start(hx::restart, 7);
+    finish_within(run, 30s);
+    CHECK(run.get() == 8);
+}
+
 TEST_CASE("a failing step fails the run with its error text", "[failures]") {
     weft::hatchet::worker w(worker_opts(1));
     w.serve(hx::fail);

@@ -167,6 +167,7 @@ struct hatchet::worker::impl {
                 failing = false;
                 next = opts.heartbeat;
                 std::lock_guard lock(m);
+                ++stats.heartbeats;
                 ready = true;
                 ready_cv.notify_all();
             } catch (const std::exception& e) {

@@ -135,7 +135,7 @@ public:
     void stop();   // stops listening, lets running steps finish and report, joins
 
     struct counters {
-        std::uint64_t started = 0, succeeded = 0, failed = 0, reconnects = 0;
+        std::uint64_t started = 0, succeeded = 0, failed = 0, reconnects = 0, heartbeats = 0;
     };
     counters stats() const;
     std::string id() const;  // the engine's worker id, once registered
