@@ -236,6 +236,22 @@ TEST_CASE("slots bound how many steps a worker runs at once; a run can be cancel
     CHECK(run.step("twice").state != weft::step_state::succeeded);
 }
 
+TEST_CASE("a step that outlives its policy's timeout fails the run and is asked to stop", "[slots]") {
+    weft::hatchet::worker w(worker_opts(1));
+    w.serve(hx::timeouts);
+    w.start();
+    weft::client<weft::hatchet> client(hx::options_from_env());
+    auto t0 = std::chrono::steady_clock::now();
+    auto run = client.start(hx::timeouts, 60000);
+    finish_within(run, 90s);
+    CHECK(run.state() == weft::run_state::failed);
+    CHECK(std::chrono::steady_clock::now() - t0 < 55s);  // not the step's own 60 s
+    auto s = run.step("bounded_nap");
+    CHECK(s.state == weft::step_state::failed);
+    CHECK_THAT(s.error, Catch::Contains("exceeded timeout of 2s"));  // the engine's words
+    CHECK_THROWS_AS(run.get(), weft::step_failed);
+}
+
 TEST_CASE("the worker reconnects when the engine restarts", "[restart]") {
     log_sink sink;
     weft::hatchet::worker w(worker_opts(1, &sink));

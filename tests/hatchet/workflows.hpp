@@ -99,6 +99,13 @@ struct inc {
     static constexpr std::string_view name = "inc";
     int operator()(int x) const { return x + 1; }
 };
+struct bounded_nap {
+    static constexpr std::string_view name = "bounded_nap";
+    static constexpr weft::step_policy policy{.timeout = weft::milliseconds(2000)};
+    int operator()(int ms) const { return nap{}(ms); }
+};
+inline constexpr auto timeouts = weft::workflow<"hx-timeout">(step<bounded_nap>);
+
 inline constexpr auto restart = weft::workflow<"hx-restart">(step<inc>);
 inline constexpr auto anyc = weft::workflow<"hx-any">(step<inc> >> step<twice>);
 

@@ -299,7 +299,12 @@ struct hatchet::worker::impl {
         } catch (...) {
             payload = prefix + "a non-standard exception";
         }
-        if (ok) {
+        if (cancelled->load()) {
+            // The engine cancelled this attempt (run cancelled, or the step's timeout): it has settled
+            // the outcome already, and a late COMPLETED would be taken as the result (observed).
+            log("info", "step '" + std::string(s.step.name) + "' stopped after the engine cancelled task run " +
+                            a.task_run_external_id() + "; its outcome is not reported");
+        } else if (ok) {
             report(a, STEP_EVENT_TYPE_COMPLETED, std::move(payload));
         } else {
             log("warning", payload + " (task run " + a.task_run_external_id() + ", attempt " +
