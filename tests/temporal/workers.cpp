@@ -225,13 +225,15 @@ int free_port() {
     return ntohs(a.sin_port);
 }
 
-// A private dev server on free loopback ports with its own SQLite file, stopped by its PID.
+// A private dev server on free loopback ports with its own SQLite file, stopped by its PID. Its history
+// pages hold 4 events, so every workflow task's history is paged in with GetWorkflowExecutionHistory.
 std::unique_ptr<child> private_server(int port, const std::filesystem::path& db) {
     const std::string bin = required_env("WEFT_CACHE_DIR") + "/bin/temporal";
     return std::make_unique<child>(std::vector<std::string>{
         bin, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", std::to_string(port), "--http-port",
         std::to_string(free_port()), "--metrics-port", std::to_string(free_port()), "--db-filename", db.string(),
-        "--log-level", "error"}, "/dev/null");
+        "--log-level", "error", "--dynamic-config-value", "limit.historyMaxPageSize=4", "--dynamic-config-value",
+        "matching.historyMaxPageSize=4"}, "/dev/null");
 }
 
 bool server_answers(const tp::settings& s) {
@@ -246,7 +248,8 @@ bool server_answers(const tp::settings& s) {
 
 }  // namespace
 
-TEST_CASE("when the server goes away and comes back, the worker reconnects with backoff and serves new runs", "[faults]") {
+TEST_CASE("when the server goes away and comes back, the worker reconnects with backoff and serves new runs; histories are paged in",
+          "[faults]") {
     const int port = free_port();
     const auto db = temp("weft-private-temporal.db");
     tp::settings s = server(unique("weft-reconnect"));
@@ -272,6 +275,7 @@ TEST_CASE("when the server goes away and comes back, the worker reconnects with 
     w.start();
     weft::client<tp::backend> c(s);
     CHECK(c.start(dags::fan, 1).get() == "4,8,-2");
+    CHECK(w.stats().history_pages > 0);  // the full history, paged in
 
     srv->signal(SIGKILL);
     CHECK(srv->wait(30s) == 128 + SIGKILL);

@@ -267,6 +267,7 @@ struct worker::impl {
             *req.mutable_execution() = task.workflow_execution();
             req.set_next_page_token(page);
             auto resp = conn.call("GetWorkflowExecutionHistory", &connection::service::Stub::GetWorkflowExecutionHistory, req);
+            count(&counters::history_pages);
             for (auto& e : *resp.mutable_history()->mutable_events()) *history.add_events() = std::move(e);
             page = resp.next_page_token();
         }

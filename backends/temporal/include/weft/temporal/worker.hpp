@@ -74,8 +74,8 @@ public:
     void stop();   // stops polling, lets running steps finish, joins; idempotent
 
     struct counters {
-        std::uint64_t workflow_tasks = 0, nondeterministic = 0, steps_succeeded = 0, steps_failed = 0,
-                      steps_cancelled = 0, heartbeats = 0, poll_errors = 0;
+        std::uint64_t workflow_tasks = 0, history_pages = 0, nondeterministic = 0, steps_succeeded = 0,
+                      steps_failed = 0, steps_cancelled = 0, heartbeats = 0, poll_errors = 0;
     };
     counters stats() const;
 
