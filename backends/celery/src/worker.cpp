@@ -118,7 +118,8 @@ struct celery::worker::impl {
     // Result stores and acks that need no answer; the flusher sends them in pipelines.
     std::mutex defer_m;
     std::condition_variable defer_cv;
-    std::vector<std::pair<bool, std::vector<std::string>>> deferred;  // (for the result backend, command)
+    std::vector<std::vector<std::string>> deferred_results;  // SETEX + PUBLISH of final results
+    std::vector<std::string> deferred_acks;                  // delivery tags
     bool flusher_stop = false;
     std::thread flusher;
 
@@ -400,34 +401,49 @@ struct celery::worker::impl {
     void defer(std::vector<std::vector<std::string>> result_cmds, const std::string& ack_tag) {
         {
             std::lock_guard lock(defer_m);
-            for (auto& cmd : result_cmds) deferred.emplace_back(true, std::move(cmd));
-            if (!ack_tag.empty())
-                for (auto& cmd : ack_commands(ack_tag)) deferred.emplace_back(false, std::move(cmd));
+            for (auto& cmd : result_cmds) deferred_results.push_back(std::move(cmd));
+            if (!ack_tag.empty()) deferred_acks.push_back(ack_tag);
         }
         defer_cv.notify_one();
     }
 
-    // The flusher: sends what consumers deferred, in pipelines of whatever has gathered meanwhile,
-    // so a result is stored as soon as the step returns, whatever the thread does next.
+    // The flusher: sends what step threads deferred, in pipelines of whatever has gathered
+    // meanwhile, so a result is stored as soon as its step returns, whatever the thread does next.
+    // A batch's results go first, then all its acks in one ZREM and one HDEL, so every task's
+    // result is stored before its ack.
     void flush_deferred() {
         std::unique_ptr<redis_connection> bc, rc;
-        std::vector<std::pair<bool, std::vector<std::string>>> batch;
         for (;;) {
+            std::vector<std::vector<std::string>> stores;
+            std::vector<std::string> tags;
             {
                 std::unique_lock lock(defer_m);
-                defer_cv.wait(lock, [&] { return flusher_stop || !deferred.empty(); });
-                if (deferred.empty()) return;  // stopping, and nothing left
-                batch.swap(deferred);
+                defer_cv.wait(lock, [&] { return flusher_stop || !deferred_results.empty() || !deferred_acks.empty(); });
+                if (deferred_results.empty() && deferred_acks.empty()) return;  // stopping, and nothing left
+                stores.swap(deferred_results);
+                tags.swap(deferred_acks);
+            }
+            std::vector<std::vector<std::string>> acks;
+            if (!tags.empty()) {
+                acks.push_back({"ZREM", unacked_index_key});
+                acks.push_back({"HDEL", unacked_key});
+                for (auto& t : tags) {
+                    acks[0].push_back(t);
+                    acks[1].push_back(t);
+                }
             }
             for (int attempt = 0; attempt < 2; ++attempt) {
                 try {
                     if (!bc) bc = std::make_unique<redis_connection>(broker, opts.timeout);
                     if (!same_server && !rc) rc = std::make_unique<redis_connection>(results, opts.timeout);
-                    std::vector<std::vector<std::string>> first, second;  // results before acks
-                    for (auto& [to_results, cmd] : batch) (to_results || same_server ? first : second).push_back(std::move(cmd));
-                    auto replies = (same_server ? *bc : *rc).pipeline(first);
-                    if (!second.empty()) {
-                        auto more = bc->pipeline(second);
+                    std::vector<redis_reply> replies;
+                    if (same_server) {
+                        stores.insert(stores.end(), acks.begin(), acks.end());
+                        acks.clear();
+                        replies = bc->pipeline(stores);
+                    } else {
+                        replies = rc->pipeline(stores);
+                        auto more = bc->pipeline(acks);
                         replies.insert(replies.end(), more.begin(), more.end());
                     }
                     for (auto& r : replies)
@@ -440,7 +456,6 @@ struct celery::worker::impl {
                     rc.reset();
                 }
             }
-            batch.clear();
         }
     }
 
