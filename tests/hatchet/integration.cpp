@@ -56,6 +56,15 @@ weft::hatchet::worker_options worker_opts(int slots, log_sink* sink = nullptr) {
     return o;
 }
 
+// A started worker serving `wfs`.
+template <class... W>
+std::unique_ptr<weft::hatchet::worker> serving(int slots, log_sink* sink, W... wfs) {
+    auto w = std::make_unique<weft::hatchet::worker>(worker_opts(slots, sink));
+    (w->serve(wfs), ...);
+    w->start();
+    return w;
+}
+
 template <class R>
 void finish_within(const R& r, std::chrono::seconds s) {
     INFO("run " << r.id() << " of " << r.workflow());
@@ -71,10 +80,8 @@ void finish_within(const R& r, std::chrono::seconds s) {
 }  // namespace
 
 TEST_CASE("a DAG runs on a C++ worker: typed input, parents' outputs in order, typed result, step states", "[dag]") {
-    weft::hatchet::worker w(worker_opts(2));
-    w.serve(hx::dag);
-    w.start();
-    REQUIRE(w.wait_ready(10s));
+    auto w = serving(2, nullptr, hx::dag);
+    REQUIRE(w->wait_ready(10s));
 
     weft::client<weft::hatchet> client(hx::options_from_env());
     auto run = client.start(hx::dag, hx::order{"tea", 3});
@@ -88,7 +95,7 @@ TEST_CASE("a DAG runs on a C++ worker: typed input, parents' outputs in order, t
         CHECK(s.state == weft::step_state::succeeded);
         CHECK(s.attempts == 1);
     }
-    CHECK(w.stats().succeeded == 4);
+    CHECK(w->stats().succeeded == 4);
 }
 
 TEST_CASE("registering the same definition again keeps its version, and runs still work", "[dag]") {
@@ -100,9 +107,7 @@ TEST_CASE("registering the same definition again keeps its version, and runs sti
     CHECK(!first.first.empty());
 
     // A worker restart registers it once more (serve + start), then serves a run.
-    weft::hatchet::worker w(worker_opts(1));
-    w.serve(hx::restart);
-    w.start();
+    auto w = serving(1, nullptr, hx::restart);
     REQUIRE(weft::hatchet_detail::put_workflow(c, plan) == first);
     weft::client<weft::hatchet> client(hx::options_from_env());
     auto run = client.start(hx::restart, 41);
@@ -111,9 +116,7 @@ TEST_CASE("registering the same definition again keeps its version, and runs sti
 }
 
 TEST_CASE("WEFT_BACKEND=hatchet selects the backend through any_client, token from the token file", "[dag]") {
-    weft::hatchet::worker w(worker_opts(1));
-    w.serve(hx::anyc);
-    w.start();
+    auto w = serving(1, nullptr, hx::anyc);
     ::setenv("WEFT_BACKEND", "hatchet", 1);
     auto client = weft::any_client::from_env();
     ::unsetenv("WEFT_BACKEND");
@@ -124,13 +127,11 @@ TEST_CASE("WEFT_BACKEND=hatchet selects the backend through any_client, token fr
 }
 
 TEST_CASE("an idle worker heartbeats every 4 s and still gets work after 9 s", "[failures]") {
-    weft::hatchet::worker w(worker_opts(1));
-    w.serve(hx::restart);
-    w.start();
-    const auto beats = w.stats().heartbeats;
+    auto w = serving(1, nullptr, hx::restart);
+    const auto beats = w->stats().heartbeats;
     std::this_thread::sleep_for(9s);  // the scheduler only assigns to workers heard from in the last 5 s
-    CHECK(w.stats().heartbeats - beats >= 2);
-    CHECK(w.stats().heartbeats - beats <= 3);
+    CHECK(w->stats().heartbeats - beats >= 2);
+    CHECK(w->stats().heartbeats - beats <= 3);
     weft::client<weft::hatchet> client(hx::options_from_env());
     auto run = client.start(hx::restart, 7);
     finish_within(run, 30s);
@@ -138,9 +139,7 @@ TEST_CASE("an idle worker heartbeats every 4 s and still gets work after 9 s", "
 }
 
 TEST_CASE("a failing step fails the run with its error text", "[failures]") {
-    weft::hatchet::worker w(worker_opts(1));
-    w.serve(hx::fail);
-    w.start();
+    auto w = serving(1, nullptr, hx::fail);
     weft::client<weft::hatchet> client(hx::options_from_env());
     auto run = client.start(hx::fail, hx::order{"ink", 1});
     finish_within(run, 60s);
@@ -161,9 +160,7 @@ TEST_CASE("a failing step fails the run with its error text", "[failures]") {
 
 TEST_CASE("a bad payload fails the step with the step and JSON path, and the worker serves the next run", "[failures]") {
     log_sink sink;
-    weft::hatchet::worker w(worker_opts(1, &sink));
-    w.serve(hx::halving);
-    w.start();
+    auto w = serving(1, &sink, hx::halving);
     weft::client<weft::hatchet> client(hx::options_from_env());
     auto bad = client.start(hx::halving_text, std::string("twelve"));
     finish_within(bad, 60s);
@@ -180,8 +177,8 @@ TEST_CASE("a bad payload fails the step with the step and JSON path, and the wor
     auto good = client.start(hx::halving, 12);
     finish_within(good, 60s);
     CHECK(good.get() == 6);
-    CHECK(w.stats().failed == 1);
-    CHECK(w.stats().succeeded == 1);
+    CHECK(w->stats().failed == 1);
+    CHECK(w->stats().succeeded == 1);
 }
 
 TEST_CASE("the token never appears in errors or logs", "[failures]") {
@@ -200,9 +197,7 @@ TEST_CASE("the token never appears in errors or logs", "[failures]") {
     // The real token: a worker's whole log, registration to shutdown.
     log_sink sink;
     {
-        weft::hatchet::worker w(worker_opts(1, &sink));
-        w.serve(hx::restart);
-        w.start();
+        auto w = serving(1, &sink, hx::restart);
         weft::client<weft::hatchet> c(hx::options_from_env());
         auto r = c.start(hx::restart, 1);
         finish_within(r, 60s);
@@ -212,10 +207,7 @@ TEST_CASE("the token never appears in errors or logs", "[failures]") {
 }
 
 TEST_CASE("slots bound how many steps a worker runs at once; a run can be cancelled", "[slots]") {
-    weft::hatchet::worker w(worker_opts(3));
-    w.serve(hx::naps);
-    w.serve(hx::cancellable);
-    w.start();
+    auto w = serving(3, nullptr, hx::naps, hx::cancellable);
     weft::client<weft::hatchet> client(hx::options_from_env());
     hx::peak = 0;
     std::vector<weft::run<int>> runs;
@@ -237,9 +229,7 @@ TEST_CASE("slots bound how many steps a worker runs at once; a run can be cancel
 }
 
 TEST_CASE("a step that outlives its policy's timeout fails the run and is asked to stop", "[slots]") {
-    weft::hatchet::worker w(worker_opts(1));
-    w.serve(hx::timeouts);
-    w.start();
+    auto w = serving(1, nullptr, hx::timeouts);
     weft::client<weft::hatchet> client(hx::options_from_env());
     auto t0 = std::chrono::steady_clock::now();
     auto run = client.start(hx::timeouts, 60000);
@@ -254,9 +244,7 @@ TEST_CASE("a step that outlives its policy's timeout fails the run and is asked 
 
 TEST_CASE("the worker reconnects when the engine restarts", "[restart]") {
     log_sink sink;
-    weft::hatchet::worker w(worker_opts(1, &sink));
-    w.serve(hx::restart);
-    w.start();
+    auto w = serving(1, &sink, hx::restart);
     weft::client<weft::hatchet> client(hx::options_from_env());
     auto before = client.start(hx::restart, 1);
     finish_within(before, 60s);
@@ -268,9 +256,9 @@ TEST_CASE("the worker reconnects when the engine restarts", "[restart]") {
                             "scripts/services up hatchet >/dev/null";
     REQUIRE(std::system(cmd.c_str()) == 0);
     // The worker notices, reconnects with backoff and heartbeats again.
-    for (int i = 0; i < 300 && w.stats().reconnects == 0; ++i) std::this_thread::sleep_for(100ms);
-    CHECK(w.stats().reconnects >= 1);
-    REQUIRE(w.wait_ready(60s));
+    for (int i = 0; i < 300 && w->stats().reconnects == 0; ++i) std::this_thread::sleep_for(100ms);
+    CHECK(w->stats().reconnects >= 1);
+    REQUIRE(w->wait_ready(60s));
 
     weft::client<weft::hatchet> after_client(hx::options_from_env());
     auto after = after_client.start(hx::restart, 99);
@@ -333,13 +321,11 @@ TEST_CASE("SIGKILL of a worker mid-step: the step is retried on another worker p
     CHECK(WIFSIGNALED(status));
 
     // The survivor: this process.
-    weft::hatchet::worker b(worker_opts(1));
-    b.serve(hx::fault);
-    b.start();
+    auto b = serving(1, nullptr, hx::fault);
     finish_within(run, 90s);
     hx::attempt_report rep = run.get();
     CHECK(rep.pid == ::getpid());     // not the killed worker
     CHECK(rep.attempt == 2);          // the killed attempt counted as one of max_attempts = 3
     CHECK(rep.key == std::string("k-") + std::to_string(::getpid()));
-    CHECK(b.stats().succeeded == 1);
+    CHECK(b->stats().succeeded == 1);
 }
