@@ -84,7 +84,14 @@ TEST_CASE("a DAG runs on a C++ worker: typed input, parents' outputs in order, t
     REQUIRE(w->wait_ready(10s));
 
     weft::client<weft::hatchet> client(hx::options_from_env());
-    auto run = client.start(hx::dag, hx::order{"tea", 3});
+    std::mutex m;
+    std::vector<std::string> succeeded;
+    weft::run_options opts;
+    opts.on_step = [&](const weft::step_event& e) {
+        std::lock_guard lock(m);
+        if (e.state == weft::step_state::succeeded) succeeded.emplace_back(e.step);
+    };
+    auto run = client.start(hx::dag, hx::order{"tea", 3}, opts);
     finish_within(run, 60s);
     hx::receipt r = run.get();
     CHECK(r.total == 42);      // 3 * 7 * 2, from `twice`
@@ -96,6 +103,14 @@ TEST_CASE("a DAG runs on a C++ worker: typed input, parents' outputs in order, t
         CHECK(s.attempts == 1);
     }
     CHECK(w->stats().succeeded == 4);
+    auto seen = [&] {
+        std::lock_guard lock(m);
+        return succeeded.size();
+    };
+    for (int i = 0; i < 50 && seen() < 4; ++i) std::this_thread::sleep_for(100ms);  // the watcher's last poll
+    std::lock_guard lock(m);
+    REQUIRE(succeeded.size() == 4);  // each step once
+    CHECK(succeeded.back() == "join");
 }
 
 TEST_CASE("registering the same definition again keeps its version, and runs still work", "[dag]") {

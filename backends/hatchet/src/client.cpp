@@ -182,19 +182,47 @@ private:
     mutable std::shared_ptr<const void> output_;
 };
 
+// on_step: a thread polls the run's step states until it is done and reports each change (Hatchet
+// has no per-run step event stream this backend subscribes to; a state held for less than one poll
+// interval is not seen, e.g. running for a fast step).
+void watch(std::shared_ptr<run_control> run, const erased_workflow& wf, std::function<void(const step_event&)> on_step,
+           std::chrono::milliseconds interval) {
+    std::thread([run = std::move(run), &wf, on_step = std::move(on_step), interval] {
+        const auto t0 = std::chrono::steady_clock::now();
+        std::vector<step_state> seen(wf.steps.size(), step_state::pending);
+        for (bool done = false; !done;) {
+            try {
+                done = run->wait_for(std::chrono::milliseconds(0));
+                auto steps = run->steps();
+                for (std::size_t i = 0; i < steps.size(); ++i) {
+                    if (steps[i].state == seen[i]) continue;
+                    seen[i] = steps[i].state;
+                    on_step(step_event{wf.name, wf.steps[i], steps[i].state, std::max(1, steps[i].attempts),
+                                       steps[i].error, std::chrono::steady_clock::now() - t0});
+                }
+            } catch (const std::exception&) {
+                return;  // the handle reports the same error to whoever waits on it
+            }
+            if (!done) std::this_thread::sleep_for(interval);
+        }
+    }).detach();
+}
+
 }  // namespace
 
 backend_impl::backend_impl(hatchet::options opts) : state_(std::make_shared<state>(std::move(opts))) {}
 backend_impl::~backend_impl() = default;
 
-std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options) {
+std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
     state_->ensure_registered(wf);
     v1::TriggerWorkflowRunRequest req;
     req.set_workflow_name(std::string(wf.name));
     req.set_input(boost::json::serialize(run_input(json::parse(wf.encode_input(input)).as_array())));
     auto resp = state_->conn.administer("v1.AdminService/TriggerWorkflowRun",
                                         &connection::admin::Stub::TriggerWorkflowRun, req);
-    return std::make_shared<hatchet_run>(state_, wf, resp.external_id());
+    auto run = std::make_shared<hatchet_run>(state_, wf, resp.external_id());
+    if (opts.on_step) watch(run, wf, std::move(opts.on_step), state_->opts.poll_interval);
+    return run;
 }
 
 hatchet::options options_from(const config& c) {
