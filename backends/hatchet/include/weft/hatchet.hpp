@@ -3,7 +3,9 @@
 // steps of workflows weft triggers).
 //
 //     weft::hatchet::options opts{.host_port = "127.0.0.1:7077", .token_file = "/run/hatchet/token"};
-//     weft::hatchet::worker worker({opts, .slots = 8});
+//     weft::hatchet::worker_options wo{opts};
+//     wo.slots = 8;
+//     weft::hatchet::worker worker(wo);
 //     worker.serve(etl);                         // registers the DAG (PutWorkflow) and its actions
 //     worker.start();                            // Register, ListenV2, heartbeats, until stop()
 //
