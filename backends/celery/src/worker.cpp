@@ -621,7 +621,7 @@ return out
     }
 
     void take_fetched(redis_reply& r, std::vector<delivery>& out) {
-        if (r.type == redis_reply::kind::error) throw redis_error("weft: fetching messages failed: " + r.str);
+        if (r.type == redis_reply::kind::error) throw redis_error("weft: fetching messages failed (the worker needs Redis 6.2 or later, with Lua scripting): " + r.str);
         auto str = [](redis_reply& e) { return e.type == redis_reply::kind::string ? std::move(e.str) : std::string(); };
         for (std::size_t i = 0; i + 6 < r.elements.size(); i += 7) {
             delivery d{str(r.elements[i]), str(r.elements[i + 1]), std::nullopt, same_server};
