@@ -166,9 +166,22 @@ struct noop {
 };
 inline constexpr auto noop_wf = weft::workflow<"weft_noop">(weft::step<noop>);
 
+// weft_two_sinks: two last steps; the run's output is the tuple of their results, in node order.
+inline constexpr auto two_sinks = weft::workflow<"weft_two_sinks">(weft::step<seed> >> (weft::step<square>, weft::step<cube>));
+
 template <class F>
 void for_each_workflow(F&& f) {
-    f(chain), f(fan), f(retry), f(fail), f(slow), f(timeout), f(mixed), f(chain10), f(noop_wf);
+    f(chain), f(fan), f(retry), f(fail), f(slow), f(timeout), f(mixed), f(chain10), f(noop_wf), f(two_sinks);
 }
+
+// Two versions of one workflow type whose second step differs (the live nondeterminism test). The first
+// version's second step waits on a queue nobody polls, so the run stays where version 1 left it.
+struct parked {
+    static constexpr std::string_view name = "weft_test.parked";
+    static constexpr weft::step_policy policy{.queue = "weft-test-nobody-polls"};
+    int operator()(int n) const { return n; }
+};
+inline constexpr auto versioned_v1 = weft::workflow<"weft_versioned">(weft::step<seed> >> weft::step<parked>);
+inline constexpr auto versioned_v2 = weft::workflow<"weft_versioned">(weft::step<seed> >> weft::step<cube>);
 
 }  // namespace dags

@@ -7,6 +7,8 @@
 #include <weft/temporal.hpp>
 
 #include <atomic>
+#include <optional>
+#include <tuple>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -78,6 +80,40 @@ TEST_CASE("a fan-out/fan-in DAG runs on the C++ workers and joins its branches i
         CHECK(s.state == weft::step_state::succeeded);
         CHECK(s.attempts == 1);
     }
+}
+
+TEST_CASE("a DAG with two sinks returns the tuple of their results", "[workers]") {
+    served_queue q;
+    auto run = q.client().start(dags::two_sinks, 3);  // seed 4 -> 16 and 64
+    CHECK(run.get() == std::tuple<int, int>{16, 64});
+}
+
+TEST_CASE("a worker whose graph does not match the history fails the workflow task as nondeterministic", "[workers]") {
+    const std::string queue = unique("weft-versioned");
+    // Version 1 runs the first step and schedules `parked`, which nobody runs.
+    std::optional<tp::worker> v1;
+    v1.emplace(tp::worker_options{.server = server(queue)});
+    v1->serve(dags::versioned_v1);
+    v1->start();
+    tp::client raw(server(queue));
+    const auto run = raw.start_json("weft_versioned", {"3"}, {.workflow_id = unique("versioned")});
+    for (int i = 0; i < 100 && v1->stats().workflow_tasks < 2; ++i) std::this_thread::sleep_for(100ms);
+    REQUIRE(v1->stats().workflow_tasks >= 2);  // the second task scheduled `parked`
+    v1.reset();
+
+    // Version 2 would run `cube` instead; a cancel request wakes it up on that history.
+    std::atomic<int> logged{0};
+    tp::worker v2({.server = server(queue), .log = [&](std::string_view level, std::string_view text) {
+                       if (level == "error" && text.find("does not match its graph") != std::string_view::npos) ++logged;
+                   }});
+    v2.serve(dags::versioned_v2);
+    v2.start();
+    raw.cancel(run, "wake the new version");
+    for (int i = 0; i < 100 && v2.stats().nondeterministic == 0; ++i) std::this_thread::sleep_for(100ms);
+    CHECK(v2.stats().nondeterministic >= 1);
+    CHECK(logged >= 1);
+    CHECK(raw.status(run) == tp::workflow_status::running);  // the server retries the task; the run waits
+    raw.terminate(run, "test over");
 }
 
 TEST_CASE("WEFT_BACKEND=temporal runs a weft workflow through any_client without code changes", "[workers]") {
