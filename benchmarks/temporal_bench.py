@@ -107,6 +107,8 @@ def start_peers(args, cxx_queue, py_queue):
                            "--max-seconds", "900"])
     wait_file(cxx_ready)
     wait_file(py_ready)
+    os.remove(cxx_ready)
+    os.remove(py_ready)
     return cxx, py
 
 

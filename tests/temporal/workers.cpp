@@ -57,12 +57,24 @@ struct served_queue {
     weft::client<tp::backend> client() const { return weft::client<tp::backend>(server(queue)); }
 };
 
-std::filesystem::path temp(std::string_view name) { return std::filesystem::temp_directory_path() / unique(name); }
+// A fresh path in the temporary directory, removed (with any SQLite companions) when the test ends.
+struct temp {
+    std::filesystem::path path;
+    explicit temp(std::string_view name) : path(std::filesystem::temp_directory_path() / unique(name)) {}
+    ~temp() {
+        std::error_code ec;
+        for (const char* suffix : {"", "-wal", "-shm", "-journal"}) std::filesystem::remove(path.string() + suffix, ec);
+    }
+    temp(const temp&) = delete;
+    temp& operator=(const temp&) = delete;
+    operator const std::filesystem::path&() const noexcept { return path; }
+    std::string string() const { return path.string(); }
+};
 
-std::vector<std::string> dag_worker(const std::string& queue, const std::filesystem::path& ready, std::string address = {}) {
-    std::vector<std::string> args{WEFT_TEMPORAL_DAG_WORKER, "--task-queue", queue, "--ready-file", ready.string(),
-                                  "--max-seconds", "120", "--heartbeat-ms", "2000", "--backoff-max-ms", "1000"};
-    return args;
+// The command line of a worker process serving the test DAGs on `queue`.
+std::vector<std::string> dag_worker(const std::string& queue, const std::filesystem::path& ready) {
+    return {WEFT_TEMPORAL_DAG_WORKER, "--task-queue", queue, "--ready-file", ready.string(),
+            "--max-seconds", "120", "--heartbeat-ms", "2000", "--backoff-max-ms", "1000"};
 }
 
 }  // namespace
@@ -197,7 +209,7 @@ TEST_CASE("a step over its timeout fails the run with the activity timeout", "[w
 TEST_CASE("a Python client starts a weft workflow and reads its typed result; a bad payload fails clearly and the worker goes on",
           "[python]") {
     served_queue q;
-    const auto out = temp("weft-peer-client.out");
+    const temp out("weft-peer-client.out");
     child py({required_env("WEFT_PYTHON"), WEFT_TEMPORAL_WEFT_PEER, "client", "--task-queue", q.queue}, out.string());
     REQUIRE(py.wait(120s) == 0);
     const auto verdict = weft::json::parse(test_process::read_file(out)).as_object();
@@ -221,7 +233,7 @@ TEST_CASE("a Python client starts a weft workflow and reads its typed result; a 
 
 TEST_CASE("a weft DAG runs one step as a Python activity on its own task queue", "[python]") {
     served_queue q;
-    const auto ready = temp("weft-peer-steps.ready");
+    const temp ready("weft-peer-steps.ready");
     child py({required_env("WEFT_PYTHON"), WEFT_TEMPORAL_WEFT_PEER, "steps", "--ready-file", ready.string(), "--max-seconds", "120"});
     REQUIRE(test_process::wait_for_file(ready, 60s));
     auto run = q.client().start(dags::mixed, 5);  // 105 in C++, * 3 in Python, then C++
@@ -230,7 +242,7 @@ TEST_CASE("a weft DAG runs one step as a Python activity on its own task queue",
 
 TEST_CASE("a worker killed with SIGKILL mid-step is replaced and the new worker finishes the run by replay", "[faults]") {
     const std::string queue = unique("weft-sigkill");
-    const auto ready1 = temp("weft-worker1.ready"), ready2 = temp("weft-worker2.ready");
+    const temp ready1("weft-worker1.ready"), ready2("weft-worker2.ready");
     auto run = weft::client<tp::backend>(server(queue)).start(dags::slow, 4000);
     std::optional<child> first;
     first.emplace(dag_worker(queue, ready1));
@@ -287,7 +299,7 @@ bool server_answers(const tp::settings& s) {
 TEST_CASE("when the server goes away and comes back, the worker reconnects with backoff and serves new runs; histories are paged in",
           "[faults]") {
     const int port = free_port();
-    const auto db = temp("weft-private-temporal.db");
+    const temp db("weft-private-temporal.db");
     tp::settings s = server(unique("weft-reconnect"));
     s.address = "127.0.0.1:" + std::to_string(port);
     s.rpc_timeout = 3s;
