@@ -148,6 +148,16 @@ TEST_CASE("a meta weft encodes has the fields and shape of Python's") {
     CHECK(ours.at("result") == py.at("result"));
 }
 
+TEST_CASE("a meta's retries (result_extended's field) round-trips, and is absent when unknown") {
+    task_meta m;
+    m.task_id = "x";
+    m.state = task_state::success;
+    CHECK_FALSE(decode_meta(encode_meta(m)).retries.has_value());
+    m.retries = 2;
+    CHECK(json::parse(encode_meta(m)).as_object().at("retries") == json::value(2));
+    CHECK(decode_meta(encode_meta(m)).retries == 2);
+}
+
 TEST_CASE("truncated, non-JSON and headless messages are rejected with a reason and the id when readable") {
     auto whole = fixture("envelope_simple.json");
     CHECK_THROWS_WITH(decode_envelope(whole.substr(0, whole.size() / 2)), Catch::Contains("not JSON"));

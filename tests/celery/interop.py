@@ -427,6 +427,13 @@ def main():
         check(elapsed >= 0.85, f"retried too early: {elapsed:.2f}s")
 
     @case
+    def a_cpp_runs_step_status_counts_its_attempts():
+        out = peer_client("client", "flaky", CQ, PQ, f"attempts-{RUN}")
+        check(out.get("result") == 3, out)
+        check(out.get("attempts") == 3, f"attempts {out.get('attempts')}, expected 3")
+        check(meta(out["id"]).get("retries") == 2, meta(out["id"]))
+
+    @case
     def cancelling_a_run_keeps_its_pending_steps_from_running():
         out = peer_client("client", "cancel", CQ, PQ, "1500")
         check(out.get("state") == "cancelled", out)

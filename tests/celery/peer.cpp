@@ -243,6 +243,12 @@ int run_client(int argc, char** argv) {
                 out["error"] = e.what();
                 out["failed_step"] = e.step();
             }
+        } else if (which == "flaky") {
+            auto r = client.start(wf_flaky, std::string(argv[5]));
+            out["id"] = r.id();
+            if (!r.wait_for(timeout)) throw std::runtime_error("timed out");
+            out["result"] = r.get();
+            out["attempts"] = r.steps().at(0).attempts;
         } else if (which == "cancel") {
             auto r = client.start(wf_slow, std::stoi(argv[5]));
             out["id"] = r.id();

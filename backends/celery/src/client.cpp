@@ -24,6 +24,13 @@ std::string origin_name() {
     return "gen" + std::to_string(::getpid()) + "@" + host;
 }
 
+// Attempts so far: the meta's retries + 1 (written by the C++ worker, and by Python with
+// result_extended), else 1 once the step has a state.
+int attempts_of(const task_meta& m) {
+    if (m.state == task_state::pending) return 0;
+    return m.retries ? static_cast<int>(*m.retries) + 1 : 1;
+}
+
 step_state step_state_of(task_state s) {
     switch (s) {
     case task_state::pending: return step_state::pending;
@@ -98,7 +105,7 @@ public:
             step_status s;
             s.name = std::string(wf_.steps[i]);
             s.state = step_state_of(metas[i].state);
-            s.attempts = s.state == step_state::pending ? 0 : 1;
+            s.attempts = attempts_of(metas[i]);
             if (auto e = metas[i].exception(); e && metas[i].state != task_state::success) s.error = e->text();
             out.push_back(std::move(s));
         }
@@ -175,7 +182,7 @@ public:
         for (auto i : wf_.topological_order) {
             if (metas[i].state == task_state::failure) {
                 auto e = metas[i].exception();
-                throw step_failed(std::string(wf_.steps[i]), e ? e->text() : std::string("failed"), 1);
+                throw step_failed(std::string(wf_.steps[i]), e ? e->text() : std::string("failed"), attempts_of(metas[i]));
             }
             if (metas[i].state == task_state::revoked) throw run_cancelled(wf_.name);
         }

@@ -324,6 +324,7 @@ std::string encode_meta(const task_meta& m) {
     o["date_done"] = or_null(m.date_done);
     if (m.parent_id) o["parent_id"] = *m.parent_id;
     if (m.group_id) o["group_id"] = *m.group_id;
+    if (m.retries) o["retries"] = *m.retries;
     o["task_id"] = m.task_id;
     return boost::json::serialize(o);
 }
@@ -348,6 +349,7 @@ task_meta decode_meta(std::string_view text) {
     m.parent_id = opt_string(*o, "parent_id", "meta");
     m.group_id = opt_string(*o, "group_id", "meta");
     if (auto c = member(*o, "children"); c && c->is_array()) m.children = c->get_array();
+    if (auto r = member(*o, "retries"); r && r->is_int64()) m.retries = r->get_int64();
     return m;
 }
 

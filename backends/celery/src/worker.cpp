@@ -222,6 +222,7 @@ struct celery::worker::impl {
         if (s != task_state::retry) m.date_done = iso_utc(std::chrono::system_clock::now());
         m.parent_id = msg.parent_id;
         m.group_id = msg.group;
+        if (!msg.task.empty()) m.retries = msg.retries;  // not for a chain step that never ran
         return m;
     }
 

@@ -114,6 +114,8 @@ struct task_meta {
     std::optional<std::string> parent_id;
     std::optional<std::string> group_id;
     json::array children;
+    // Retries before this state (Celery writes it with result_extended; the C++ worker always).
+    std::optional<std::int64_t> retries;
     std::optional<exception_info> exception() const { return exception_info::from_value(result); }
 };
 
