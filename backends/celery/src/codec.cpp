@@ -204,9 +204,12 @@ std::string encode_envelope(const message& m) {
 }
 
 message decode_envelope(std::string_view text) {
-    json::value v;
+    // The envelope's DOM is scaffolding (m takes copies): one arena, dropped in one go.
+    unsigned char buffer[4096];
+    boost::json::monotonic_resource arena(buffer, sizeof buffer);
+    json::value v(&arena);
     try {
-        v = json::parse(text);
+        v = json::parse(text, &arena);
     } catch (const std::exception& e) {
         throw wire_error(std::string("the envelope is not JSON: ") + e.what());
     }
@@ -316,7 +319,9 @@ std::string exception_info::text() const {
 }
 
 std::string encode_meta(const task_meta& m) {
-    json::object o;
+    unsigned char buffer[2048];
+    boost::json::monotonic_resource arena(buffer, sizeof buffer);
+    json::object o(&arena);
     o["status"] = to_string(m.state);
     o["result"] = m.result;
     o["traceback"] = or_null(m.traceback);
