@@ -7,6 +7,7 @@
 #include <weft/temporal.hpp>
 
 #include <atomic>
+#include <mutex>
 #include <optional>
 #include <tuple>
 #include <cstdlib>
@@ -81,8 +82,27 @@ std::vector<std::string> dag_worker(const std::string& queue, const std::filesys
 
 TEST_CASE("a fan-out/fan-in DAG runs on the C++ workers and joins its branches in declaration order", "[workers]") {
     served_queue q;
-    auto run = q.client().start(dags::fan, 3);  // seed 4 -> 16, 64, -4
+    std::mutex m;
+    std::vector<std::string> succeeded;  // on_step, in the order reported
+    weft::run_options opts{.on_step = [&](const weft::step_event& e) {
+        std::lock_guard l(m);
+        if (e.state == weft::step_state::succeeded) succeeded.emplace_back(e.step);
+    }};
+    auto run = q.client().start(dags::fan, 3, opts);  // seed 4 -> 16, 64, -4
     CHECK(run.get() == "16,64,-4");
+    for (int i = 0; i < 50; ++i) {
+        {
+            std::lock_guard l(m);
+            if (succeeded.size() == 5) break;
+        }
+        std::this_thread::sleep_for(100ms);
+    }
+    {
+        std::lock_guard l(m);
+        REQUIRE(succeeded.size() == 5);
+        CHECK(succeeded.front() == "weft_test.seed");
+        CHECK(succeeded.back() == "weft_test.describe3");
+    }
     CHECK(run.state() == weft::run_state::succeeded);
     CHECK(run.id().starts_with("weft_fan-"));
     auto steps = run.steps();

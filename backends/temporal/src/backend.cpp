@@ -1,6 +1,7 @@
 #include <weft/temporal/backend.hpp>
 
 #include <mutex>
+#include <thread>
 
 #include <boost/json/serialize.hpp>
 
@@ -129,17 +130,69 @@ private:
     mutable std::exception_ptr error_;
 };
 
+bool closes_the_run(const ::temporal::api::history::v1::HistoryEvent& e) {
+    namespace enums = ::temporal::api::enums::v1;
+    switch (e.event_type()) {
+    case enums::EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+    case enums::EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+    case enums::EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
+    case enums::EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
+    case enums::EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT:
+    case enums::EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW: return true;
+    default: return false;
+    }
+}
+
+// run_options::on_step: a thread follows the run's history with long polls (wait_new_event) and reports
+// each change of a step's state until the run closes. Temporal writes ActivityTaskStarted only when an
+// attempt ends, so steps go from pending to their final state.
+void follow(std::shared_ptr<dag_backend::state> st, const erased_workflow& wf, workflow_execution run,
+            std::function<void(const step_event&)> on_step) {
+    std::thread([st = std::move(st), &wf, run = std::move(run), on_step = std::move(on_step)] {
+        const auto t0 = std::chrono::steady_clock::now();
+        std::vector<step_state> seen(wf.steps.size(), step_state::pending);
+        ::temporal::api::history::v1::History h;
+        std::string page;
+        for (int idle = 0; idle < 1000;) {  // bounded: about 20 s per empty poll
+            wf::GetWorkflowExecutionHistoryRequest req;
+            req.set_namespace_(st->conn.configuration().namespace_name);
+            req.mutable_execution()->set_workflow_id(run.workflow_id);
+            req.mutable_execution()->set_run_id(run.run_id);
+            req.set_next_page_token(page);
+            req.set_wait_new_event(true);
+            grpc::ClientContext ctx;
+            connection::set_deadline(ctx, std::chrono::seconds(70));
+            wf::GetWorkflowExecutionHistoryResponse resp;
+            grpc::Status status = st->conn.stub().GetWorkflowExecutionHistory(&ctx, req, &resp);
+            if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) continue;
+            if (!status.ok()) return;  // the handle reports errors to whoever waits on it
+            if (resp.history().events_size() == 0) ++idle;
+            for (auto& e : *resp.mutable_history()->mutable_events()) *h.add_events() = std::move(e);
+            const auto steps = interpreter::step_states(wf, h);
+            for (std::size_t i = 0; i < steps.size(); ++i) {
+                if (steps[i].state == seen[i]) continue;
+                seen[i] = steps[i].state;
+                on_step(step_event{wf.name, wf.steps[i], steps[i].state, std::max(1, steps[i].attempts), steps[i].error,
+                                   std::chrono::steady_clock::now() - t0});
+            }
+            page = resp.next_page_token();
+            if (page.empty() || (h.events_size() > 0 && closes_the_run(h.events(h.events_size() - 1)))) return;
+        }
+    }).detach();
+}
+
 }  // namespace
 
 dag_backend::dag_backend(settings s) : state_(std::make_shared<state>(std::move(s))) {}
 dag_backend::~dag_backend() = default;
 
-std::shared_ptr<run_control> dag_backend::start(const erased_workflow& wf, const void* input, run_options) {
+std::shared_ptr<run_control> dag_backend::start(const erased_workflow& wf, const void* input, run_options opts) {
     std::vector<std::string> args;
     const json::value values = json::parse(wf.encode_input(input));
     for (const json::value& v : values.as_array()) args.push_back(boost::json::serialize(v));
     const std::string id = std::string(wf.name) + "-" + connection::request_id();
     workflow_execution run = state_->client.start_json(wf.name, args, {.workflow_id = id});
+    if (opts.on_step) follow(state_, wf, run, std::move(opts.on_step));
     return std::make_shared<dag_run>(state_, wf, std::move(run));
 }
 
