@@ -56,6 +56,9 @@ struct backend_impl::state {
     std::unique_ptr<redis_connection> result_conn;
 
     std::string meta(std::string_view id) const { return opts.result_keyprefix + meta_key(id); }
+    std::string list_of(std::string_view queue, int priority) const {
+        return opts.global_keyprefix + priority_list(queue, priority);
+    }
 
     redis_connection& broker_connection() {
         if (!broker_conn) broker_conn = std::make_unique<redis_connection>(broker, opts.timeout);
@@ -336,7 +339,7 @@ std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, cons
     if (stages[0].size() == 1) {
         auto m = message_for(stages[0][0]);
         m.chain = reversed(elements(1));
-        commands.push_back({"LPUSH", state_->opts.global_keyprefix + priority_list(m.queue, m.priority), encode_envelope(m)});
+        commands.push_back({"LPUSH", state_->list_of(m.queue, m.priority), encode_envelope(m)});
     } else {
         // Parallel first steps: the client applies the group (or chord) itself, as Python's
         // apply_async does: the chord size goes to Redis before any header can finish.
@@ -360,7 +363,7 @@ std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, cons
             m.group = gid;
             m.group_index = static_cast<std::int64_t>(k);
             m.chord = body;
-            commands.push_back({"LPUSH", state_->opts.global_keyprefix + priority_list(m.queue, m.priority), encode_envelope(m)});
+            commands.push_back({"LPUSH", state_->list_of(m.queue, m.priority), encode_envelope(m)});
         }
     }
     {

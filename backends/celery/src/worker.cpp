@@ -68,9 +68,12 @@ struct celery::worker::impl {
     std::vector<std::string> keys;  // BRPOP order: priority step first, then queue
     // kombu's key names, with its global_keyprefix (broker) and the result backend's.
     std::string unacked_key, unacked_index_key, unacked_mutex_key;
-    std::string list_of(std::string_view queue, int priority) const { return opts.global_keyprefix + priority_list(queue, priority); }
+    std::string list_of(std::string_view queue, int priority) const {
+        return opts.global_keyprefix + priority_list(queue, priority);
+    }
     std::string queue_of(std::string_view list) const {
-        if (list.substr(0, opts.global_keyprefix.size()) == opts.global_keyprefix) list.remove_prefix(opts.global_keyprefix.size());
+        const auto& prefix = opts.global_keyprefix;
+        if (list.substr(0, prefix.size()) == prefix) list.remove_prefix(prefix.size());
         return queue_of_list(list);
     }
     std::string meta_of(std::string_view id) const { return opts.result_keyprefix + meta_key(id); }
@@ -88,8 +91,8 @@ struct celery::worker::impl {
     struct delivery_keys {
         std::string tag, exchange, routing_key;
     };
-    // Prefetched messages (popped and recorded in unacked by the fetcher) wait in `ready` for a
-    // consumer thread; ETA messages wait on a timer heap, still unacked, without holding a thread.
+    // Prefetched messages (popped and recorded in unacked by a fetch) wait in `ready` for a step
+    // thread; ETA messages wait on a timer heap, still unacked, without holding a thread.
     struct delivery {
         std::string list, raw;
         std::optional<std::string> meta;  // the task's meta, when the fetch read it
@@ -622,7 +625,9 @@ return out
     }
 
     void take_fetched(redis_reply& r, std::vector<delivery>& out) {
-        if (r.type == redis_reply::kind::error) throw redis_error("weft: fetching messages failed (the worker needs Redis 6.2 or later, with Lua scripting): " + r.str);
+        if (r.type == redis_reply::kind::error)
+            throw redis_error("weft: fetching messages failed (the worker needs Redis 6.2 or later, with Lua scripting): " +
+                              r.str);
         auto str = [](redis_reply& e) { return e.type == redis_reply::kind::string ? std::move(e.str) : std::string(); };
         for (std::size_t i = 0; i + 6 < r.elements.size(); i += 7) {
             delivery d{str(r.elements[i]), str(r.elements[i + 1]), std::nullopt, same_server};
@@ -820,7 +825,8 @@ return out
             if (due > now) {
                 {
                     std::lock_guard lock(work_m);
-                    timers.push_back({std::chrono::steady_clock::now() + (due - now), ++timer_seq, std::move(d), std::move(m)});
+                    auto at = std::chrono::steady_clock::now() + (due - now);
+                    timers.push_back({at, ++timer_seq, std::move(d), std::move(m)});
                     std::push_heap(timers.begin(), timers.end(), std::greater<>{});
                 }
                 work_cv.notify_all();  // an earlier deadline for whoever waits
