@@ -35,6 +35,7 @@ BQ = f"weft-batch-{RUN}"
 SQ = f"weft-stop-{RUN}"
 EQ = f"weft-eta-{RUN}"
 XQ = f"weft-prefixed-{RUN}"
+SPQ = f"weft-split-{RUN}"
 DEAD = f"weft.dead_letter.{RUN}"
 T = 30  # seconds, every wait
 
@@ -75,11 +76,13 @@ def stop(p, sig=signal.SIGTERM):
             p.wait(timeout=10)
 
 
-def cpp_worker(queue, *extra, log_path, url=URL, concurrency=2, keyprefix=None):
+def cpp_worker(queue, *extra, log_path, url=URL, concurrency=2, keyprefix=None, result_url=None):
     """extra: visibility_timeout_s restore_interval_ms [prefetch_multiplier]"""
     env = dict(os.environ, WEFT_TEST_DEAD_LETTER=DEAD, WEFT_REDIS_URL=url)
     if keyprefix:
         env["WEFT_TEST_KEYPREFIX"] = keyprefix
+    if result_url:
+        env["WEFT_TEST_RESULT_URL"] = result_url
     log = open(log_path, "w")
     p = start([PEER, "worker", queue, str(concurrency), *extra], env=env, log=log)
     deadline = time.monotonic() + T
@@ -720,6 +723,36 @@ def main():
             if left:
                 r.delete(*left)
 
+    @case
+    def a_cpp_worker_with_results_in_another_database_serves_python_chains():
+        # broker in database 0, results in database 10: the worker's second connection, the metas
+        # read one by one and the flusher's two pipelines (results first, then acks).
+        res_url = re.sub(r"/\d*$", "", URL) + "/10"
+        r10 = redis.Redis.from_url(res_url)
+        sapp = Celery("weft_interop_split", broker=URL, backend=res_url)
+        sapp.conf.update(result_expires=600)
+        k1 = cpp_worker(SPQ, log_path=os.path.join(tmp, "split.log"), result_url=res_url)
+        ids = []
+        try:
+            res = chain(sapp.signature("weft.test.add", (2, 3), queue=SPQ),
+                        sapp.signature("weft.test.to_text", queue=SPQ)).apply_async()
+            ids += [res.id, res.parent.id]
+            check(res.get(timeout=T) == "n=5", "chain with results in database 10")
+            check(r10.exists("celery-task-meta-" + res.id) and not r.exists("celery-task-meta-" + res.id),
+                  "the result is not (only) in database 10")
+            bad = sapp.send_task("weft.test.fail", ("split",), queue=SPQ)
+            ids.append(bad.id)
+            try:
+                bad.get(timeout=T)
+                raise Check("get() did not raise")
+            except ValueError as e:
+                check(e.args == ("split",), e.args)
+            time.sleep(0.3)
+            check(not any(t.encode() in v for t in ids for v in r.hvals("unacked")), "left unacked in database 0")
+        finally:
+            stop(k1)
+            r10.delete(*["celery-task-meta-" + t for t in ids])
+
     failures = 0
     before_keys = set(r.scan_iter(match="celery-task-meta-*"))
     try:
@@ -756,7 +789,7 @@ def main():
             print("---- C++ worker log (tail)\n" + log[-3000:])
             print("---- Python worker log (tail)\n" + open(py_log).read()[-3000:])
         keys = ["celery-task-meta-" + t for t in task_ids] + [DEAD]
-        for q in (CQ, PQ, KQ, RQ, "py" + RQ, SQ, EQ):
+        for q in (CQ, PQ, KQ, RQ, "py" + RQ, SQ, EQ, SPQ):
             keys += [q] + [q + "\x06\x16" + s for s in "369"]
         r.delete(*keys)
         # Results of chain and chord members made during this run: those whose parent is ours.

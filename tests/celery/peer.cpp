@@ -152,6 +152,7 @@ int run_worker(int argc, char** argv) {
     if (argc >= 7) o.prefetch_multiplier = static_cast<unsigned>(std::stoul(argv[6]));
     if (const char* dl = std::getenv("WEFT_TEST_DEAD_LETTER")) o.dead_letter = dl;
     if (const char* prefix = std::getenv("WEFT_TEST_KEYPREFIX")) o.global_keyprefix = o.result_keyprefix = prefix;
+    if (const char* results = std::getenv("WEFT_TEST_RESULT_URL")) o.result_url = results;
     weft::celery::worker w(o);
     w.serve(wf_add);
     w.serve(wf_fail);
