@@ -36,6 +36,7 @@ SQ = f"weft-stop-{RUN}"
 EQ = f"weft-eta-{RUN}"
 XQ = f"weft-prefixed-{RUN}"
 SPQ = f"weft-split-{RUN}"
+OQ = f"weft-order-{RUN}"
 DEAD = f"weft.dead_letter.{RUN}"
 T = 30  # seconds, every wait
 
@@ -753,6 +754,23 @@ def main():
             stop(k1)
             r10.delete(*["celery-task-meta-" + t for t in ids])
 
+    @case
+    def a_batch_is_taken_in_kombus_priority_order():
+        # Queued before the worker starts: three priority-6 tasks sent first, then three priority-0
+        # ones. kombu consumes the plain list before \x06\x166, and so must the batched fetch.
+        low = [app.send_task("weft.test.add", (k, 100), queue=OQ, priority=6) for k in range(3)]
+        high = [app.send_task("weft.test.add", (k, 0), queue=OQ, priority=0) for k in range(3)]
+        task_ids.extend(x.id for x in low + high)
+        check(r.llen(OQ + "\x06\x166") == 3 and r.llen(OQ) == 3, "not on kombu's priority lists")
+        k1 = cpp_worker(OQ, "3600", "60000", "4", log_path=os.path.join(tmp, "order.log"), concurrency=1)
+        try:
+            check([x.get(timeout=T) for x in high + low] == [0, 1, 2, 100, 101, 102], "results")
+            done = {x.id: meta(x.id)["date_done"] for x in high + low}
+            check(max(done[x.id] for x in high) < min(done[x.id] for x in low),
+                  f"a priority-6 task ran before a priority-0 one: {done}")
+        finally:
+            stop(k1)
+
     failures = 0
     before_keys = set(r.scan_iter(match="celery-task-meta-*"))
     try:
@@ -789,7 +807,7 @@ def main():
             print("---- C++ worker log (tail)\n" + log[-3000:])
             print("---- Python worker log (tail)\n" + open(py_log).read()[-3000:])
         keys = ["celery-task-meta-" + t for t in task_ids] + [DEAD]
-        for q in (CQ, PQ, KQ, RQ, "py" + RQ, SQ, EQ, SPQ):
+        for q in (CQ, PQ, KQ, RQ, "py" + RQ, SQ, EQ, SPQ, OQ):
             keys += [q] + [q + "\x06\x16" + s for s in "369"]
         r.delete(*keys)
         # Results of chain and chord members made during this run: those whose parent is ours.
