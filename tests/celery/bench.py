@@ -12,7 +12,8 @@ Every round runs each measure once, interleaved, and the script prints the media
    (multiplier 4) consumes, end to end until every result is stored;
 3. redis-benchmark LPUSH and RPOP (50 clients, its defaults; BRPOP has no redis-benchmark test and
    RPOP is the same work), and the C++ pace as a fraction of each;
-4. enqueue rate: weft::client<celery>::start() once per task against Python apply_async() (n/4);
+4. enqueue rate: weft::client<celery>::start() once per task, and start_many() 100 runs a call,
+   against Python apply_async() (n/4);
 5. once: median latency of a 3-step chain on the C++ worker, idle RSS of both workers.
 """
 import base64
@@ -181,6 +182,9 @@ def main():
             f["cpp_stream_pf4"] = stream(cq, N)
             out = subprocess.run([PEER, "bench-enqueue", park_c, str(N)], capture_output=True, text=True, timeout=600)
             f["cpp_enqueue"] = N / json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+            out = subprocess.run([PEER, "bench-enqueue", park_c, str(N), "100"], capture_output=True, text=True,
+                                 timeout=600)
+            f["cpp_enqueue_batch100"] = N / json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
             t0 = time.monotonic()
             for i in range(N // 4):
                 tasks.noop.apply_async((i,), queue=park_p)
@@ -206,6 +210,7 @@ def main():
     ratios = {
         "worker_cpp_pf4_over_python": median([f["cpp_pace_pf4"] / f["python_pace"] for f in rounds]),
         "enqueue_cpp_over_python": median([f["cpp_enqueue"] / f["python_enqueue"] for f in rounds]),
+        "enqueue_cpp_batch100_over_python": median([f["cpp_enqueue_batch100"] / f["python_enqueue"] for f in rounds]),
     }
     for pf in ("pf4", "pf64"):
         for rb in ("lpush", "rpop"):

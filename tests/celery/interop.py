@@ -431,6 +431,11 @@ def main():
         check(elapsed >= 0.85, f"retried too early: {elapsed:.2f}s")
 
     @case
+    def a_cpp_client_starts_many_runs_in_one_round_trip():
+        out = peer_client("client", "many", CQ, PQ)
+        check(out.get("result") == [2 * i for i in range(50)], out)
+
+    @case
     def a_cpp_runs_step_status_counts_its_attempts():
         out = peer_client("client", "flaky", CQ, PQ, f"attempts-{RUN}")
         check(out.get("result") == 3, out)

@@ -244,6 +244,18 @@ int run_client(int argc, char** argv) {
                 out["error"] = e.what();
                 out["failed_step"] = e.step();
             }
+        } else if (which == "many") {
+            // start_many: 50 runs in one round trip, each its own handle.
+            std::vector<std::tuple<int, int>> inputs;
+            for (int i = 0; i < 50; ++i) inputs.emplace_back(i, i);
+            auto runs = client.start_many(wf_add, std::span<const std::tuple<int, int>>(inputs));
+            weft::json::array results;
+            for (auto& r : runs) {
+                if (!r.wait_for(timeout)) throw std::runtime_error("timed out");
+                results.push_back(r.get());
+            }
+            out["id"] = runs.at(0).id();
+            out["result"] = std::move(results);
         } else if (which == "flaky") {
             auto r = client.start(wf_flaky, std::string(argv[5]));
             out["id"] = r.id();
@@ -285,16 +297,25 @@ int run_client(int argc, char** argv) {
     return 0;
 }
 
-// celery_peer bench-enqueue <queue> <n>: n runs of a one-step workflow through client.start().
+// celery_peer bench-enqueue <queue> <n> [batch]: n runs of a one-step workflow, through
+// client.start() one at a time, or client.start_many() `batch` runs a call.
 int bench_enqueue(int argc, char** argv) {
     weft::celery::options o;
     o.broker_url = redis_url();
     o.queue = argv[2];
     o.result_expires = std::chrono::seconds(600);
     weft::client<weft::celery> client(o);
-    int n = std::stoi(argv[3]);
+    int n = std::stoi(argv[3]), batch = argc >= 5 ? std::stoi(argv[4]) : 0;
+    std::vector<int> inputs(static_cast<std::size_t>(batch));
     auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < n; ++i) (void)client.start(wf_noop, i);
+    for (int i = 0; i < n; i += batch ? batch : 1) {
+        if (!batch) {
+            (void)client.start(wf_noop, i);
+            continue;
+        }
+        for (int k = 0; k < batch; ++k) inputs[static_cast<std::size_t>(k)] = i + k;
+        if (client.start_many(wf_noop, std::span<const int>(inputs)).size() != inputs.size()) return 1;
+    }
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::cout << "{\"enqueued\": " << n << ", \"seconds\": " << s << "}" << std::endl;
     return 0;

@@ -244,6 +244,25 @@ backend_impl::backend_impl(celery::options opts) : state_(std::make_shared<state
 backend_impl::~backend_impl() = default;
 
 std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options) {
+    std::vector<std::vector<std::string>> commands;
+    auto run = prepare(wf, input, commands);
+    send(wf, commands);
+    return run;
+}
+
+std::vector<std::shared_ptr<run_control>> backend_impl::start_many(const erased_workflow& wf,
+                                                                   std::span<const void* const> inputs) {
+    std::vector<std::vector<std::string>> commands;
+    std::vector<std::shared_ptr<run_control>> runs;
+    runs.reserve(inputs.size());
+    for (const void* input : inputs) runs.push_back(prepare(wf, input, commands));
+    send(wf, commands);
+    return runs;
+}
+
+// The messages that start one run, appended to `commands` (a chord's size is stored at once).
+std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, const void* input,
+                                                   std::vector<std::vector<std::string>>& commands) {
     auto plan = lower_to_stages(wf.steps.size(), wf.topological_order, wf.parent_count, wf.parent);
     if (!plan.ok)
         throw config_error("weft: the celery backend cannot send workflow '" + std::string(wf.name) +
@@ -335,7 +354,6 @@ std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, cons
         return m;
     };
 
-    std::vector<std::vector<std::string>> commands;
     if (stages[0].size() == 1) {
         auto m = message_for(stages[0][0]);
         m.chain = reversed(elements(1));
@@ -366,15 +384,17 @@ std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, cons
             commands.push_back({"LPUSH", state_->list_of(m.queue, m.priority), encode_envelope(m)});
         }
     }
-    {
-        std::lock_guard lock(state_->m);
-        auto replies = state_->broker_connection().pipeline(commands);
-        for (auto& r : replies)
-            if (r.type == redis_reply::kind::error)
-                throw redis_error("weft: Redis at " + state_->broker.redacted() + " refused to start workflow '" +
-                                  std::string(wf.name) + "': " + redact(r.str));
-    }
     return std::make_shared<celery_run>(state_, wf, std::move(ids));
+}
+
+// One pipeline, one round trip.
+void backend_impl::send(const erased_workflow& wf, const std::vector<std::vector<std::string>>& commands) {
+    std::lock_guard lock(state_->m);
+    auto replies = state_->broker_connection().pipeline(commands);
+    for (auto& r : replies)
+        if (r.type == redis_reply::kind::error)
+            throw redis_error("weft: Redis at " + state_->broker.redacted() + " refused to start workflow '" +
+                              std::string(wf.name) + "': " + redact(r.str));
 }
 
 celery::options options_from(const config& c) {

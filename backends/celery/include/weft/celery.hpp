@@ -79,10 +79,15 @@ public:
     ~backend_impl() override;
     std::string_view name() const noexcept override { return celery::name; }
     std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
+    // Many runs of one workflow, all their messages in one pipeline.
+    std::vector<std::shared_ptr<run_control>> start_many(const erased_workflow& wf, std::span<const void* const> inputs);
 
     struct state;
 
 private:
+    std::shared_ptr<run_control> prepare(const erased_workflow& wf, const void* input,
+                                         std::vector<std::vector<std::string>>& commands);
+    void send(const erased_workflow& wf, const std::vector<std::vector<std::string>>& commands);
     std::shared_ptr<state> state_;
 };
 
@@ -150,6 +155,23 @@ public:
             const std::tuple<> in;
             return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
         }
+    }
+
+    // Many runs at once: every message in one pipelined round trip (a chord's size is set first,
+    // as in start()). Faster than start() in a loop when the round trip dominates.
+    template <workflow_type W>
+    std::vector<run<typename W::output>> start_many(W, std::span<const typename W::input> inputs) {
+        std::vector<run<typename W::output>> out;
+        if constexpr (celery_detail::check_lowerable<W>()) {
+            std::vector<typename W::input_tuple> tuples;
+            tuples.reserve(inputs.size());
+            for (const auto& x : inputs) tuples.emplace_back(x);
+            std::vector<const void*> ptrs;
+            ptrs.reserve(tuples.size());
+            for (const auto& t : tuples) ptrs.push_back(&t);
+            for (auto& c : backend_.start_many(detail::erasure<W>::value, ptrs)) out.emplace_back(std::move(c));
+        }
+        return out;
     }
 
 private:
