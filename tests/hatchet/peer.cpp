@@ -7,6 +7,8 @@
 //        cases: python-served, mixed, fault
 //   hatchet_peer bench <runs> <parallel>       triggers hx-bench runs, then waits for all; prints
 //                                              {"runs": n, "seconds": s}
+//   hatchet_peer enqueue <runs> <parallel>     triggers hx-bench runs and exits without waiting (the benchmark's
+//                                              queued-drain shape); prints {"runs": n, "seconds": s}
 //
 // Address and token file from WEFT_HATCHET_HOST_PORT / WEFT_HATCHET_TOKEN_FILE.
 #include "workflows.hpp"
@@ -90,6 +92,22 @@ int bench(int runs, int parallel) {
     return bad ? 1 : 0;
 }
 
+// Triggers runs and returns: with no worker connected they stay queued in the engine.
+int enqueue(int runs, int parallel) {
+    weft::client<weft::hatchet> c(hx::options_from_env());
+    auto t0 = std::chrono::steady_clock::now();
+    std::atomic<int> next{0};
+    std::vector<std::thread> ts;
+    for (int p = 0; p < parallel; ++p)
+        ts.emplace_back([&] {
+            for (int i; (i = next++) < runs;) c.start(hx::bench, i);
+        });
+    for (auto& t : ts) t.join();
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::cout << "{\"runs\": " << runs << ", \"seconds\": " << s << "}" << std::endl;
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -103,7 +121,8 @@ int main(int argc, char** argv) try {
         return 0;
     }
     if (a.size() == 3 && a[0] == "bench") return bench(std::stoi(a[1]), std::stoi(a[2]));
-    std::cerr << "usage: hatchet_peer worker <set> <slots> [name] | run <case> <input JSON> | bench <runs> <parallel>\n";
+    if (a.size() == 3 && a[0] == "enqueue") return enqueue(std::stoi(a[1]), std::stoi(a[2]));
+    std::cerr << "usage: hatchet_peer worker <set> <slots> [name] | run <case> <input JSON> | bench|enqueue <runs> <parallel>\n";
     return 2;
 } catch (const std::exception& e) {
     std::cerr << "hatchet_peer: " << e.what() << std::endl;
