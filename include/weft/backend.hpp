@@ -104,4 +104,17 @@ private:
     std::vector<entry> entries_;
 };
 
+// Adds a remote backend to the registry, built from its settings by `options_from`. A backend's header
+// calls it from an inline variable, so including the header (and linking the backend) is enough:
+//     inline const bool registered = register_backend<backend_impl>("celery", {"broker_url", ...}, &options_from);
+template <class Impl, class Options>
+bool register_backend(std::string_view name, std::vector<std::string_view> settings,
+                      Options (*options_from)(const config&)) {
+    return backend_registry::instance().add({
+        std::string(name),
+        std::move(settings),
+        [options_from](const config& c) -> std::unique_ptr<backend> { return std::make_unique<Impl>(options_from(c)); },
+    });
+}
+
 }  // namespace weft

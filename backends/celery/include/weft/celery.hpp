@@ -26,6 +26,7 @@
 #include <vector>
 
 #include <weft/any_client.hpp>
+#include <weft/remote_client.hpp>
 #include <weft/backend.hpp>
 #include <weft/celery/lowering.hpp>
 #include <weft/step_table.hpp>
@@ -81,6 +82,9 @@ public:
     std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
     // Many runs of one workflow, all their messages in one pipeline.
     std::vector<std::shared_ptr<run_control>> start_many(const erased_workflow& wf, std::span<const void* const> inputs);
+    // Whether canvas can express W; a workflow it cannot is diagnosed at compile time.
+    template <workflow_type W>
+    static consteval bool accepts();
 
     struct state;
 
@@ -93,15 +97,10 @@ private:
 
 celery::options options_from(const config& c);
 
-inline bool register_celery() {
-    static const bool done = backend_registry::instance().add({
-        std::string(celery::name),
-        {"broker_url", "result_url", "queue", "result_expires", "timeout_ms", "global_keyprefix", "result_keyprefix"},
-        [](const config& c) -> std::unique_ptr<backend> { return std::make_unique<backend_impl>(options_from(c)); },
-    });
-    return done;
-}
-inline const bool registered = register_celery();
+inline const bool registered = register_backend<backend_impl>(
+    celery::name,
+    {"broker_url", "result_url", "queue", "result_expires", "timeout_ms", "global_keyprefix", "result_keyprefix"},
+    &options_from);
 
 template <workflow_type W>
 consteval std::size_t lowering_culprit() {
@@ -125,44 +124,26 @@ consteval bool check_lowerable() {
     return culprit == W::size;
 }
 
-}  // namespace celery_detail
+template <workflow_type W>
+consteval bool backend_impl::accepts() {
+    return check_lowerable<W>();
+}
 
-template <class Backend>
-class client;
+}  // namespace celery_detail
 
 // The Celery client: start() sends one message per run and returns a handle that reads the result
 // backend (status, each step's state, the typed output).
 template <>
-class client<celery> {
+class client<celery> : public remote_client<celery_detail::backend_impl> {
 public:
-    explicit client(celery::options opts) : backend_(std::move(opts)) {}
-
-    template <workflow_type W>
-    run<typename W::output> start(W, typename W::input input, run_options opts = {}) {
-        if constexpr (!celery_detail::check_lowerable<W>()) {
-            return run<typename W::output>(nullptr);  // diagnosed once, in check_lowerable
-        } else {
-            const typename W::input_tuple in(std::move(input));
-            return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
-        }
-    }
-    template <workflow_type W>
-        requires(std::tuple_size_v<typename W::input_tuple> == 0)
-    run<typename W::output> start(W, run_options opts = {}) {
-        if constexpr (!celery_detail::check_lowerable<W>()) {
-            return run<typename W::output>(nullptr);
-        } else {
-            const std::tuple<> in;
-            return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
-        }
-    }
+    explicit client(celery::options opts) : remote_client(std::move(opts)) {}
 
     // Many runs at once: every message in one pipelined round trip (a chord's size is set first,
     // as in start()). Faster than start() in a loop when the round trip dominates.
     template <workflow_type W>
     std::vector<run<typename W::output>> start_many(W, std::span<const typename W::input> inputs) {
         std::vector<run<typename W::output>> out;
-        if constexpr (celery_detail::check_lowerable<W>()) {
+        if constexpr (accepts<W>()) {
             std::vector<typename W::input_tuple> tuples;
             tuples.reserve(inputs.size());
             for (const auto& x : inputs) tuples.emplace_back(x);
@@ -173,9 +154,6 @@ public:
         }
         return out;
     }
-
-private:
-    celery_detail::backend_impl backend_;
 };
 
 // A C++ Celery worker. It consumes its queues, runs the steps it serves, stores results in Celery's

@@ -27,6 +27,7 @@
 #include <string_view>
 
 #include <weft/any_client.hpp>
+#include <weft/remote_client.hpp>
 #include <weft/backend.hpp>
 #include <weft/hatchet/lowering.hpp>
 #include <weft/step_table.hpp>
@@ -75,42 +76,19 @@ private:
 
 hatchet::options options_from(const config& c);
 
-inline bool register_hatchet() {
-    static const bool done = backend_registry::instance().add({
-        std::string(hatchet::name),
-        {"host_port", "token", "token_file", "timeout_ms", "poll_ms", "tls_strategy", "tenant_id", "api_url", "version"},
-        [](const config& c) -> std::unique_ptr<backend> { return std::make_unique<backend_impl>(options_from(c)); },
-    });
-    return done;
-}
-inline const bool registered = register_hatchet();
+inline const bool registered = register_backend<backend_impl>(
+    hatchet::name,
+    {"host_port", "token", "token_file", "timeout_ms", "poll_ms", "tls_strategy", "tenant_id", "api_url", "version"},
+    &options_from);
 
 }  // namespace hatchet_detail
-
-template <class Backend>
-class client;
 
 // The Hatchet client: start() registers the workflow (once per client; identical definitions reuse
 // the engine's version), triggers a run and returns a handle that reads GetRunDetails.
 template <>
-class client<hatchet> {
+class client<hatchet> : public remote_client<hatchet_detail::backend_impl> {
 public:
-    explicit client(hatchet::options opts) : backend_(std::move(opts)) {}
-
-    template <workflow_type W>
-    run<typename W::output> start(W, typename W::input input, run_options opts = {}) {
-        const typename W::input_tuple in(std::move(input));
-        return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
-    }
-    template <workflow_type W>
-        requires(std::tuple_size_v<typename W::input_tuple> == 0)
-    run<typename W::output> start(W, run_options opts = {}) {
-        const std::tuple<> in;
-        return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
-    }
-
-private:
-    hatchet_detail::backend_impl backend_;
+    explicit client(hatchet::options opts) : remote_client(std::move(opts)) {}
 };
 
 // A C++ Hatchet worker: registers the workflows it serves and their actions, listens for

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include <weft/any_client.hpp>
+#include <weft/remote_client.hpp>
 #include <weft/backend.hpp>
 #include <weft/temporal/client.hpp>
 
@@ -39,42 +40,17 @@ private:
     std::shared_ptr<state> state_;
 };
 
-inline bool register_backend() {
-    static const bool done = backend_registry::instance().add({
-        std::string(temporal::backend::name),
-        {std::begin(settings::keys), std::end(settings::keys)},
-        [](const config& c) -> std::unique_ptr<weft::backend> { return std::make_unique<dag_backend>(settings::from_config(c)); },
-    });
-    return done;
-}
-inline const bool registered = register_backend();
+inline const bool registered = weft::register_backend<dag_backend>(
+    temporal::backend::name, {std::begin(settings::keys), std::end(settings::keys)}, &settings::from_config);
 
 }  // namespace weft::temporal
 
 namespace weft {
 
-template <class Backend>
-class client;
-
 template <>
-class client<temporal::backend> {
+class client<temporal::backend> : public remote_client<temporal::dag_backend> {
 public:
-    explicit client(temporal::settings s) : backend_(std::move(s)) {}
-
-    template <workflow_type W>
-    run<typename W::output> start(W, typename W::input input, run_options opts = {}) {
-        const typename W::input_tuple in(std::move(input));
-        return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
-    }
-    template <workflow_type W>
-        requires(std::tuple_size_v<typename W::input_tuple> == 0)
-    run<typename W::output> start(W, run_options opts = {}) {
-        const std::tuple<> in;
-        return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
-    }
-
-private:
-    temporal::dag_backend backend_;
+    explicit client(temporal::settings s) : remote_client(std::move(s)) {}
 };
 
 }  // namespace weft

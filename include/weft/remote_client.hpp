@@ -1,0 +1,57 @@
+// The typed client of a backend that talks to a server: what client<celery>, client<hatchet> and
+// client<temporal::backend> share. start() packs the input into the workflow's input tuple and hands
+// it, with the workflow's erased description, to the backend, which lowers it and sends it.
+//
+// A backend that cannot run every workflow declares `template <workflow_type W> static consteval bool
+// accepts()` on its implementation; it diagnoses a workflow it refuses (one static_assert), and
+// start() then returns an empty handle instead of cascading errors.
+#pragma once
+
+#include <tuple>
+#include <utility>
+
+#include <weft/any_client.hpp>
+#include <weft/run.hpp>
+
+namespace weft {
+
+template <class Backend>
+class client;
+
+template <class Impl>
+class remote_client {
+public:
+    template <class... Args>
+    explicit remote_client(Args&&... args) : backend_(std::forward<Args>(args)...) {}
+
+    template <workflow_type W>
+    run<typename W::output> start(W, typename W::input input, run_options opts = {}) {
+        if constexpr (!accepts<W>()) {
+            return run<typename W::output>(nullptr);  // diagnosed once, in Impl::accepts
+        } else {
+            const typename W::input_tuple in(std::move(input));
+            return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
+        }
+    }
+    template <workflow_type W>
+        requires(std::tuple_size_v<typename W::input_tuple> == 0)
+    run<typename W::output> start(W, run_options opts = {}) {
+        if constexpr (!accepts<W>()) {
+            return run<typename W::output>(nullptr);
+        } else {
+            const std::tuple<> in;
+            return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
+        }
+    }
+
+protected:
+    template <workflow_type W>
+    static consteval bool accepts() {
+        if constexpr (requires { Impl::template accepts<W>(); }) return Impl::template accepts<W>();
+        else return true;
+    }
+
+    Impl backend_;
+};
+
+}  // namespace weft
