@@ -20,15 +20,8 @@ set(WEFT_HATCHET_API_DIR "" CACHE PATH
 set(_roots dispatcher/dispatcher.proto v1/workflows.proto)
 set(_services dispatcher/dispatcher v1/workflows)
 
-find_package(PkgConfig REQUIRED)
-pkg_check_modules(weft_grpcpp REQUIRED IMPORTED_TARGET grpc++ protobuf)
-find_program(WEFT_PROTOC protoc)
-find_program(WEFT_GRPC_CPP_PLUGIN grpc_cpp_plugin)
-if(NOT WEFT_PROTOC OR NOT WEFT_GRPC_CPP_PLUGIN)
-  message(FATAL_ERROR "weft: the Hatchet backend needs protoc and grpc_cpp_plugin; install them with "
-                      "scripts/deps (Debian: protobuf-compiler protobuf-compiler-grpc), "
-                      "or configure with -DWEFT_HATCHET=OFF")
-endif()
+include(${CMAKE_CURRENT_LIST_DIR}/grpc.cmake)
+weft_grpc_tools(Hatchet WEFT_HATCHET)
 
 set(_root ${CMAKE_BINARY_DIR}/codegen/hatchet-api-${WEFT_HATCHET_API_VERSION})
 set(_protos ${_root}/protos)
@@ -73,25 +66,7 @@ if(NOT _have_stamp STREQUAL _stamp_text)
   set(_contracts ${_module}/api-contracts)
 
   # 2. The import closure of the roots, copied (the module cache is read-only) and checked.
-  set(_closure "")
-  set(_todo ${_roots})
-  while(_todo)
-    list(POP_FRONT _todo f)
-    if(f IN_LIST _closure OR f MATCHES "^google/protobuf/")
-      continue()
-    endif()
-    if(NOT EXISTS ${_contracts}/${f})
-      message(FATAL_ERROR "weft: ${f} is imported by the Hatchet API but not in ${_contracts}")
-    endif()
-    list(APPEND _closure ${f})
-    file(STRINGS ${_contracts}/${f} _imports REGEX "^import ")
-    foreach(line IN LISTS _imports)
-      if(line MATCHES "^import +(public +)?\"([^\"]+)\"")
-        list(APPEND _todo ${CMAKE_MATCH_2})
-      endif()
-    endforeach()
-  endwhile()
-  list(SORT _closure)
+  weft_proto_closure(_closure ${_contracts} "the Hatchet API" ${_roots})
   file(REMOVE_RECURSE ${_protos})
   set(_all "")
   foreach(f IN LISTS _closure)
@@ -114,38 +89,5 @@ list(LENGTH _closure _n)
 message(STATUS "weft: Hatchet API ${WEFT_HATCHET_API_VERSION}: ${_n} proto files (${_closure})")
 
 # 3. Generation (build time) and the library.
-set(_sources "")
-set(_outputs "")
-set(_inputs "")
-foreach(f IN LISTS _closure)
-  string(REGEX REPLACE "\\.proto$" "" _base ${f})
-  list(APPEND _sources ${_gen}/${_base}.pb.cc)
-  list(APPEND _outputs ${_gen}/${_base}.pb.cc ${_gen}/${_base}.pb.h)
-  list(APPEND _inputs ${_protos}/${f})
-endforeach()
-set(_service_protos "")
-foreach(s IN LISTS _services)
-  list(APPEND _sources ${_gen}/${s}.grpc.pb.cc)
-  list(APPEND _outputs ${_gen}/${s}.grpc.pb.cc ${_gen}/${s}.grpc.pb.h)
-  list(APPEND _service_protos ${s}.proto)
-endforeach()
-
-add_custom_command(
-  OUTPUT ${_outputs}
-  COMMAND ${CMAKE_COMMAND} -E make_directory ${_gen}
-  COMMAND ${WEFT_PROTOC} -I ${_protos} --cpp_out=${_gen} ${_closure}
-  COMMAND ${WEFT_PROTOC} -I ${_protos} --grpc_out=${_gen} --plugin=protoc-gen-grpc=${WEFT_GRPC_CPP_PLUGIN}
-          ${_service_protos}
-  DEPENDS ${_inputs} ${_stamp}
-  WORKING_DIRECTORY ${_protos}
-  COMMENT "weft: generating C++ for the Hatchet API (${_n} protos)"
-  VERBATIM)
-
-add_library(weft_hatchet_api STATIC ${_sources})
-add_library(weft::hatchet_api ALIAS weft_hatchet_api)
-# Generated code: system include, no warnings, built for compile time (-O1 -g0).
-target_include_directories(weft_hatchet_api SYSTEM PUBLIC $<BUILD_INTERFACE:${_gen}>)
-target_link_libraries(weft_hatchet_api PUBLIC PkgConfig::weft_grpcpp)
-target_compile_features(weft_hatchet_api PUBLIC cxx_std_20)
-target_compile_options(weft_hatchet_api PRIVATE -w -O1 -g0)
-set_target_properties(weft_hatchet_api PROPERTIES POSITION_INDEPENDENT_CODE ON)
+weft_grpc_library(weft_hatchet_api PROTOS_DIR ${_protos} GEN_DIR ${_gen} PROTOS ${_closure}
+                  SERVICES ${_services} DEPENDS ${_stamp} WHAT "the Hatchet API")

@@ -15,15 +15,8 @@ set(WEFT_TEMPORAL_API_SHA256 "5f58de2e98bdc4711be3cbb06cc08bc39cb274cbbac41d02f0
 set(WEFT_TEMPORAL_API_TARBALL "" CACHE FILEPATH
     "An already downloaded temporalio-core-bridge-${WEFT_TEMPORAL_API_VERSION}.tgz; empty = npm pack")
 
-find_package(PkgConfig REQUIRED)
-pkg_check_modules(weft_grpcpp REQUIRED IMPORTED_TARGET grpc++ protobuf)
-find_program(WEFT_PROTOC protoc)
-find_program(WEFT_GRPC_CPP_PLUGIN grpc_cpp_plugin)
-if(NOT WEFT_PROTOC OR NOT WEFT_GRPC_CPP_PLUGIN)
-  message(FATAL_ERROR "weft: the Temporal backend needs protoc and grpc_cpp_plugin; install them with "
-                      "scripts/deps (Debian: protobuf-compiler protobuf-compiler-grpc), "
-                      "or configure with -DWEFT_TEMPORAL=OFF")
-endif()
+include(${CMAKE_CURRENT_LIST_DIR}/grpc.cmake)
+weft_grpc_tools(Temporal WEFT_TEMPORAL)
 
 set(_root ${CMAKE_BINARY_DIR}/codegen/temporal-api-${WEFT_TEMPORAL_API_VERSION})
 set(_tgz ${_root}/temporalio-core-bridge-${WEFT_TEMPORAL_API_VERSION}.tgz)
@@ -95,62 +88,14 @@ if(NOT _have_stamp STREQUAL _stamp_text)
 endif()
 
 # 3. The import closure of the workflow service, in a stable order.
-set(_closure "")
-set(_todo temporal/api/workflowservice/v1/service.proto)
-while(_todo)
-  list(POP_FRONT _todo f)
-  if(f IN_LIST _closure OR f MATCHES "^google/protobuf/")
-    continue()
-  endif()
-  if(NOT EXISTS ${_protos}/${f})
-    message(FATAL_ERROR "weft: ${f} is imported by the Temporal API but not in ${WEFT_TEMPORAL_API_PACKAGE}")
-  endif()
-  list(APPEND _closure ${f})
-  file(STRINGS ${_protos}/${f} _imports REGEX "^import ")
-  foreach(line IN LISTS _imports)
-    if(line MATCHES "^import +(public +)?\"([^\"]+)\"")
-      list(APPEND _todo ${CMAKE_MATCH_2})
-    endif()
-  endforeach()
-endwhile()
-list(SORT _closure)
+weft_proto_closure(_closure ${_protos} "the Temporal API (${WEFT_TEMPORAL_API_PACKAGE})"
+                   temporal/api/workflowservice/v1/service.proto)
 list(LENGTH _closure _n)
 message(STATUS "weft: Temporal API ${WEFT_TEMPORAL_API_VERSION}: ${_n} proto files in the closure of the workflow service")
 
 # 4. Generation (build time) and the library.
-set(_sources "")
-set(_outputs "")
-set(_inputs "")
-foreach(f IN LISTS _closure)
-  string(REGEX REPLACE "\\.proto$" "" _base ${f})
-  list(APPEND _sources ${_gen}/${_base}.pb.cc)
-  list(APPEND _outputs ${_gen}/${_base}.pb.cc ${_gen}/${_base}.pb.h)
-  list(APPEND _inputs ${_protos}/${f})
-endforeach()
-set(_service temporal/api/workflowservice/v1/service)
-list(APPEND _sources ${_gen}/${_service}.grpc.pb.cc)
-list(APPEND _outputs ${_gen}/${_service}.grpc.pb.cc ${_gen}/${_service}.grpc.pb.h)
-
-add_custom_command(
-  OUTPUT ${_outputs}
-  COMMAND ${CMAKE_COMMAND} -E make_directory ${_gen}
-  COMMAND ${WEFT_PROTOC} -I ${_protos} --cpp_out=${_gen} ${_closure}
-  COMMAND ${WEFT_PROTOC} -I ${_protos} --grpc_out=${_gen} --plugin=protoc-gen-grpc=${WEFT_GRPC_CPP_PLUGIN}
-          ${_service}.proto
-  DEPENDS ${_inputs} ${_stamp}
-  WORKING_DIRECTORY ${_protos}
-  COMMENT "weft: generating C++ for the Temporal API (${_n} protos)"
-  VERBATIM)
-
-add_library(weft_temporal_api STATIC ${_sources})
-add_library(weft::temporal_api ALIAS weft_temporal_api)
-# Generated code: system include (its headers use deprecated enum values), no warnings, and built
-# for compile time: -O1 -g0 (serialization is not where a workflow client spends its time).
-target_include_directories(weft_temporal_api SYSTEM PUBLIC $<BUILD_INTERFACE:${_gen}>)
-target_link_libraries(weft_temporal_api PUBLIC PkgConfig::weft_grpcpp)
-target_compile_features(weft_temporal_api PUBLIC cxx_std_20)
-target_compile_options(weft_temporal_api PRIVATE -w -O1 -g0)
+weft_grpc_library(weft_temporal_api PROTOS_DIR ${_protos} GEN_DIR ${_gen} PROTOS ${_closure}
+                  SERVICES temporal/api/workflowservice/v1/service DEPENDS ${_stamp} WHAT "the Temporal API")
 # worker/v1 has a field `linux`, which GCC's GNU modes (CMake's default gnu++20) predefine as a macro:
 # every translation unit that includes the generated headers must not have it.
 target_compile_options(weft_temporal_api PUBLIC -Ulinux)
-set_target_properties(weft_temporal_api PROPERTIES POSITION_INDEPENDENT_CODE ON)
