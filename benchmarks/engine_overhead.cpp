@@ -4,7 +4,7 @@
 // left and upper neighbours), and a 100-step chain, the latter also declared through the DSL and run
 // through weft::client<weft::local>, to show the typed path costs the same per task as the core.
 // A 10,000-node graph cannot be declared through the DSL (10,000 types), so the large shapes drive
-// the engine's type-erased core with a workflow_desc built at run time.
+// the engine's type-erased core with a graph_view and no-op in-process steps built at run time.
 //
 // Both sides execute on 2 threads: weft's pool has 2 workers (the caller only waits); TBB is capped at
 // 2 with global_control and the caller joins in wait_for_all. TBB graphs are built once and fired
@@ -72,55 +72,60 @@ shape lattice(std::size_t side) {  // node r*side+c waits for (r, c-1) and (r-1,
 
 // ---- weft through the type-erased core ----------------------------------------------------------
 
-// What local.hpp's glue does for a step, minus the step: commit, then hand back the child to run inline.
-std::size_t invoke_noop(ld::run_core& run, std::size_t node, std::uint32_t attempt) {
-    if (!run.begin_commit(node, attempt)) return static_cast<std::size_t>(-1);
-    return run.finish_commit(node, attempt);
-}
-
-class noop_run final : public ld::run_core {
-public:
-    using run_core::run_core;
-
-private:
-    const void* output() const override { return &output_; }
-    int output_ = 0;
-};
+// What a workflow's in-process hooks do for a step, minus the step: ask to commit, store nothing.
+bool invoke_noop(void*, std::size_t, bool (*commit)(void*), void* ctx) { return commit(ctx); }
+int noop_output = 0;
+const weft::in_process_steps::invoke_fn noop_invoke = &invoke_noop;
 
 struct runtime_workflow {
     std::vector<std::string> name_text;
     std::vector<std::string_view> names;
     std::vector<weft::step_policy> policies;
-    std::vector<std::size_t> in_degree, child_offset, child_list, sources;
-    ld::workflow_desc desc{};
+    std::vector<std::size_t> arity, parent_offset, parent_list, child_offset, child_list, order, sources, sinks;
+    std::vector<weft::in_process_steps::invoke_fn> invokers;
+    weft::in_process_steps steps{};
+    weft::erased_workflow wf{};
 
     explicit runtime_workflow(const shape& s) {
         const std::size_t n = s.size;
         for (std::size_t i = 0; i < n; ++i) name_text.push_back("s" + std::to_string(i));
         names.assign(name_text.begin(), name_text.end());
         policies.assign(n, weft::step_policy{});
-        in_degree.assign(n, 0);
-        child_offset.assign(n + 1, 0);
-        for (auto [from, to] : s.edges) {
-            ++in_degree[to];
-            ++child_offset[from + 1];
+        arity.assign(n, 0);
+        csr(s, n, parent_offset, parent_list, [](auto e) { return std::pair{e.second, e.first}; });
+        csr(s, n, child_offset, child_list, [](auto e) { return e; });
+        for (std::size_t i = 0; i < n; ++i) {
+            order.push_back(i);  // every shape here numbers its nodes in a topological order
+            if (parent_offset[i] == parent_offset[i + 1]) sources.push_back(i);
+            if (child_offset[i] == child_offset[i + 1]) sinks.push_back(i);
         }
-        for (std::size_t i = 0; i < n; ++i) child_offset[i + 1] += child_offset[i];
-        child_list.resize(s.edges.size());
+        invokers.assign(n, noop_invoke);
+        steps = weft::in_process_steps{1, 1, [](void*, const void*) {}, [](void*) noexcept {}, invokers,
+                                       [](void*) -> const void* { return &noop_output; }};
+        wf = weft::erased_workflow{
+            weft::graph_view{"bench", names, policies, arity, parent_offset, parent_list, child_offset, child_list,
+                             order, sources, sinks},
+            nullptr, &steps};
+    }
+
+    // Compressed rows of the edges keyed by key(edge).first, in declaration order.
+    template <class Key>
+    static void csr(const shape& s, std::size_t n, std::vector<std::size_t>& offset, std::vector<std::size_t>& list,
+                    Key key) {
+        offset.assign(n + 1, 0);
+        for (auto e : s.edges) ++offset[key(e).first + 1];
+        for (std::size_t i = 0; i < n; ++i) offset[i + 1] += offset[i];
+        list.resize(s.edges.size());
         std::vector<std::size_t> fill(n, 0);
-        for (auto [from, to] : s.edges) child_list[child_offset[from] + fill[from]++] = to;
-        for (std::size_t i = 0; i < n; ++i)
-            if (in_degree[i] == 0) sources.push_back(i);
-        desc = ld::workflow_desc{"bench",           n,
-                                 names.data(),      policies.data(),
-                                 in_degree.data(),  child_offset.data(),
-                                 child_list.data(), sources.data(),
-                                 sources.size(),    &invoke_noop};
+        for (auto e : s.edges) {
+            auto [row, col] = key(e);
+            list[offset[row] + fill[row]++] = col;
+        }
     }
 
     void run_once(ld::engine& eng) const {
-        auto r = std::make_shared<noop_run>(eng, desc, weft::run_options{});
-        r->start(r);
+        const std::tuple<> in;
+        auto r = ld::start(eng, wf, &in, weft::run_options{});
         r->wait();
         if (r->state() != weft::run_state::succeeded) {
             std::fprintf(stderr, "weft run did not succeed\n");

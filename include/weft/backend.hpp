@@ -1,61 +1,48 @@
-// The seam every backend plugs into when chosen at run time.
+// The seam every backend plugs into: the backend interface and the registry of backends linked into
+// the program. A backend receives an erased_workflow (<weft/erased.hpp>): a server backend lowers its
+// graph and uses its codec hooks, an in-process engine uses its step hooks.
 //
-// A backend receives an `erased_workflow`: the graph as plain data (names, policies, edges, parents,
-// a topological order), and function pointers the typed front end instantiated for this workflow:
-// how to run it in-process, and how to turn its input and output into JSON payloads for a server.
-// Remote backends lower the graph to their own plan (Celery canvas, a Hatchet registration, a
-// Temporal interpreter) and use the codec hooks; the embedded engine uses the in-process hook.
+// include/ names no backend: each backend registers itself (register_backend) from its own header.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <memory>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <weft/config.hpp>
-#include <weft/dsl/policy.hpp>
+#include <weft/erased.hpp>
 #include <weft/run.hpp>
 
 namespace weft {
-
-namespace local_detail {
-class engine;
-}
-
-struct erased_workflow {
-    std::string_view name;
-    std::span<const std::string_view> steps;      // wire names, by node index
-    std::span<const step_policy> policies;        // by node index
-    std::span<const std::size_t> topological_order;
-    std::span<const std::size_t> sources;
-    std::span<const std::size_t> sinks;
-    std::size_t (*parent_count)(std::size_t node);
-    std::size_t (*parent)(std::size_t node, std::size_t k);  // k-th parent, in declaration order
-
-    // Runs the workflow in this process on typed values (input: the workflow's input tuple).
-    std::shared_ptr<run_control> (*start_in_process)(local_detail::engine&, const void* input, run_options);
-    // JSON text of the input's payloads, one per source parameter, as a JSON array.
-    std::string (*encode_input)(const void* input);
-    // Decodes the run's JSON output into a heap object of the output type; throws on a mismatch.
-    std::shared_ptr<const void> (*decode_output)(std::string_view json);
-};
 
 class backend {
 public:
     virtual ~backend() = default;
     virtual std::string_view name() const noexcept = 0;
+    // input: the workflow's input tuple.
     virtual std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) = 0;
 };
 
-// Backends known to this program. <weft/any_client.hpp> registers `local`; each remote backend's
-// header registers itself, so linking and including a backend makes it selectable by name.
+// Backends linked into this program, by name. Each backend's header adds itself (register_backend),
+// so linking a backend and including its header makes it selectable by configuration.
+// One setting a backend reads: under [name] in a file, or WEFT_<NAME>_<KEY> in the environment.
+// Backends describe theirs in one table (weft/kit/settings.hpp) that also reads them, so the keys a
+// backend accepts, its error messages, --help text and docs cannot drift apart.
+struct setting_doc {
+    std::string key;
+    std::string type;           // "string", "duration", "whole number", "true|false", "none|tls", ...
+    std::string default_value;  // as text; empty for none
+    std::string help;
+};
+
 class backend_registry {
 public:
     struct entry {
         std::string name;
-        std::vector<std::string_view> settings;  // keys under [name] / WEFT_<NAME>_<KEY>
+        std::vector<setting_doc> settings;
         std::function<std::unique_ptr<backend>(const config&)> make;
     };
 
@@ -73,19 +60,27 @@ public:
 
     std::unique_ptr<backend> make(const config& c) const {
         const std::string wanted = c.backend();
+        // A section for a backend this program does not link is someone else's (config files are
+        // shared between programs); one a letter or two off a linked backend's name is a typo.
         for (auto& sec : c.sections())
-            if (!find(sec) && !reserved(sec))
-                throw config_error("weft: unknown backend section [" + sec + "] (from " + c.origin_of_section(sec) +
-                                   "); known backends: " + names());
+            if (!find(sec))
+                if (const entry* near = nearest(sec))
+                    throw config_error("weft: unknown backend section [" + sec + "] (from " + c.origin_of_section(sec) +
+                                       "); known backends: " + names() + " (did you mean [" + near->name + "]?)");
         const entry* e = find(wanted);
-        if (!e) {
-            std::string msg = "weft: unknown backend '" + wanted + "' (from " + c.backend_origin() + "); ";
-            if (reserved(wanted)) msg += "the " + wanted + " backend is not linked into this program; known backends: ";
-            else msg += "known backends: ";
-            throw config_error(msg + names());
-        }
-        c.check_keys(e->name, e->settings);
+        if (!e)
+            throw config_error("weft: unknown backend '" + wanted + "' (from " + c.backend_origin() +
+                               "); known backends: " + names() + not_linked_hint(wanted));
+        std::vector<std::string_view> keys;
+        for (auto& s : e->settings) keys.push_back(s.key);
+        c.check_keys(e->name, keys);
         return e->make(c);
+    }
+
+    const entry* find(std::string_view name) const {
+        for (auto& e : entries_)
+            if (e.name == name) return &e;
+        return nullptr;
     }
 
     std::string names() const {
@@ -95,21 +90,40 @@ public:
     }
 
 private:
-    const entry* find(std::string_view name) const {
-        for (auto& e : entries_)
-            if (e.name == name) return &e;
+    // The linked backend whose name is at most two edits from `name` (and not equal), if any.
+    const entry* nearest(std::string_view name) const {
+        for (auto& e : entries_) {
+            const std::string& n = e.name;
+            // Optimal string alignment distance, on two rows plus the one before them.
+            std::vector<std::size_t> prev2(n.size() + 1), prev(n.size() + 1), cur(n.size() + 1);
+            for (std::size_t j = 0; j <= n.size(); ++j) prev[j] = j;
+            for (std::size_t i = 1; i <= name.size(); ++i) {
+                cur[0] = i;
+                for (std::size_t j = 1; j <= n.size(); ++j) {
+                    cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (name[i - 1] != n[j - 1])});
+                    if (i > 1 && j > 1 && name[i - 1] == n[j - 2] && name[i - 2] == n[j - 1])
+                        cur[j] = std::min(cur[j], prev2[j - 2] + 1);
+                }
+                prev2.swap(prev);
+                prev.swap(cur);
+            }
+            if (prev[n.size()] <= 2 && name.size() >= 3) return &e;
+        }
         return nullptr;
     }
-    static bool reserved(std::string_view n) { return n == "celery" || n == "temporal" || n == "hatchet"; }
+    // The registry cannot know every backend that exists, only those linked in: say how one joins.
+    static std::string not_linked_hint(std::string_view name) {
+        return ". A backend is known once this program links its library (weft::" + std::string(name) +
+               ") and includes its header (<weft/" + std::string(name) + ".hpp>)";
+    }
     std::vector<entry> entries_;
 };
 
-// Adds a remote backend to the registry, built from its settings by `options_from`. A backend's header
+// Adds a backend to the registry, built from its settings by `options_from`. A backend's header
 // calls it from an inline variable, so including the header (and linking the backend) is enough:
-//     inline const bool registered = register_backend<backend_impl>("celery", {"broker_url", ...}, &options_from);
+//     inline const bool registered = register_backend<backend_impl>("celery", settings(), &options_from);
 template <class Impl, class Options>
-bool register_backend(std::string_view name, std::vector<std::string_view> settings,
-                      Options (*options_from)(const config&)) {
+bool register_backend(std::string_view name, std::vector<setting_doc> settings, Options (*options_from)(const config&)) {
     return backend_registry::instance().add({
         std::string(name),
         std::move(settings),

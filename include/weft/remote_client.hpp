@@ -1,6 +1,6 @@
 // The typed client of a backend that talks to a server: what client<celery>, client<hatchet> and
-// client<temporal::backend> share. start() packs the input into the workflow's input tuple and hands
-// it, with the workflow's erased description, to the backend, which lowers it and sends it.
+// client<temporal> share. start() packs the input into the workflow's input tuple and hands it, with
+// the workflow's graph and codec (no step code), to the backend, which lowers it and sends it.
 //
 // A backend that cannot run every workflow declares `template <workflow_type W> static consteval bool
 // accepts()` on its implementation; it diagnoses a workflow it refuses (one static_assert), and
@@ -10,7 +10,8 @@
 #include <tuple>
 #include <utility>
 
-#include <weft/any_client.hpp>
+#include <weft/backend.hpp>
+#include <weft/codec.hpp>
 #include <weft/run.hpp>
 
 namespace weft {
@@ -30,7 +31,7 @@ public:
             return run<typename W::output>(nullptr);  // diagnosed once, in Impl::accepts
         } else {
             const typename W::input_tuple in(std::move(input));
-            return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
+            return run<typename W::output>(backend_.start(remote_erasure<W>, &in, std::move(opts)));
         }
     }
     template <workflow_type W>
@@ -40,7 +41,7 @@ public:
             return run<typename W::output>(nullptr);
         } else {
             const std::tuple<> in;
-            return run<typename W::output>(backend_.start(detail::erasure<W>::value, &in, std::move(opts)));
+            return run<typename W::output>(backend_.start(remote_erasure<W>, &in, std::move(opts)));
         }
     }
 

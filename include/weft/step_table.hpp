@@ -14,19 +14,25 @@
 #include <utility>
 
 #include <weft/dsl/workflow.hpp>
+#include <weft/graph.hpp>
 #include <weft/json.hpp>
 #include <weft/this_step.hpp>
 
 namespace weft {
 
+// One step of a workflow's graph, with the code that runs it on JSON values. Its name and policy are
+// read from the graph view, not copied.
 struct erased_step {
-    std::string_view workflow;
-    std::string_view name;
-    step_policy policy;
-    std::size_t arity;  // parameters the step takes
+    const graph_view* graph;
+    std::size_t node;
     // Throws json::decode_error when `args` does not fit the parameters (naming the path, e.g. "$[1].qty"),
     // or whatever the step throws.
     json::value (*invoke)(const json::array& args);
+
+    std::string_view workflow() const noexcept { return graph->name; }
+    std::string_view name() const noexcept { return graph->names[node]; }
+    const step_policy& policy() const noexcept { return graph->policies[node]; }
+    std::size_t arity() const noexcept { return graph->arity[node]; }  // parameters the step takes
 };
 
 namespace detail {
@@ -61,9 +67,7 @@ json::value invoke_json(const json::array& args) {
 template <workflow_type W>
 std::span<const erased_step> step_table(W) {
     static const auto table = []<std::size_t... I>(std::index_sequence<I...>) {
-        return std::array<erased_step, W::size>{erased_step{W::name, W::names[I], W::policies[I],
-                                                            step_traits<typename W::template step<I>>::arity,
-                                                            &detail::invoke_json<W, I>}...};
+        return std::array<erased_step, W::size>{erased_step{&graph_of<W>, I, &detail::invoke_json<W, I>}...};
     }(std::make_index_sequence<W::size>{});
     return table;
 }

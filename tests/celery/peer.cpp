@@ -5,6 +5,7 @@
 //   celery_peer anyclient <x> <y>                                   WEFT_BACKEND=celery through any_client
 //
 // The Redis URL (with its password) comes from WEFT_REDIS_URL.
+#include <weft/any_client.hpp>
 #include <weft/celery.hpp>
 #include <weft/json.hpp>
 

@@ -3,6 +3,8 @@
 // (tests/hatchet/CMakeLists.txt), all under RESOURCE_LOCK hatchet_engine.
 #include "workflows.hpp"
 
+#include <weft/any_client.hpp>
+
 #include "connection.hpp"  // backends/hatchet/src: PutWorkflow's ids for the re-registration test
 
 #include <catch2/catch.hpp>
@@ -50,7 +52,7 @@ struct log_sink {
 
 weft::hatchet::worker_options worker_opts(int slots, log_sink* sink = nullptr) {
     weft::hatchet::worker_options o{hx::options_from_env()};
-    o.slots = slots;
+    o.concurrency = slots;
     o.worker_name = "weft-test";
     if (sink) o.log = sink->fn();
     return o;
@@ -115,7 +117,7 @@ TEST_CASE("a DAG runs on a C++ worker: typed input, parents' outputs in order, t
 
 TEST_CASE("registering the same definition again keeps its version, and runs still work", "[dag]") {
     weft::hatchet_detail::connection c(hx::options_from_env());
-    auto plan = weft::hatchet_wire::lower(weft::detail::erasure<std::decay_t<decltype(hx::restart)>>::value);
+    auto plan = weft::hatchet_wire::lower(weft::graph_of<std::decay_t<decltype(hx::restart)>>);
     auto first = weft::hatchet_detail::put_workflow(c, plan);
     auto again = weft::hatchet_detail::put_workflow(c, plan);
     CHECK(first == again);

@@ -6,7 +6,7 @@
 using namespace weft::hatchet_wire;
 
 TEST_CASE("a diamond lowers to tasks with parents in declaration order and lowercase actions") {
-    auto plan = lower(weft::detail::erasure<std::decay_t<decltype(hx::dag)>>::value);
+    auto plan = lower(weft::graph_of<std::decay_t<decltype(hx::dag)>>);
     CHECK(plan.name == "hx-dag");
     REQUIRE(plan.tasks.size() == 4);
     CHECK(plan.tasks[0].readable_id == "price");
@@ -20,7 +20,7 @@ TEST_CASE("a diamond lowers to tasks with parents in declaration order and lower
 }
 
 TEST_CASE("retries, backoff and timeout come from the step policy") {
-    auto plan = lower(weft::detail::erasure<std::decay_t<decltype(hx::fault)>>::value);
+    auto plan = lower(weft::graph_of<std::decay_t<decltype(hx::fault)>>);
     REQUIRE(plan.tasks.size() == 1);
     CHECK(plan.tasks[0].retries == 2);
     CHECK(plan.tasks[0].backoff_factor == 1.0);
@@ -47,6 +47,6 @@ TEST_CASE("run inputs and task outputs are JSON objects, unambiguously") {
 
 TEST_CASE("names Hatchet refuses are reported with the workflow") {
     static constexpr auto bad = weft::workflow<"has space">(weft::step<hx::inc>);
-    CHECK_THROWS_WITH(lower(weft::detail::erasure<std::decay_t<decltype(bad)>>::value),
+    CHECK_THROWS_WITH(lower(weft::graph_of<std::decay_t<decltype(bad)>>),
                       Catch::Contains("'has space'") && Catch::Contains("not a Hatchet name"));
 }

@@ -30,13 +30,13 @@ void serve_only(weft::hatchet::worker& w, W wf, std::initializer_list<std::strin
     std::vector<weft::erased_step> keep;
     for (const weft::erased_step& s : weft::step_table(wf))
         for (auto n : names)
-            if (s.name == n) keep.push_back(s);
-    w.serve(weft::detail::erasure<W>::value, keep);
+            if (s.name() == n) keep.push_back(s);
+    w.serve(weft::graph_of<W>, keep);
 }
 
 int worker(const std::string& set, int slots, std::string name) {
     weft::hatchet::worker_options o{hx::options_from_env()};
-    o.slots = slots;
+    o.concurrency = slots;
     o.worker_name = std::move(name);
     weft::hatchet::worker w(o);
     for (std::size_t at = 0; at <= set.size();) {

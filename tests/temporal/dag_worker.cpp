@@ -33,10 +33,10 @@ int main(int argc, char** argv) {
         if (a == "--task-queue") opts.task_queue = next();
         else if (a == "--ready-file") ready_file = next();
         else if (a == "--max-seconds") max_seconds = std::stoi(next());
-        else if (a == "--concurrency") opts.max_concurrent_steps = static_cast<unsigned>(std::stoi(next()));
+        else if (a == "--concurrency") opts.concurrency = static_cast<unsigned>(std::stoi(next()));
         else if (a == "--pollers") opts.activity_pollers = opts.workflow_pollers = static_cast<unsigned>(std::stoi(next()));
         else if (a == "--heartbeat-ms") opts.heartbeat_timeout = std::chrono::milliseconds(std::stoi(next()));
-        else if (a == "--backoff-max-ms") opts.backoff_max = std::chrono::milliseconds(std::stoi(next()));
+        else if (a == "--backoff-max-ms") opts.backoff.maximum = std::chrono::milliseconds(std::stoi(next()));
         else if (a == "--activities-only") opts.workflows = false;
         else {
             std::fprintf(stderr, "dag_worker: unknown argument %s\n", a.c_str());

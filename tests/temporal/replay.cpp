@@ -34,10 +34,10 @@ history::History load(const std::string& name) {
     return h;
 }
 
-const weft::erased_workflow& graph_of(const history::History& h) {
-    static const std::map<std::string, const weft::erased_workflow*> graphs = [] {
-        std::map<std::string, const weft::erased_workflow*> m;
-        dags::for_each_workflow([&]<class W>(W) { m[std::string(W::name)] = &weft::detail::erasure<W>::value; });
+const weft::graph_view& graph_for(const history::History& h) {
+    static const std::map<std::string, const weft::graph_view*> graphs = [] {
+        std::map<std::string, const weft::graph_view*> m;
+        dags::for_each_workflow([&]<class W>(W) { m[std::string(W::name)] = &weft::graph_of<W>; });
         return m;
     }();
     return *graphs.at(h.events(0).workflow_execution_started_event_attributes().workflow_type().name());
@@ -124,7 +124,7 @@ TEST_CASE("decide() replays every recorded workflow task with exactly the record
     for (const char* name : {"chain", "fan", "retry", "fail", "cancel", "timeout", "mixed"}) {
         DYNAMIC_SECTION(name) {
             const history::History h = load(name);
-            const weft::erased_workflow& g = graph_of(h);
+            const weft::graph_view& g = graph_for(h);
             int tasks = 0;
             for (int i = 0; i + 1 < h.events_size(); ++i) {
                 if (h.events(i).event_type() != enums::EVENT_TYPE_WORKFLOW_TASK_STARTED) continue;
@@ -154,7 +154,7 @@ TEST_CASE("decide() replays every recorded workflow task with exactly the record
 
 TEST_CASE("a history that schedules an activity the graph would not is nondeterministic, naming the event", "[temporal][replay]") {
     const history::History original = load("chain");
-    const weft::erased_workflow& g = graph_of(original);
+    const weft::graph_view& g = graph_for(original);
     auto first_scheduled = [](history::History& h) -> history::HistoryEvent& {
         for (auto& e : *h.mutable_events())
             if (e.event_type() == enums::EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) return e;

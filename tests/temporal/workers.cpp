@@ -4,6 +4,7 @@
 // back). Run through scripts/with-services --need temporal,python (ctest -L temporal).
 #include <catch2/catch.hpp>
 
+#include <weft/any_client.hpp>
 #include <weft/temporal.hpp>
 
 #include <atomic>
@@ -334,7 +335,7 @@ TEST_CASE("when the server goes away and comes back, the worker reconnects with 
     REQUIRE(wait_up());
 
     std::atomic<int> warnings{0}, recovered{0};
-    tp::worker w({.server = s, .poll_timeout = 10s, .backoff_max = 1000ms,
+    tp::worker w({.server = s, .poll_timeout = 10s, .backoff = {.initial = 100ms, .maximum = 1000ms},
                   .log = [&](std::string_view level, std::string_view text) {
                       if (level == "warning") ++warnings;
                       if (text.find("works again") != std::string_view::npos) ++recovered;

@@ -23,17 +23,18 @@ constexpr auto wf = weft::workflow<"shop">(step<count_items> >> step<invoice>, s
 
 const weft::erased_step& find(std::string_view name) {
     for (auto& s : weft::step_table(wf))
-        if (s.name == name) return s;
+        if (s.name() == name) return s;
     throw std::logic_error("no such step");
 }
 
 TEST_CASE("the step table lists every step with its wire name, policy and arity") {
     auto t = weft::step_table(wf);
     REQUIRE(t.size() == 3);
-    CHECK(find("shop.count").policy.retry.max_attempts == 5);
-    CHECK(find("shop.count").policy.queue == "cpp");
-    CHECK(find("shop.invoice").arity == 2);
-    CHECK(t[0].workflow == "shop");
+    CHECK(find("shop.count").policy().retry.max_attempts == 5);
+    CHECK(find("shop.count").policy().queue == "cpp");
+    CHECK(find("shop.invoice").arity() == 2);
+    CHECK(t[0].workflow() == "shop");
+    CHECK(t[0].graph == &weft::graph_of<decltype(wf)>);  // names and policies are read from the one graph view
 }
 
 TEST_CASE("a step called with JSON arguments returns its JSON result") {

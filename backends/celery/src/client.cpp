@@ -1,6 +1,7 @@
 // The Celery client: lowering an erased workflow to one message, and a run handle that reads the
 // Redis result backend the way AsyncResult does (SUBSCRIBE to the meta key's channel, then GET).
 #include <weft/celery.hpp>
+#include <weft/kit/settings.hpp>
 #include <weft/celery/codec.hpp>
 #include <weft/celery/redis.hpp>
 
@@ -87,8 +88,8 @@ public:
     celery_run(std::shared_ptr<backend_impl::state> st, const erased_workflow& wf, std::vector<std::string> ids)
         : st_(std::move(st)), wf_(wf), ids_(std::move(ids)) {}
 
-    std::string_view workflow() const noexcept override { return wf_.name; }
-    std::string id() const override { return ids_[wf_.sources[0]]; }  // the root task id
+    std::string_view workflow() const noexcept override { return wf_.graph.name; }
+    std::string id() const override { return ids_[wf_.graph.sources[0]]; }  // the root task id
 
     run_state state() const override {
         auto metas = read_all();
@@ -97,7 +98,7 @@ public:
             if (metas[i].state == task_state::failure) return run_state::failed;
             if (metas[i].state == task_state::revoked) return run_state::cancelled;
         }
-        for (auto s : wf_.sinks) all = all && metas[s].state == task_state::success;
+        for (auto s : wf_.graph.sinks) all = all && metas[s].state == task_state::success;
         return all ? run_state::succeeded : run_state::running;
     }
 
@@ -106,7 +107,7 @@ public:
         std::vector<step_status> out;
         for (std::size_t i = 0; i < metas.size(); ++i) {
             step_status s;
-            s.name = std::string(wf_.steps[i]);
+            s.name = std::string(wf_.graph.names[i]);
             s.state = step_state_of(metas[i].state);
             s.attempts = attempts_of(metas[i]);
             if (auto e = metas[i].exception(); e && metas[i].state != task_state::success) s.error = e->text();
@@ -133,7 +134,7 @@ public:
             if (is_ready(metas[i].state)) continue;
             task_meta m;
             m.task_id = ids_[i];
-            if (wf_.parent_count(i) > 0) m.parent_id = ids_[wf_.parent(i, 0)];
+            if (wf_.graph.parent_count(i) > 0) m.parent_id = ids_[wf_.graph.parent(i, 0)];
             m.state = task_state::revoked;
             m.result = exception_info{"TaskRevokedError", "celery.exceptions", json::array{"revoked"}}.to_value();
             m.date_done = iso_utc(std::chrono::system_clock::now());
@@ -157,7 +158,7 @@ public:
         auto deadline = std::chrono::steady_clock::now() + timeout;
         redis_connection sub(st_->results, st_->opts.timeout);
         std::vector<std::string> cmd{"SUBSCRIBE"};
-        for (auto s : wf_.sinks) cmd.push_back(st_->meta(ids_[s]));
+        for (auto s : wf_.graph.sinks) cmd.push_back(st_->meta(ids_[s]));
         sub.send(cmd);
         for (;;) {
             if (all_sinks_ready()) return done_ = true;
@@ -182,21 +183,20 @@ public:
         if (output_) return output_.get();
         auto metas = read_all();
         // The first failed or revoked step, in topological order, decides the error.
-        for (auto i : wf_.topological_order) {
+        for (auto i : wf_.graph.topological_order) {
             if (metas[i].state == task_state::failure) {
                 auto e = metas[i].exception();
-                throw step_failed(std::string(wf_.steps[i]), e ? e->text() : std::string("failed"), attempts_of(metas[i]));
+                throw step_failed(std::string(wf_.graph.names[i]), e ? e->text() : std::string("failed"), attempts_of(metas[i]));
             }
-            if (metas[i].state == task_state::revoked) throw run_cancelled(wf_.name);
+            if (metas[i].state == task_state::revoked) throw run_cancelled(wf_.graph.name);
         }
-        std::string text;
-        if (wf_.sinks.size() == 1) text = boost::json::serialize(metas[wf_.sinks[0]].result);
-        else {
+        if (wf_.graph.sinks.size() == 1) {
+            output_ = wf_.codec->decode_output(metas[wf_.graph.sinks[0]].result);
+        } else {
             json::array a;
-            for (auto s : wf_.sinks) a.push_back(metas[s].result);
-            text = boost::json::serialize(a);
+            for (auto s : wf_.graph.sinks) a.push_back(metas[s].result);
+            output_ = wf_.codec->decode_output(a);
         }
-        output_ = wf_.decode_output(text);
         return output_.get();
     }
 
@@ -221,7 +221,7 @@ private:
         bool all = true;
         for (auto& m : metas)
             if (m.state == task_state::failure || m.state == task_state::revoked) return true;
-        for (auto s : wf_.sinks) all = all && is_ready(metas[s].state);
+        for (auto s : wf_.graph.sinks) all = all && is_ready(metas[s].state);
         return all;
     }
 
@@ -263,27 +263,29 @@ std::vector<std::shared_ptr<run_control>> backend_impl::start_many(const erased_
 // The messages that start one run, appended to `commands` (a chord's size is stored at once).
 std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, const void* input,
                                                    std::vector<std::vector<std::string>>& commands) {
-    auto plan = lower_to_stages(wf.steps.size(), wf.topological_order, wf.parent_count, wf.parent);
+    const graph_view& g = wf.graph;
+    auto plan = lower_to_stages(g.size(), g.topological_order, [&](std::size_t i) { return g.parent_count(i); },
+                                [&](std::size_t i, std::size_t k) { return g.parent(i, k); });
     if (!plan.ok)
-        throw config_error("weft: the celery backend cannot send workflow '" + std::string(wf.name) +
-                           "' as Celery canvas: the parents of step '" + std::string(wf.steps[plan.culprit]) +
+        throw config_error("weft: the celery backend cannot send workflow '" + std::string(wf.graph.name) +
+                           "' as Celery canvas: the parents of step '" + std::string(wf.graph.names[plan.culprit]) +
                            "' are not exactly the previous stage (see weft/celery/lowering.hpp)");
     const auto& stages = plan.stages;
     const auto ttl = std::to_string(state_->opts.result_expires.count());
-    std::vector<std::string> ids(wf.steps.size());
+    std::vector<std::string> ids(wf.graph.names.size());
     for (auto& id : ids) id = new_id();
     auto queue_of = [&](std::size_t i) {
-        if (auto r = state_->opts.routes.find(wf.steps[i]); r != state_->opts.routes.end()) return r->second;
-        return wf.policies[i].queue.empty() ? state_->opts.queue : std::string(wf.policies[i].queue);
+        if (auto r = state_->opts.routes.find(wf.graph.names[i]); r != state_->opts.routes.end()) return r->second;
+        return wf.graph.policies[i].queue.empty() ? state_->opts.queue : std::string(wf.graph.policies[i].queue);
     };
     auto sig_for = [&](std::size_t i) {
         signature s;
-        s.task = std::string(wf.steps[i]);
+        s.task = std::string(wf.graph.names[i]);
         s.options["task_id"] = ids[i];
         s.options["queue"] = queue_of(i);
-        if (wf.policies[i].priority) s.options["priority"] = wf.policies[i].priority;
-        if (wf.policies[i].timeout.count() > 0)
-            s.options["time_limit"] = std::chrono::duration<double>(wf.policies[i].timeout).count();
+        if (wf.graph.policies[i].priority) s.options["priority"] = wf.graph.policies[i].priority;
+        if (wf.graph.policies[i].timeout.count() > 0)
+            s.options["time_limit"] = std::chrono::duration<double>(wf.graph.policies[i].timeout).count();
         return s;
     };
     // A parallel stage's members in the order its join declares its parents (= group_index order).
@@ -291,7 +293,7 @@ std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, co
         std::vector<std::size_t> members = stages[stage];
         if (stage + 1 < stages.size()) {
             std::size_t join = stages[stage + 1][0];
-            for (std::size_t k = 0; k < wf.parent_count(join); ++k) members[k] = wf.parent(join, k);
+            for (std::size_t k = 0; k < wf.graph.parent_count(join); ++k) members[k] = wf.graph.parent(join, k);
         }
         return members;
     };
@@ -340,17 +342,17 @@ std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, co
         std::reverse(v.begin(), v.end());
         return v;
     };
-    auto args = json::parse(wf.encode_input(input)).as_array();
+    auto args = wf.codec->encode_input(input).as_array();
     auto message_for = [&](std::size_t i) {
         message m;
-        m.task = std::string(wf.steps[i]);
+        m.task = std::string(wf.graph.names[i]);
         m.id = m.root_id = ids[i];
         m.queue = queue_of(i);
-        m.priority = wf.policies[i].priority;
+        m.priority = wf.graph.policies[i].priority;
         m.origin = state_->origin;
         m.args = args;
-        if (wf.policies[i].timeout.count() > 0)
-            m.hard_time_limit = std::chrono::duration<double>(wf.policies[i].timeout).count();
+        if (wf.graph.policies[i].timeout.count() > 0)
+            m.hard_time_limit = std::chrono::duration<double>(wf.graph.policies[i].timeout).count();
         return m;
     };
 
@@ -394,19 +396,29 @@ void backend_impl::send(const erased_workflow& wf, const std::vector<std::vector
     for (auto& r : replies)
         if (r.type == redis_reply::kind::error)
             throw redis_error("weft: Redis at " + state_->broker.redacted() + " refused to start workflow '" +
-                              std::string(wf.name) + "': " + redact(r.str));
+                              std::string(wf.graph.name) + "': " + redact(r.str));
 }
 
-celery::options options_from(const config& c) {
-    celery::options o;
-    o.broker_url = c.get_string("celery.broker_url", o.broker_url);
-    o.result_url = c.get_string("celery.result_url", "");
-    o.queue = c.get_string("celery.queue", o.queue);
-    o.result_expires = std::chrono::seconds(c.get_unsigned("celery.result_expires", 86400, 1ul << 31));
-    o.timeout = std::chrono::milliseconds(c.get_unsigned("celery.timeout_ms", 5000, 3600000));
-    o.global_keyprefix = c.get_string("celery.global_keyprefix", "");
-    o.result_keyprefix = c.get_string("celery.result_keyprefix", "");
-    return o;
+namespace {
+// A function's static: the registry reads it during static initialization.
+const kit::settings_table<celery::options>& table() {
+    using o = celery::options;
+    static const kit::settings_table<o> t{
+        "celery",
+        {
+            {"broker_url", &o::broker_url, "the broker's Redis, redis://[:password@]host:port/db"},
+            {"result_url", &o::result_url, "the result backend's Redis; empty: the broker's"},
+            {"queue", &o::queue, "queue of steps whose policy names none"},
+            {"result_expires", &o::result_expires, "TTL of result metas (Celery's result_expires)"},
+            {"timeout_ms", &o::timeout, "connect and reply timeout"},
+            {"global_keyprefix", &o::global_keyprefix, "kombu's broker_transport_options global_keyprefix"},
+            {"result_keyprefix", &o::result_keyprefix, "the result backend's global_keyprefix"},
+        }};
+    return t;
 }
+}  // namespace
+
+celery::options options_from(const config& c) { return table().read(c); }
+std::vector<setting_doc> settings() { return table().docs(); }
 
 }  // namespace weft::celery_detail

@@ -881,13 +881,13 @@ return out
             const auto& st = step->second;
             auto started = std::chrono::steady_clock::now();
             std::optional<double> hard = m.hard_time_limit;
-            if (!hard && st.policy.timeout.count() > 0) hard = std::chrono::duration<double>(st.policy.timeout).count();
+            if (!hard && st.policy().timeout.count() > 0) hard = std::chrono::duration<double>(st.policy().timeout).count();
             if (auto soft = m.soft_time_limit ? m.soft_time_limit : hard)
                 ctx.soft_deadline = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                                   std::chrono::duration<double>(*soft));
             ctx.stopping = &stopping;
-            ctx.workflow = st.workflow;
-            ctx.step = st.name;
+            ctx.workflow = st.workflow();
+            ctx.step = st.name();
             ctx.attempt = static_cast<int>(m.retries) + 1;
             running_scope registered(*this, m.id, ctx.terminated);
             try {
@@ -895,7 +895,7 @@ return out
                 json::array args = m.args;
                 const auto& s = st;
                 // A chord body receives [[r0, r1, ...]]; a weft join takes one parameter per parent.
-                if (s.arity >= 2 && args.size() == 1 && args[0].is_array() && args[0].get_array().size() == s.arity)
+                if (s.arity() >= 2 && args.size() == 1 && args[0].is_array() && args[0].get_array().size() == s.arity())
                     args = json::array(args[0].get_array());
                 retval = s.invoke(args);
                 if (hard && std::chrono::steady_clock::now() - started > std::chrono::duration<double>(*hard))
@@ -950,12 +950,12 @@ return out
 
     void fail(connections& c, message& m, const erased_step& s, const std::exception& e) {
         auto exc = to_exception(e);
-        std::string tb = "weft C++ step '" + std::string(s.name) + "' (workflow '" + std::string(s.workflow) +
+        std::string tb = "weft C++ step '" + std::string(s.name()) + "' (workflow '" + std::string(s.workflow()) +
                          "') threw " + exc.type + ": " + e.what() + "\n";
         int attempt = static_cast<int>(m.retries) + 1;
-        if (attempt < s.policy.retry.max_attempts) {
+        if (attempt < s.policy().retry.max_attempts) {
             // Celery's retry: the same task id again, retries + 1, due after the backoff.
-            auto delay = s.policy.retry.delay_before(attempt + 1);
+            auto delay = s.policy().retry.delay_before(attempt + 1);
             message r = m;
             r.retries = m.retries + 1;
             r.eta = iso_utc(std::chrono::system_clock::now() + delay);
@@ -1261,7 +1261,7 @@ celery::worker::worker(worker_options opts) : impl_(std::make_unique<impl>()) {
 
 celery::worker::~worker() { stop(); }
 
-void celery::worker::serve(const erased_step& step) { impl_->steps.insert_or_assign(std::string(step.name), step); }
+void celery::worker::serve(const erased_step& step) { impl_->steps.insert_or_assign(std::string(step.name()), step); }
 
 void celery::worker::start() {
     std::lock_guard lock(impl_->threads_m);

@@ -4,6 +4,9 @@
 // STARTED then COMPLETED or FAILED through SendStepActionEvent.
 #include "connection.hpp"
 
+#include <weft/kit/backoff.hpp>
+#include <weft/kit/step_runner.hpp>
+
 #include <boost/json/serialize.hpp>
 #include <google/protobuf/util/time_util.h>
 
@@ -66,7 +69,7 @@ struct hatchet::worker::impl {
 
     explicit impl(worker_options o) : opts(std::move(o)), conn(opts) {
         if (!opts.log) opts.log = stderr_log;
-        if (opts.slots < 1) throw config_error("weft: hatchet: worker slots must be at least 1");
+        if (opts.concurrency < 1) throw config_error("weft: hatchet: worker concurrency (slots) must be at least 1");
     }
 
     void log(std::string_view level, const std::string& text) const { opts.log(level, conn.redact(text)); }
@@ -81,7 +84,7 @@ struct hatchet::worker::impl {
         req.set_worker_name(opts.worker_name);
         for (auto& [action, _] : actions) req.add_actions(action);
         req.add_services("default");
-        (*req.mutable_slot_config())["default"] = opts.slots;
+        (*req.mutable_slot_config())["default"] = opts.concurrency;
         for (auto& [k, v] : opts.labels) (*req.mutable_labels())[k].set_str_value(v);
         req.mutable_runtime_info()->set_sdk_version("weft 0.1.0");
         req.mutable_runtime_info()->set_language_version("C++20");
@@ -97,7 +100,7 @@ struct hatchet::worker::impl {
 
     // One ListenV2 stream after another until stop().
     void listen_loop() {
-        std::chrono::milliseconds backoff{100};
+        kit::backoff backoff(opts.backoff);
         while (true) {
             grpc::ClientContext ctx;
             conn.prepare(ctx, std::chrono::milliseconds(0));
@@ -124,11 +127,12 @@ struct hatchet::worker::impl {
                 if (stopping) return;
                 ++stats.reconnects;
             }
-            if (got) backoff = std::chrono::milliseconds(100);
-            log("warning", "the assignment stream ended (" + std::string(hatchet_detail::status_name(st.error_code())) +
-                               ": " + st.error_message() + "); reconnecting in " + std::to_string(backoff.count()) + " ms");
-            if (!sleep_unless_stopped(backoff)) return;
-            backoff = std::min(backoff * 2, opts.max_backoff);
+            if (got) backoff.succeeded();
+            const auto delay = backoff.failed();
+            if (backoff.worth_logging())
+                log("warning", "the assignment stream ended (" + std::string(hatchet_detail::status_name(st.error_code())) +
+                                   ": " + st.error_message() + "); reconnecting in " + std::to_string(delay.count()) + " ms");
+            if (!sleep_unless_stopped(delay)) return;
             // The engine forgot this worker (a new database, a pruned worker): register again.
             if (st.error_code() == grpc::StatusCode::NOT_FOUND) {
                 try {
@@ -206,7 +210,7 @@ struct hatchet::worker::impl {
         ev.set_event_payload(std::move(payload));
         ev.set_retry_count(a.retry_count());
         if (no_retry) ev.set_should_not_retry(true);
-        std::chrono::milliseconds backoff{200};
+        kit::backoff backoff(opts.backoff);
         for (int attempt = 1;; ++attempt) {
             try {
                 conn.dispatch("Dispatcher/SendStepActionEvent", &connection::dispatcher::Stub::SendStepActionEvent, ev);
@@ -217,8 +221,7 @@ struct hatchet::worker::impl {
                     return;
                 }
             }
-            std::this_thread::sleep_for(backoff);
-            backoff = std::min(backoff * 2, opts.max_backoff);
+            std::this_thread::sleep_for(backoff.failed());
         }
     }
 
@@ -271,38 +274,27 @@ struct hatchet::worker::impl {
         }
         report(a, STEP_EVENT_TYPE_STARTED, "");
         assignment_context ctx;
-        ctx.workflow = s.step.workflow;
-        ctx.step = s.step.name;
+        ctx.workflow = s.step.workflow();
+        ctx.step = s.step.name();
         ctx.attempt = a.retry_count() + 1;
         ctx.cancelled = cancelled.get();
         const std::string prefix =
-            "weft: hatchet: step '" + std::string(s.step.name) + "' of workflow '" + std::string(s.step.workflow) + "': ";
-        bool ok = false;
-        std::string payload;
-        bool no_retry = false;
+            "weft: hatchet: step '" + std::string(s.step.name()) + "' of workflow '" + std::string(s.step.workflow()) + "': ";
+        kit::step_outcome out;
         try {
-            json::array args = arguments(s, a.action_payload());
-            json::value out;
-            try {
-                detail::step_scope scope(&ctx);
-                out = s.step.invoke(args);
-            } catch (const json::decode_error& e) {
-                throw json::decode_error(e.path(), e.expected(), e.got() + where(s, e.path()));
-            }
-            payload = boost::json::serialize(task_output(std::move(out)));
-            ok = true;
-        } catch (const json::decode_error& e) {
-            payload = prefix + e.what();
-            no_retry = true;  // the same payload fails the same way on every attempt
-        } catch (const std::exception& e) {
-            payload = prefix + e.what();
-        } catch (...) {
-            payload = prefix + "a non-standard exception";
+            out = kit::run_step(s.step, arguments(s, a.action_payload()), ctx);
+            if (out.what == kit::step_outcome::kind::bad_payload)  // say which run value the path is
+                out.error = json::decode_error(out.path, out.expected, out.got + where(s, out.path)).what();
+        } catch (const json::decode_error& e) {  // the assignment's payload itself
+            out.what = kit::step_outcome::kind::bad_payload;
+            out.error = e.what();
         }
+        const bool ok = out.ok(), no_retry = !out.ok() && !out.retryable();  // a bad payload fails every attempt
+        std::string payload = ok ? boost::json::serialize(task_output(std::move(out.output))) : prefix + out.error;
         if (cancelled->load()) {
             // The engine cancelled this attempt (run cancelled, or the step's timeout): it has settled
             // the outcome already, and a late COMPLETED would be taken as the result (observed).
-            log("info", "step '" + std::string(s.step.name) + "' stopped after the engine cancelled task run " +
+            log("info", "step '" + std::string(s.step.name()) + "' stopped after the engine cancelled task run " +
                             a.task_run_external_id() + "; its outcome is not reported");
         } else if (ok) {
             report(a, STEP_EVENT_TYPE_COMPLETED, std::move(payload));
@@ -321,13 +313,13 @@ hatchet::worker::worker(worker_options opts) : impl_(std::make_unique<impl>(std:
 
 hatchet::worker::~worker() { stop(); }
 
-void hatchet::worker::serve(const erased_workflow& wf, std::span<const erased_step> steps) {
+void hatchet::worker::serve(const graph_view& wf, std::span<const erased_step> steps) {
     workflow_plan plan = lower(wf);
     for (const erased_step& st : steps) {
         served_step s{st, {}};
         for (const task_plan& t : plan.tasks)
-            if (t.readable_id == st.name) s.parents = t.parents;
-        impl_->actions.insert_or_assign(action_id(wf.name, st.name), std::move(s));
+            if (t.readable_id == st.name()) s.parents = t.parents;
+        impl_->actions.insert_or_assign(action_id(wf.name, st.name()), std::move(s));
     }
     impl_->plans.push_back(std::move(plan));
 }
@@ -337,10 +329,10 @@ void hatchet::worker::start() {
     for (const workflow_plan& p : impl_->plans) hatchet_detail::put_workflow(impl_->conn, p);
     impl_->register_worker();
     impl_->log("info", "registered " + std::to_string(impl_->actions.size()) + " actions as worker " + impl_->id() +
-                           " with " + std::to_string(impl_->opts.slots) + " slots");
+                           " with " + std::to_string(impl_->opts.concurrency) + " slots");
     impl_->threads.emplace_back([this] { impl_->listen_loop(); });
     impl_->threads.emplace_back([this] { impl_->heartbeat_loop(); });
-    for (int i = 0; i < impl_->opts.slots; ++i) impl_->threads.emplace_back([this] { impl_->run_loop(); });
+    for (int i = 0; i < impl_->opts.concurrency; ++i) impl_->threads.emplace_back([this] { impl_->run_loop(); });
     if (!wait_ready(std::max(impl_->opts.timeout, std::chrono::milliseconds(5000))))
         impl_->log("warning", "the engine has not accepted a heartbeat yet; assignments wait for it");
 }

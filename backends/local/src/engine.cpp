@@ -1,4 +1,6 @@
 #include <weft/local/engine.hpp>
+#include <weft/local/backend.hpp>
+#include <weft/kit/settings.hpp>
 
 #include <algorithm>
 #include <condition_variable>
@@ -55,8 +57,8 @@ std::string describe_timeout(milliseconds t) { return "timed out after " + std::
 class local_step_context final : public step_context {
 public:
     local_step_context(const run_core& run, std::size_t node, std::uint32_t attempt_no) : run_(run), node_(node) {
-        workflow = run.desc().name;
-        step = run.desc().names[node];
+        workflow = run.graph().name;
+        step = run.graph().names[node];
         attempt = static_cast<int>(attempt_no);
     }
     bool stop_requested() const override {
@@ -149,7 +151,7 @@ struct engine::impl {
             timers.erase(first);
             lock.unlock();
             if (e.kind == timer_kind::retry) e.run->retry(e.node, e.attempt);
-            else e.run->on_failure(e.node, e.attempt, describe_timeout(e.run->desc().policies[e.node].timeout), true);
+            else e.run->on_failure(e.node, e.attempt, describe_timeout(e.run->graph().policies[e.node].timeout), true);
             e.run.reset();
             lock.lock();
         }
@@ -243,22 +245,32 @@ struct run_core::outcome {
 
 // ---- run_core: the state machine of one run ----------------------------------------------------
 
-run_core::run_core(engine& eng, const workflow_desc& desc, run_options opts)
-    : engine_(eng), desc_(desc), opts_(std::move(opts)), observed_(static_cast<bool>(opts_.on_step)), id_(make_run_id()),
-      started_(std::chrono::steady_clock::now()), nodes_(new node_slot[desc.size]), outcome_(std::make_unique<outcome>(desc.size)) {
-    for (std::size_t i = 0; i < desc.size; ++i)
-        nodes_[i].waiting_parents.store(static_cast<std::uint32_t>(desc.in_degree[i]), std::memory_order_relaxed);
+run_core::run_core(engine& eng, const erased_workflow& wf, const void* input, run_options opts)
+    : engine_(eng), graph_(wf.graph), steps_(*wf.steps),
+      storage_(::operator new(steps_.storage_size, std::align_val_t(steps_.storage_align))), opts_(std::move(opts)),
+      observed_(static_cast<bool>(opts_.on_step)), id_(make_run_id()), started_(std::chrono::steady_clock::now()),
+      nodes_(new node_slot[graph_.size()]), outcome_(std::make_unique<outcome>(graph_.size())) {
+    try {
+        steps_.construct(storage_, input);
+    } catch (...) {
+        ::operator delete(storage_, std::align_val_t(steps_.storage_align));
+        throw;
+    }
+    for (std::size_t i = 0; i < graph_.size(); ++i)
+        nodes_[i].waiting_parents.store(static_cast<std::uint32_t>(graph_.parent_count(i)), std::memory_order_relaxed);
 }
 
-run_core::~run_core() = default;
+run_core::~run_core() {
+    steps_.destroy(storage_);
+    ::operator delete(storage_, std::align_val_t(steps_.storage_align));
+}
 
 void run_core::start(std::shared_ptr<run_core> self) {
     self_ = std::move(self);
     engine_.run_started(this);
     std::vector<engine::task> first;
-    first.reserve(desc_.source_count);
-    for (std::size_t k = 0; k < desc_.source_count; ++k) {
-        std::size_t s = desc_.sources[k];
+    first.reserve(graph_.sources.size());
+    for (std::size_t s : graph_.sources) {
         std::uint32_t expected = pack(0, step_state::pending);
         if (nodes_[s].word.compare_exchange_strong(expected, pack(1, step_state::running)))
             first.push_back({this, s, 1});
@@ -271,13 +283,22 @@ void run_core::execute(std::size_t node, std::uint32_t attempt) {
     // The caller's hold covers this execution and, by transfer, every child it runs inline.
     while (node != npos) {
         emit(node, step_state::running, attempt, {});
-        const milliseconds timeout = desc_.policies[node].timeout;
+        const milliseconds timeout = graph_.policies[node].timeout;
         if (timeout.count() > 0) engine_.post_after(timeout, self_, node, attempt, engine::timer_kind::timeout);
         std::size_t next = npos;
         try {
             local_step_context ctx(*this, node, attempt);
             detail::step_scope scope(&ctx);
-            next = desc_.invoke(*this, node, attempt);
+            struct owner {
+                run_core* run;
+                std::size_t node;
+                std::uint32_t attempt;
+            } o{this, node, attempt};
+            auto commit = [](void* p) {
+                auto& c = *static_cast<owner*>(p);
+                return c.run->begin_commit(c.node, c.attempt);
+            };
+            if (steps_.steps[node](storage_, node, commit, &o)) next = finish_commit(node, attempt);
         } catch (const std::exception& e) {
             on_failure(node, attempt, e.what(), false);
         } catch (...) {
@@ -300,7 +321,7 @@ bool run_core::begin_commit(std::size_t node, std::uint32_t attempt) {
 inline bool run_core::release_child(std::size_t child) {
     // Only a child with several parents needs the shared countdown: a single parent is the only one
     // who releases it.
-    if (desc_.in_degree[child] != 1 &&
+    if (graph_.parent_count(child) != 1 &&
         nodes_[child].waiting_parents.fetch_sub(1, std::memory_order_acq_rel) != 1)
         return false;
     std::uint32_t expected = pack(0, step_state::pending);
@@ -312,8 +333,8 @@ std::size_t run_core::finish_commit(std::size_t node, std::uint32_t attempt) {
     emit(node, step_state::succeeded, attempt, {});
     // The first child released runs next on this thread; the rest, if any, go to the queue.
     std::size_t inline_child = npos;
-    const std::size_t* c = desc_.child_list + desc_.child_offset[node];
-    const std::size_t* const end = desc_.child_list + desc_.child_offset[node + 1];
+    const std::size_t* c = graph_.child_list.data() + graph_.child_offset[node];
+    const std::size_t* const end = graph_.child_list.data() + graph_.child_offset[node + 1];
     for (; c != end; ++c)
         if (release_child(*c)) {
             inline_child = *c++;
@@ -361,7 +382,7 @@ void run_core::on_failure(std::size_t node, std::uint32_t attempt, std::string e
         finish_node();
         return;
     }
-    const retry_policy& rp = desc_.policies[node].retry;
+    const retry_policy& rp = graph_.policies[node].retry;
     if (static_cast<int>(attempt) < rp.max_attempts) {
         if (!word.compare_exchange_strong(expected, pack(attempt, step_state::retrying))) return;
         set_error(node, error);
@@ -389,8 +410,7 @@ void run_core::retry(std::size_t node, std::uint32_t attempt) {
 }
 
 void run_core::skip_descendants(std::size_t node) {
-    for (std::size_t c = desc_.child_offset[node]; c < desc_.child_offset[node + 1]; ++c) {
-        std::size_t child = desc_.child_list[c];
+    for (std::size_t child : graph_.children(node)) {
         std::uint32_t expected = pack(0, step_state::pending);
         if (!nodes_[child].word.compare_exchange_strong(expected, pack(0, step_state::skipped))) continue;
         emit(child, step_state::skipped, 0, {});
@@ -400,7 +420,7 @@ void run_core::skip_descendants(std::size_t node) {
 }
 
 void run_core::finish_node() {
-    if (finished_.fetch_add(1, std::memory_order_acq_rel) + 1 == desc_.size) complete();
+    if (finished_.fetch_add(1, std::memory_order_acq_rel) + 1 == graph_.size()) complete();
 }
 
 void run_core::complete() {
@@ -429,7 +449,7 @@ void run_core::cancel() {
         if (outcome_->done) return;
     }
     cancel_requested_.store(true, std::memory_order_release);
-    for (std::size_t i = 0; i < desc_.size; ++i) {
+    for (std::size_t i = 0; i < graph_.size(); ++i) {
         auto& word = nodes_[i].word;
         std::uint32_t w = word.load();
         while (state_of(w) == step_state::pending || state_of(w) == step_state::retrying) {
@@ -454,11 +474,11 @@ run_state run_core::state() const {
 
 std::vector<step_status> run_core::steps() const {
     std::vector<step_status> out;
-    out.reserve(desc_.size);
+    out.reserve(graph_.size());
     std::lock_guard lock(outcome_->mutex);
-    for (std::size_t i = 0; i < desc_.size; ++i) {
+    for (std::size_t i = 0; i < graph_.size(); ++i) {
         std::uint32_t w = nodes_[i].word.load(std::memory_order_acquire);
-        out.push_back({std::string(desc_.names[i]), state_of(w), static_cast<int>(attempt_of(w)), outcome_->errors[i]});
+        out.push_back({std::string(graph_.names[i]), state_of(w), static_cast<int>(attempt_of(w)), outcome_->errors[i]});
     }
     return out;
 }
@@ -479,13 +499,13 @@ bool run_core::wait_for(std::chrono::milliseconds timeout) const {
 const void* run_core::result() const {
     wait();
     std::lock_guard lock(outcome_->mutex);
-    if (outcome_->final == run_state::cancelled) throw run_cancelled(desc_.name);
+    if (outcome_->final == run_state::cancelled) throw run_cancelled(graph_.name);
     if (outcome_->final == run_state::failed) {
         std::uint32_t w = nodes_[outcome_->first_failure].word.load();
-        throw step_failed(std::string(desc_.names[outcome_->first_failure]), outcome_->errors[outcome_->first_failure],
+        throw step_failed(std::string(graph_.names[outcome_->first_failure]), outcome_->errors[outcome_->first_failure],
                           static_cast<int>(attempt_of(w)));
     }
-    return output();
+    return steps_.output(storage_);
 }
 
 void run_core::set_error(std::size_t node, std::string error) {
@@ -495,8 +515,44 @@ void run_core::set_error(std::size_t node, std::string error) {
 
 void run_core::emit_event(std::size_t node, step_state s, std::uint32_t attempt, std::string_view error) {
     std::lock_guard lock(outcome_->event_mutex);
-    opts_.on_step(step_event{desc_.name, desc_.names[node], s, static_cast<int>(attempt), error,
+    opts_.on_step(step_event{graph_.name, graph_.names[node], s, static_cast<int>(attempt), error,
                              std::chrono::steady_clock::now() - started_});
 }
+
+// ---- starting runs, and the backend behind any_client -------------------------------------------
+
+std::shared_ptr<run_control> start(engine& eng, const erased_workflow& wf, const void* input, run_options opts) {
+    auto r = std::make_shared<run_core>(eng, wf, input, std::move(opts));
+    r->start(r);
+    return r;
+}
+
+local_backend::local_backend(local::options opts)
+    : engine_(std::make_unique<engine>(engine_options{opts.threads})) {}
+local_backend::~local_backend() = default;
+
+std::shared_ptr<run_control> local_backend::start(const erased_workflow& wf, const void* input, run_options opts) {
+    if (!wf.steps)
+        throw config_error("weft: the local backend runs steps in this process, but workflow '" +
+                           std::string(wf.graph.name) +
+                           "' was handed over without its step code (by a server backend's client): start it "
+                           "through weft::any_client or weft::client<weft::local>");
+    return local_detail::start(*engine_, wf, input, std::move(opts));
+}
+
+namespace {
+// A function's static, not a namespace-scope one: the registry reads it during static initialization.
+const kit::settings_table<local::options>& table() {
+    static const kit::settings_table<local::options> t{
+    "local",
+    {
+        {"threads", &local::options::threads, "worker threads; 0: one per hardware thread", 4096},
+    }};
+    return t;
+}
+}  // namespace
+
+local::options options_from(const config& c) { return table().read(c); }
+std::vector<setting_doc> settings() { return table().docs(); }
 
 }  // namespace weft::local_detail

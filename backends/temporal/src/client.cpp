@@ -1,4 +1,5 @@
 #include <weft/temporal/client.hpp>
+#include <weft/kit/settings.hpp>
 
 #include <temporal/api/workflowservice/v1/service.grpc.pb.h>
 
@@ -44,13 +45,21 @@ std::string_view to_string(workflow_status s) noexcept {
     return i < std::size(names) ? names[i] : "unspecified";
 }
 
-settings settings::from_config(const weft::config& c) {
-    settings s;
-    s.address = c.get_string("temporal.address", s.address);
-    s.namespace_name = c.get_string("temporal.namespace", s.namespace_name);
-    s.task_queue = c.get_string("temporal.task_queue", s.task_queue);
-    return s;
+namespace {
+const kit::settings_table<settings>& table() {
+    static const kit::settings_table<settings> t{
+        "temporal",
+        {
+            {"address", &settings::address, "the frontend's gRPC address, host:port"},
+            {"namespace", &settings::namespace_name, "the Temporal namespace"},
+            {"task_queue", &settings::task_queue, "task queue of runs started through weft"},
+        }};
+    return t;
 }
+}  // namespace
+
+settings settings::from_config(const weft::config& c) { return table().read(c); }
+std::vector<setting_doc> settings_docs() { return table().docs(); }
 
 // ---------------------------------------------------------------------------------------------
 // The client

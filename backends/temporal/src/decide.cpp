@@ -42,17 +42,17 @@ struct state {
     std::string nondeterminism;
 };
 
-std::optional<std::size_t> node_by_name(const erased_workflow& g, std::string_view name) {
-    for (std::size_t i = 0; i < g.steps.size(); ++i)
-        if (g.steps[i] == name) return i;
+std::optional<std::size_t> node_by_name(const graph_view& g, std::string_view name) {
+    for (std::size_t i = 0; i < g.names.size(); ++i)
+        if (g.names[i] == name) return i;
     return std::nullopt;
 }
 
 std::string event_ref(const history::HistoryEvent& e) { return "history event " + std::to_string(e.event_id()); }
 
-state replay(const erased_workflow& g, const history::History& h) {
+state replay(const graph_view& g, const history::History& h) {
     state s;
-    s.nodes.resize(g.steps.size());
+    s.nodes.resize(g.names.size());
     std::vector<std::pair<std::int64_t, std::size_t>> by_scheduled;  // scheduled event id -> node
     auto node_of = [&](std::int64_t scheduled, const history::HistoryEvent& e) -> node_state* {
         for (auto& [id, n] : by_scheduled)
@@ -79,10 +79,10 @@ state replay(const erased_workflow& g, const history::History& h) {
                 break;
             }
             node_state& ns = s.nodes[*n];
-            if (a.activity_type().name() != g.steps[*n]) {
+            if (a.activity_type().name() != g.names[*n]) {
                 s.nondeterminism = event_ref(e) + " schedules activity '" + a.activity_id() + "' with type '" +
                                    a.activity_type().name() + "'; workflow '" + std::string(g.name) + "' runs step '" +
-                                   std::string(g.steps[*n]) + "' there";
+                                   std::string(g.names[*n]) + "' there";
                 break;
             }
             if (ns.at != phase::idle) {
@@ -94,7 +94,7 @@ state replay(const erased_workflow& g, const history::History& h) {
                 std::size_t p = g.parent(*n, k);
                 if (s.nodes[p].at != phase::completed) {
                     s.nondeterminism = event_ref(e) + " schedules step '" + a.activity_id() + "' before its parent '" +
-                                       std::string(g.steps[p]) + "' completed";
+                                       std::string(g.names[p]) + "' completed";
                     break;
                 }
             }
@@ -167,12 +167,12 @@ void set_duration(google::protobuf::Duration& d, std::chrono::milliseconds ms) {
     d.set_nanos(static_cast<int>((ms.count() % 1000) * 1'000'000));
 }
 
-void schedule(const erased_workflow& g, const state& s, std::size_t n, const decide_options& o, command::Command& c) {
+void schedule(const graph_view& g, const state& s, std::size_t n, const decide_options& o, command::Command& c) {
     c.set_command_type(enums::COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK);
     auto& a = *c.mutable_schedule_activity_task_command_attributes();
     const step_policy& p = g.policies[n];
-    a.set_activity_id(std::string(g.steps[n]));
-    a.mutable_activity_type()->set_name(std::string(g.steps[n]));
+    a.set_activity_id(std::string(g.names[n]));
+    a.mutable_activity_type()->set_name(std::string(g.names[n]));
     a.mutable_task_queue()->set_name(p.queue.empty() ? s.task_queue : std::string(p.queue));
     a.mutable_task_queue()->set_kind(enums::TASK_QUEUE_KIND_NORMAL);
     auto& input = *a.mutable_input();
@@ -207,10 +207,10 @@ std::string step_error(const node_state& n) {
     }
 }
 
-void fail(const erased_workflow& g, const node_state& n, std::size_t node, command::Command& c) {
+void fail(const graph_view& g, const node_state& n, std::size_t node, command::Command& c) {
     c.set_command_type(enums::COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION);
     failure_v1::Failure& f = *c.mutable_fail_workflow_execution_command_attributes()->mutable_failure();
-    const std::string name(g.steps[node]);
+    const std::string name(g.names[node]);
     const std::string error = step_error(n);
     const int attempts = std::max(1, n.attempt);
     f.set_message(step_failed(name, error, attempts).what());
@@ -243,7 +243,7 @@ void fail(const erased_workflow& g, const node_state& n, std::size_t node, comma
     }
 }
 
-void complete(const erased_workflow& g, const state& s, command::Command& c) {
+void complete(const graph_view& g, const state& s, command::Command& c) {
     c.set_command_type(enums::COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION);
     auto& result = *c.mutable_complete_workflow_execution_command_attributes()->mutable_result();
     auto sink_payload = [&](std::size_t n) -> const common::Payload* {
@@ -265,7 +265,7 @@ void complete(const erased_workflow& g, const state& s, command::Command& c) {
 
 }  // namespace
 
-decision decide(const erased_workflow& g, const history::History& events, const decide_options& o) {
+decision decide(const graph_view& g, const history::History& events, const decide_options& o) {
     decision d;
     state s = replay(g, events);
     if (!s.nondeterminism.empty()) {
@@ -303,12 +303,12 @@ decision decide(const erased_workflow& g, const history::History& events, const 
     return d;
 }
 
-std::vector<step_status> step_states(const erased_workflow& g, const history::History& events) {
+std::vector<step_status> step_states(const graph_view& g, const history::History& events) {
     state s = replay(g, events);
     std::vector<step_status> out;
-    for (std::size_t n = 0; n < g.steps.size(); ++n) {
+    for (std::size_t n = 0; n < g.names.size(); ++n) {
         const node_state& ns = s.nodes[n];
-        step_status st{std::string(g.steps[n])};
+        step_status st{std::string(g.names[n])};
         st.attempts = ns.attempt;
         switch (ns.at) {
         case phase::idle: st.state = s.closed || s.cancel_requested || s.first_failed ? step_state::skipped : step_state::pending; break;

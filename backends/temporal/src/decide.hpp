@@ -47,9 +47,9 @@ struct decision {
 //     json/plain payload holding the array of their results, in node order, the workflow's tuple);
 //   - otherwise ScheduleActivityTask for every step not yet scheduled whose parents all completed, in
 //     topological order.
-decision decide(const erased_workflow& graph, const history::History& events, const decide_options& options = {});
+decision decide(const graph_view& graph, const history::History& events, const decide_options& options = {});
 
 // Each step's state as the history shows it (for run handles); attempts from ActivityTaskStarted.
-std::vector<step_status> step_states(const erased_workflow& graph, const history::History& events);
+std::vector<step_status> step_states(const graph_view& graph, const history::History& events);
 
 }  // namespace weft::temporal::interpreter

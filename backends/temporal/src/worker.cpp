@@ -13,7 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include <cxxabi.h>
+#include <weft/kit/backoff.hpp>
+#include <weft/kit/step_runner.hpp>
 
 #include <temporal/api/workflowservice/v1/service.grpc.pb.h>
 
@@ -35,16 +36,6 @@ std::chrono::milliseconds to_ms(const google::protobuf::Duration& d) {
     return milliseconds(d.seconds() * 1000 + d.nanos() / 1'000'000);
 }
 
-// The class name of the exception in flight, as the SDKs report a failure's type.
-std::string current_exception_type() {
-    const std::type_info* t = abi::__cxa_current_exception_type();
-    if (!t) return "unknown";
-    int status = 0;
-    char* name = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
-    std::string s = status == 0 && name ? name : t->name();
-    std::free(name);
-    return s;
-}
 
 void application_failure(failure_v1::Failure& f, std::string message, std::string type, bool non_retryable) {
     f.set_message(std::move(message));
@@ -60,7 +51,7 @@ struct worker::impl {
     worker_options opts;
     connection conn;
     std::string queue;
-    std::map<std::string, const erased_workflow*, std::less<>> workflows;
+    std::map<std::string, const graph_view*, std::less<>> workflows;
     std::map<std::string, erased_step, std::less<>> steps;
 
     std::atomic<bool> stopping{false};
@@ -115,36 +106,26 @@ struct worker::impl {
         return !wake.wait_for(l, d, [&] { return stopping.load(); });
     }
 
-    // Capped exponential backoff with full jitter, one log line per failure while it grows and then
-    // one per ten at the cap, so a server that is away for minutes does not flood the log.
+    // The kit's capped, jittered backoff (worker_options::backoff), with one log line per failure
+    // while it grows and one per ten at the cap.
     struct backoff {
         impl& w;
         std::string what;
-        int failures = 0;
-        bool logged_at_cap = false;
-        std::mt19937 gen{std::random_device{}()};
+        kit::backoff schedule{w.opts.backoff};
 
         void failed(const grpc::Status& st) {
-            ++failures;
             w.count(&counters::poll_errors);
-            const double cap = static_cast<double>(w.opts.backoff_max.count());
-            double ceiling = static_cast<double>(w.opts.backoff_initial.count());
-            for (int i = 1; i < failures && ceiling < cap; ++i) ceiling *= 2;
-            ceiling = std::min(ceiling, cap);
-            const auto delay = milliseconds(static_cast<long long>(
-                std::uniform_real_distribution<double>(ceiling / 2, ceiling)(gen)));
-            const bool growing = ceiling < cap;
-            if (growing || !logged_at_cap || failures % 10 == 0) {
-                logged_at_cap = logged_at_cap || !growing;
+            const auto delay = schedule.failed();
+            if (schedule.worth_logging())
                 w.opts.log("warning", what + " failed (" + codec_name(st) + ": " + st.error_message() + "), attempt " +
-                                          std::to_string(failures) + "; retrying in " + std::to_string(delay.count()) + " ms");
-            }
+                                          std::to_string(schedule.failures()) + "; retrying in " +
+                                          std::to_string(delay.count()) + " ms");
             w.sleep_for(delay);
         }
         void succeeded() {
-            if (failures > 0) w.opts.log("info", what + " works again after " + std::to_string(failures) + " failed attempts");
-            failures = 0;
-            logged_at_cap = false;
+            if (schedule.failures() > 0)
+                w.opts.log("info", what + " works again after " + std::to_string(schedule.failures()) + " failed attempts");
+            schedule.succeeded();
         }
         static std::string codec_name(const grpc::Status& st) {
             static constexpr const char* names[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
@@ -360,7 +341,7 @@ struct worker::impl {
             fail("weft: this worker does not serve step '" + name + "' (task queue '" + queue + "')", "weft.unknown_step", true);
             return;
         }
-        r.step = step->second.name;
+        r.step = step->second.name();
 
         // Arguments: one JSON value per payload.
         json::array args;
@@ -378,23 +359,10 @@ struct worker::impl {
             std::lock_guard l(running_mutex);
             running_steps.push_back(&r);
         }
-        std::string result, error, error_type;
-        bool ok = false, bad_input = false;
-        try {
-            detail::step_scope scope(&r);
-            result = boost::json::serialize(step->second.invoke(args));
-            ok = true;
-        } catch (const json::decode_error& e) {
-            bad_input = true;
-            error = "weft: step '" + name + "' cannot decode its arguments: " + e.what();
-            error_type = "weft.bad_payload";
-        } catch (const std::exception& e) {
-            error = e.what();
-            error_type = current_exception_type();
-        } catch (...) {
-            error = "a non-standard exception";
-            error_type = current_exception_type();
-        }
+        const kit::step_outcome out = kit::run_step(step->second, args, r);
+        const bool ok = out.ok(), bad_input = out.what == kit::step_outcome::kind::bad_payload;
+        std::string error = bad_input ? "weft: step '" + name + "' cannot decode its arguments: " + out.error : out.error;
+        std::string error_type = out.error_type;
         {
             std::lock_guard l(running_mutex);
             running_steps.remove(&r);
@@ -411,7 +379,7 @@ struct worker::impl {
             count(&counters::steps_succeeded);
             wf::RespondActivityTaskCompletedRequest req;
             req.set_task_token(r.token);
-            codec::to_payload(result, *req.mutable_result()->add_payloads());
+            codec::to_payload(boost::json::serialize(out.output), *req.mutable_result()->add_payloads());
             req.set_identity(conn.configuration().identity);
             req.set_namespace_(opts.server.namespace_name);
             respond("RespondActivityTaskCompleted", &connection::service::Stub::RespondActivityTaskCompleted, req);
@@ -457,13 +425,13 @@ struct worker::impl {
 worker::worker(worker_options opts) : impl_(std::make_unique<impl>(std::move(opts))) {}
 worker::~worker() { stop(); }
 
-void worker::serve_workflow(const erased_workflow& wf) { impl_->workflows.emplace(std::string(wf.name), &wf); }
-void worker::serve(const erased_step& step) { impl_->steps.emplace(std::string(step.name), step); }
+void worker::serve_workflow(const graph_view& wf) { impl_->workflows.emplace(std::string(wf.name), &wf); }
+void worker::serve(const erased_step& step) { impl_->steps.emplace(std::string(step.name()), step); }
 
 void worker::start() {
     impl& w = *impl_;
     if (w.started.exchange(true)) return;
-    const unsigned concurrency = std::max(1u, w.opts.max_concurrent_steps);
+    const unsigned concurrency = std::max(1u, w.opts.concurrency);
     w.slots = std::make_unique<std::counting_semaphore<>>(concurrency);
     if (w.opts.workflows && !w.workflows.empty())
         for (unsigned i = 0; i < std::max(1u, w.opts.workflow_pollers); ++i) w.threads.emplace_back([&w] { w.workflow_poller(); });

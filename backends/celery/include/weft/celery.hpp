@@ -25,9 +25,8 @@
 #include <string_view>
 #include <vector>
 
-#include <weft/any_client.hpp>
-#include <weft/remote_client.hpp>
 #include <weft/backend.hpp>
+#include <weft/remote_client.hpp>
 #include <weft/celery/lowering.hpp>
 #include <weft/step_table.hpp>
 
@@ -96,11 +95,9 @@ private:
 };
 
 celery::options options_from(const config& c);
+std::vector<setting_doc> settings();  // the table behind options_from
 
-inline const bool registered = register_backend<backend_impl>(
-    celery::name,
-    {"broker_url", "result_url", "queue", "result_expires", "timeout_ms", "global_keyprefix", "result_keyprefix"},
-    &options_from);
+inline const bool registered = register_backend<backend_impl>(celery::name, settings(), &options_from);
 
 template <workflow_type W>
 consteval std::size_t lowering_culprit() {
@@ -150,7 +147,7 @@ public:
             std::vector<const void*> ptrs;
             ptrs.reserve(tuples.size());
             for (const auto& t : tuples) ptrs.push_back(&t);
-            for (auto& c : backend_.start_many(detail::erasure<W>::value, ptrs)) out.emplace_back(std::move(c));
+            for (auto& c : backend_.start_many(remote_erasure<W>, ptrs)) out.emplace_back(std::move(c));
         }
         return out;
     }

@@ -4,7 +4,7 @@
 //
 //     weft::hatchet::options opts{.host_port = "127.0.0.1:7077", .token_file = "/run/hatchet/token"};
 //     weft::hatchet::worker_options wo{opts};
-//     wo.slots = 8;
+//     wo.concurrency = 8;
 //     weft::hatchet::worker worker(wo);
 //     worker.serve(etl);                         // registers the DAG (PutWorkflow) and its actions
 //     worker.start();                            // Register, ListenV2, heartbeats, until stop()
@@ -26,9 +26,8 @@
 #include <string>
 #include <string_view>
 
-#include <weft/any_client.hpp>
-#include <weft/remote_client.hpp>
 #include <weft/backend.hpp>
+#include <weft/remote_client.hpp>
 #include <weft/hatchet/lowering.hpp>
 #include <weft/step_table.hpp>
 
@@ -47,10 +46,11 @@ struct hatchet {
 
     struct worker_options : options {
         std::string worker_name = "weft-worker";
-        int slots = 8;                                  // steps run at once (threads)
+        int concurrency = 8;                            // steps run at once: the worker's slots (threads)
         std::map<std::string, std::string> labels;      // worker labels (affinity), e.g. {"runtime","weft"}
         std::chrono::milliseconds heartbeat{4000};      // the SDKs' interval; the engine wants < 5 s
-        std::chrono::milliseconds max_backoff{5000};    // cap of the reconnect delay
+        // Reconnect and re-send delays: capped exponential with jitter (max_attempts unused).
+        retry_policy backoff{.initial = milliseconds(100), .multiplier = 2.0, .maximum = milliseconds(5000)};
         // level is "info", "warning" or "error"; never contains the token. Default: stderr.
         std::function<void(std::string_view level, std::string_view text)> log;
     };
@@ -75,11 +75,9 @@ private:
 };
 
 hatchet::options options_from(const config& c);
+std::vector<setting_doc> settings();  // the table behind options_from
 
-inline const bool registered = register_backend<backend_impl>(
-    hatchet::name,
-    {"host_port", "token", "token_file", "timeout_ms", "poll_ms", "tls_strategy", "tenant_id", "api_url", "version"},
-    &options_from);
+inline const bool registered = register_backend<backend_impl>(hatchet::name, settings(), &options_from);
 
 }  // namespace hatchet_detail
 
@@ -92,7 +90,7 @@ public:
 };
 
 // A C++ Hatchet worker: registers the workflows it serves and their actions, listens for
-// assignments (ListenV2), heartbeats, runs steps on `slots` threads and reports STARTED, then
+// assignments (ListenV2), heartbeats, runs steps on `concurrency` threads (its slots) and reports STARTED, then
 // COMPLETED or FAILED. It reconnects (capped backoff) when the engine goes away.
 class hatchet::worker {
 public:
@@ -103,9 +101,9 @@ public:
 
     template <workflow_type W>
     void serve(W wf) {
-        serve(detail::erasure<W>::value, step_table(wf));
+        serve(graph_of<W>, step_table(wf));
     }
-    void serve(const erased_workflow& wf, std::span<const erased_step> steps);
+    void serve(const graph_view& wf, std::span<const erased_step> steps);
 
     void start();  // registers, spawns the threads, returns once the engine accepts heartbeats (bounded)
     // True once the engine accepts this worker's heartbeats on an open assignment stream (false while

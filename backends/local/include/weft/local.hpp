@@ -14,6 +14,7 @@
 #include <utility>
 
 #include <weft/dsl/workflow.hpp>
+#include <weft/erased.hpp>
 #include <weft/local/engine.hpp>
 #include <weft/run.hpp>
 
@@ -28,108 +29,8 @@ struct local {
 };
 
 namespace local_detail {
-
-// Each step's output in its own slot. A flat set of bases, not a std::tuple: libstdc++'s tuple nests
-// one base per element, which makes every access cost compile time in proportion to the step count.
-template <std::size_t I, class T>
-struct slot {
-    std::optional<T> value;
-};
-template <std::size_t I, class T>
-std::optional<T>& slot_at(slot<I, T>& s) noexcept {
-    return s.value;
-}
-template <std::size_t I, class T>
-const std::optional<T>& slot_at(const slot<I, T>& s) noexcept {
-    return s.value;
-}
-
-template <class W, class Is = std::make_index_sequence<W::size>>
-struct outputs_of;
-template <class W, std::size_t... I>
-struct outputs_of<W, std::index_sequence<I...>> {
-    struct type : slot<I, typename step_traits<typename W::template step<I>>::output>... {};
-};
-
-template <workflow_type W>
-class typed_run final : public run_core {
-public:
-    typed_run(engine& eng, const workflow_desc& desc, run_options opts, typename W::input_tuple in)
-        : run_core(eng, desc, std::move(opts)), input(std::move(in)) {}
-
-    typename W::input_tuple input;
-    typename outputs_of<W>::type outputs;
-
-private:
-    const void* output() const override {
-        if constexpr (W::sinks.size() == 1) {
-            return &*slot_at<W::sinks[0]>(outputs);
-        } else {
-            if (!combined_)
-                combined_.emplace([this]<std::size_t... S>(std::index_sequence<S...>) {
-                    return typename W::output{*slot_at<W::sinks[S]>(outputs)...};
-                }(std::make_index_sequence<W::sinks.size()>{}));
-            return &*combined_;
-        }
-    }
-    mutable std::optional<typename W::output> combined_;  // several sinks: built once, under the run's lock
-};
-
-template <workflow_type W>
-struct glue {
-    using run_type = typed_run<W>;
-    static constexpr std::size_t npos = static_cast<std::size_t>(-1);
-
-    template <std::size_t I, std::size_t... K>
-    static decltype(auto) call(run_type& run, std::index_sequence<K...>) {
-        using S = typename W::template step<I>;
-        S step{};
-        if constexpr (W::parent_count(I) == 0) {
-            if constexpr (step_traits<S>::arity == 0) return step();
-            else return std::apply(step, std::as_const(run.input));
-        } else {
-            return step(*slot_at<W::parent(I, K)>(std::as_const(run.outputs))...);
-        }
-    }
-
-    template <std::size_t I>
-    static std::size_t invoke_one(run_core& core, std::size_t node, std::uint32_t attempt) {
-        auto& run = static_cast<run_type&>(core);
-        auto out = call<I>(run, std::make_index_sequence<W::parent_count(I)>{});
-        if (!core.begin_commit(node, attempt)) return npos;  // timed out or cancelled meanwhile
-        slot_at<I>(run.outputs).emplace(std::move(out));
-        return core.finish_commit(node, attempt);
-    }
-
-    using invoke_fn = std::size_t (*)(run_core&, std::size_t, std::uint32_t);
-    static constexpr auto table = []<std::size_t... I>(std::index_sequence<I...>) {
-        return std::array<invoke_fn, W::size>{&invoke_one<I>...};
-    }(std::make_index_sequence<W::size>{});
-
-    static std::size_t invoke(run_core& core, std::size_t node, std::uint32_t attempt) {
-        return table[node](core, node, attempt);
-    }
-
-    static constexpr workflow_desc desc{
-        W::name,
-        W::size,
-        W::names.data(),
-        W::policies.data(),
-        W::facts::in_degree.data(),
-        W::facts::child_offset.data(),
-        W::facts::child_list.data(),
-        W::sources.data(),
-        W::sources.size(),
-        &invoke,
-    };
-
-    static std::shared_ptr<run_control> start(engine& eng, typename W::input_tuple input, run_options opts) {
-        auto r = std::make_shared<run_type>(eng, desc, std::move(opts), std::move(input));
-        r->start(r);
-        return r;
-    }
-};
-
+// Starts a run of `wf` on `eng`; wf must carry its in-process steps. input: the workflow's input tuple.
+std::shared_ptr<run_control> start(engine& eng, const erased_workflow& wf, const void* input, run_options opts);
 }  // namespace local_detail
 
 template <class Backend>
@@ -145,13 +46,14 @@ public:
 
     template <workflow_type W>
     run<typename W::output> start(W, typename W::input input, run_options opts = {}) {
-        return run<typename W::output>(
-            local_detail::glue<W>::start(*engine_, typename W::input_tuple(std::move(input)), std::move(opts)));
+        const typename W::input_tuple in(std::move(input));
+        return run<typename W::output>(local_detail::start(*engine_, in_process_erasure<W>, &in, std::move(opts)));
     }
     template <workflow_type W>
         requires(std::tuple_size_v<typename W::input_tuple> == 0)
     run<typename W::output> start(W, run_options opts = {}) {
-        return run<typename W::output>(local_detail::glue<W>::start(*engine_, {}, std::move(opts)));
+        const std::tuple<> in;
+        return run<typename W::output>(local_detail::start(*engine_, in_process_erasure<W>, &in, std::move(opts)));
     }
 
     // Start, wait, and return the output (or throw step_failed / run_cancelled).

@@ -65,7 +65,7 @@ inline std::string duration(milliseconds d) {
     return std::to_string(d.count()) + "ms";
 }
 
-inline workflow_plan lower(const erased_workflow& wf) {
+inline workflow_plan lower(const graph_view& wf) {
     auto check = [&](std::string_view what, std::string_view name) {
         if (!valid_name(name))
             throw config_error("weft: hatchet: " + std::string(what) + " name '" + std::string(name) + "' of workflow '" +
@@ -74,12 +74,12 @@ inline workflow_plan lower(const erased_workflow& wf) {
     check("the workflow", wf.name);
     workflow_plan plan{std::string(wf.name), {}};
     for (std::size_t i : wf.topological_order) {
-        check("the step", wf.steps[i]);
+        check("the step", wf.names[i]);
         const step_policy& p = wf.policies[i];
         task_plan t;
-        t.readable_id = std::string(wf.steps[i]);
-        t.action = action_id(wf.name, wf.steps[i]);
-        for (std::size_t k = 0; k < wf.parent_count(i); ++k) t.parents.emplace_back(wf.steps[wf.parent(i, k)]);
+        t.readable_id = std::string(wf.names[i]);
+        t.action = action_id(wf.name, wf.names[i]);
+        for (std::size_t k = 0; k < wf.parent_count(i); ++k) t.parents.emplace_back(wf.names[wf.parent(i, k)]);
         t.retries = std::max(0, p.retry.max_attempts - 1);
         if (t.retries > 0) {
             t.backoff_factor = std::clamp(p.retry.multiplier, 1.0, 1000.0);
@@ -93,7 +93,7 @@ inline workflow_plan lower(const erased_workflow& wf) {
     return plan;
 }
 
-// The run input as Hatchet carries it, from erased_workflow::encode_input's JSON array.
+// The run input as Hatchet carries it, from the codec's JSON array of the run's arguments.
 inline json::value run_input(const json::array& args) {
     if (args.size() == 1 && args[0].is_object()) return args[0];
     return json::object{{"$args", args}};

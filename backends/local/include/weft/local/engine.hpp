@@ -1,6 +1,6 @@
 // The type-erased core of the embedded engine: a thread pool, a timer, and the per-run state
-// machine. Typed glue (weft/local.hpp) supplies one function per workflow type that runs step i
-// on typed values; everything else here is shared by all workflows and compiled once.
+// machine. It walks a workflow's graph_view and calls its in-process step hooks (weft/in_process.hpp),
+// one small function per node; everything else here is shared by all workflows and compiled once.
 #pragma once
 
 #include <atomic>
@@ -13,27 +13,10 @@
 #include <vector>
 
 #include <weft/dsl/policy.hpp>
+#include <weft/erased.hpp>
 #include <weft/run.hpp>
 
 namespace weft::local_detail {
-
-class run_core;
-
-// A workflow type seen from the engine: its graph as flat arrays, and how to run one step.
-struct workflow_desc {
-    std::string_view name;
-    std::size_t size;
-    const std::string_view* names;
-    const step_policy* policies;
-    const std::size_t* in_degree;
-    const std::size_t* child_offset;  // children of i: child_list[child_offset[i] .. child_offset[i+1])
-    const std::size_t* child_list;
-    const std::size_t* sources;
-    std::size_t source_count;
-    // Runs step `node` for attempt `attempt` and commits its output (begin_commit/finish_commit).
-    // Returns the child to run next on this thread, or npos; throws what the step threw.
-    std::size_t (*invoke)(run_core& run, std::size_t node, std::uint32_t attempt);
-};
 
 class engine;
 
@@ -43,13 +26,14 @@ struct node_slot {
     std::atomic<std::uint32_t> waiting_parents{0};
 };
 
-class run_core : public run_control {
+class run_core final : public run_control {
 public:
-    run_core(engine& eng, const workflow_desc& desc, run_options opts);
+    // input: the workflow's input tuple, copied into the run's storage.
+    run_core(engine& eng, const erased_workflow& wf, const void* input, run_options opts);
     ~run_core() override;
 
     // run_control
-    std::string_view workflow() const noexcept override { return desc_.name; }
+    std::string_view workflow() const noexcept override { return graph_.name; }
     std::string id() const override { return id_; }
     run_state state() const override;
     std::vector<step_status> steps() const override;
@@ -58,11 +42,6 @@ public:
     bool wait_for(std::chrono::milliseconds timeout) const override;
     const void* result() const override;
 
-    // Called by typed glue once a step has produced its output: true if this attempt still owns
-    // the node (it did not time out and the run was not cancelled meanwhile); the glue then stores
-    // the output and calls finish_commit.
-    bool begin_commit(std::size_t node, std::uint32_t attempt);
-    std::size_t finish_commit(std::size_t node, std::uint32_t attempt);  // returns the child to run inline
 
     // Whether the step running on this thread should stop: the run was cancelled or the attempt
     // timed out.
@@ -70,15 +49,15 @@ public:
 
     void start(std::shared_ptr<run_core> self);
 
-    const workflow_desc& desc() const noexcept { return desc_; }
-
-protected:
-    // The typed output of the run, set by the typed subclass.
-    virtual const void* output() const = 0;
+    const graph_view& graph() const noexcept { return graph_; }
 
 private:
     friend class engine;
     void execute(std::size_t node, std::uint32_t attempt);
+    // A step has produced its output: true if this attempt still owns the node (it did not time out
+    // and the run was not cancelled meanwhile); the step hook then stores the output.
+    bool begin_commit(std::size_t node, std::uint32_t attempt);
+    std::size_t finish_commit(std::size_t node, std::uint32_t attempt);  // returns the child to run inline
     void on_failure(std::size_t node, std::uint32_t attempt, std::string error, bool timed_out);
     void retry(std::size_t node, std::uint32_t attempt);
     void finish_node();
@@ -96,7 +75,9 @@ private:
     void set_error(std::size_t node, std::string error);
 
     engine& engine_;
-    const workflow_desc& desc_;
+    const graph_view& graph_;
+    const in_process_steps& steps_;
+    void* storage_;  // the run's input and step outputs, laid out by steps_
     run_options opts_;
     bool observed_;  // opts_.on_step is set
     std::string id_;

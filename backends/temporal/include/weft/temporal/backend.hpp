@@ -12,9 +12,8 @@
 #include <memory>
 #include <string_view>
 
-#include <weft/any_client.hpp>
-#include <weft/remote_client.hpp>
 #include <weft/backend.hpp>
+#include <weft/remote_client.hpp>
 #include <weft/temporal/client.hpp>
 
 namespace weft::temporal {
@@ -40,8 +39,10 @@ private:
     std::shared_ptr<state> state_;
 };
 
-inline const bool registered = weft::register_backend<dag_backend>(
-    temporal::backend::name, {std::begin(settings::keys), std::end(settings::keys)}, &settings::from_config);
+std::vector<setting_doc> settings_docs();  // the table behind settings::from_config
+
+inline const bool registered = weft::register_backend<dag_backend>(temporal::backend::name, settings_docs(),
+                                                                   &settings::from_config);
 
 }  // namespace weft::temporal
 

@@ -37,7 +37,6 @@ struct settings {
 
     // temporal.address, temporal.namespace, temporal.task_queue (WEFT_TEMPORAL_ADDRESS, ...).
     static settings from_config(const weft::config& c);
-    static constexpr std::string_view keys[] = {"address", "namespace", "task_queue"};
 };
 
 struct start_options {

@@ -22,7 +22,7 @@
 #include <string>
 #include <string_view>
 
-#include <weft/any_client.hpp>
+#include <weft/graph.hpp>
 #include <weft/step_table.hpp>
 #include <weft/temporal/client.hpp>
 
@@ -33,13 +33,13 @@ struct worker_options {
     std::string task_queue;     // empty: server.task_queue
     bool workflows = true;      // poll workflow tasks for the served workflows
     bool activities = true;     // poll activity tasks for the served steps
-    unsigned max_concurrent_steps = 8;  // steps running at once in this worker
+    unsigned concurrency = 8;  // steps running at once in this worker
     unsigned activity_pollers = 2;
     unsigned workflow_pollers = 2;
     std::chrono::milliseconds poll_timeout{70'000};  // gRPC deadline of a long poll; the server answers empty after 60 s
-    // Reconnection after a failed poll: capped exponential backoff with jitter.
-    std::chrono::milliseconds backoff_initial{100};
-    std::chrono::milliseconds backoff_max{5'000};
+    // Reconnection after a failed poll or call: capped exponential delays with jitter (initial,
+    // multiplier, maximum; max_attempts is not used: a worker retries until stopped).
+    retry_policy backoff{.initial = milliseconds(100), .multiplier = 2.0, .maximum = milliseconds(5'000)};
     // Scheduling defaults of the workflow worker (a step's policy comes first).
     std::chrono::milliseconds default_step_timeout{std::chrono::minutes(10)};
     std::chrono::milliseconds heartbeat_timeout{std::chrono::seconds(10)};
@@ -57,15 +57,15 @@ public:
     // The workflow type and all of its steps.
     template <workflow_type W>
     void serve(W wf) {
-        serve_workflow(weft::detail::erasure<W>::value);
+        serve_workflow(graph_of<W>);
         for (const erased_step& s : step_table(wf)) serve(s);
     }
     // The workflow type only (its steps run elsewhere).
     template <workflow_type W>
     void serve_workflow(W) {
-        serve_workflow(weft::detail::erasure<W>::value);
+        serve_workflow(graph_of<W>);
     }
-    void serve_workflow(const erased_workflow& wf);
+    void serve_workflow(const graph_view& wf);
     // One step, as the activity type named after it.
     void serve(const erased_step& step);
 

@@ -1,0 +1,29 @@
+// weft::local in the backend registry, so that configuration can choose it (WEFT_BACKEND=local, the
+// default; setting `threads`). <weft/any_client.hpp> includes this header.
+#pragma once
+
+#include <memory>
+
+#include <weft/backend.hpp>
+#include <weft/local.hpp>
+
+namespace weft::local_detail {
+
+class local_backend final : public backend {
+public:
+    explicit local_backend(local::options opts);
+    ~local_backend() override;
+    std::string_view name() const noexcept override { return local::name; }
+    // Throws config_error when wf carries no in-process steps (it came from a server backend's client).
+    std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
+
+private:
+    std::unique_ptr<engine> engine_;
+};
+
+local::options options_from(const config& c);
+std::vector<setting_doc> settings();
+
+inline const bool registered = register_backend<local_backend>(local::name, settings(), &options_from);
+
+}  // namespace weft::local_detail

@@ -1,0 +1,48 @@
+// Codec hooks: how a workflow's run input and run output cross a process boundary, as JSON values.
+//
+// A server backend embeds these values in its own envelope (Celery's args, a Temporal json/plain
+// payload, Hatchet's input object) and reads the output back out of its own result: the hooks never
+// see text, so a backend parses its envelope once and hands the hook the part it needs.
+#pragma once
+
+#include <memory>
+
+#include <weft/erased.hpp>
+#include <weft/json.hpp>
+
+namespace weft {
+
+namespace detail {
+template <workflow_type W>
+struct codec_hooks {
+    static json::value encode_input(const void* input) {
+        return json::to_value(*static_cast<const typename W::input_tuple*>(input));
+    }
+    static std::shared_ptr<const void> decode_output(const json::value& v) {
+        return std::make_shared<const typename W::output>(json::from_value<typename W::output>(v));
+    }
+};
+template <class W>
+inline constexpr workflow_codec codec_of{&codec_hooks<W>::encode_input, &codec_hooks<W>::decode_output};
+template <class W>
+inline constexpr erased_workflow remote_erasure{graph_of<W>, &codec_of<W>, nullptr};
+template <class W>
+inline constexpr erased_workflow full_erasure{graph_of<W>, &codec_of<W>, &in_process_of<W>};
+}  // namespace detail
+
+template <workflow_type W>
+inline constexpr const workflow_codec& codec_of = detail::codec_of<std::remove_cvref_t<W>>;
+// The workflow as a server backend sees it: graph and codec, no step code.
+template <workflow_type W>
+inline constexpr const erased_workflow& remote_erasure = detail::remote_erasure<std::remove_cvref_t<W>>;
+// Everything, for a client that may pick an in-process engine at run time (any_client).
+template <workflow_type W>
+inline constexpr const erased_workflow& full_erasure = detail::full_erasure<std::remove_cvref_t<W>>;
+
+// The workflow as a server backend's worker or a test sees it.
+template <workflow_type W>
+constexpr const erased_workflow& erase(W) noexcept {
+    return remote_erasure<W>;
+}
+
+}  // namespace weft

@@ -1,0 +1,50 @@
+// The threads of a worker and the way they stop: every server backend's worker spawns its fetch
+// loops and step runners here, sleeps through stop-aware waits, and is stopped and joined in one place.
+//
+//     kit::worker_threads threads;
+//     threads.spawn([&] { while (!threads.stopping()) { fetch(); ... threads.sleep_for(b.failed()); } });
+//     threads.stop();   // wakes sleepers, runs the interrupt hooks (cancel long polls), joins
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace weft::kit {
+
+class worker_threads {
+public:
+    worker_threads() = default;
+    ~worker_threads() { stop(); }
+    worker_threads(const worker_threads&) = delete;
+    worker_threads& operator=(const worker_threads&) = delete;
+
+    void spawn(std::function<void()> body);
+    // Called once by stop(), before joining: what unblocks a thread that no sleep_for reaches (a
+    // long poll's cancel, a socket's shutdown).
+    void on_stop(std::function<void()> interrupt);
+
+    bool stopping() const noexcept { return stopping_.load(std::memory_order_relaxed); }
+    // Sleeps `d` unless stop() comes first; false when stopping.
+    bool sleep_for(std::chrono::milliseconds d) const;
+    // Blocks until stop() (from another thread or a signal handler's thread).
+    void wait_until_stopped() const;
+
+    // Asks every thread to finish, interrupts them, joins them; idempotent. Returns once all ended.
+    void stop();
+    bool running() const noexcept { return !threads_.empty() && !stopping(); }
+
+private:
+    std::atomic<bool> stopping_{false};
+    mutable std::mutex m_;
+    std::mutex join_m_;  // one stop() joins at a time
+    mutable std::condition_variable wake_;
+    std::vector<std::function<void()>> interrupts_;
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace weft::kit

@@ -1,0 +1,42 @@
+#include <weft/kit/step_runner.hpp>
+
+#include <cstdlib>
+#include <cxxabi.h>
+#include <typeinfo>
+
+namespace weft::kit {
+
+std::string current_exception_type() {
+    const std::type_info* t = abi::__cxa_current_exception_type();
+    if (!t) return "unknown";
+    int status = 0;
+    char* name = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
+    std::string s = status == 0 && name ? name : t->name();
+    std::free(name);
+    return s;
+}
+
+step_outcome run_step(const erased_step& step, const json::array& args, const step_context& ctx) {
+    step_outcome r;
+    try {
+        detail::step_scope scope(&ctx);
+        r.output = step.invoke(args);
+        r.what = step_outcome::kind::succeeded;
+    } catch (const json::decode_error& e) {
+        r.what = step_outcome::kind::bad_payload;
+        r.error = e.what();
+        r.error_type = bad_payload_type;
+        r.path = e.path();
+        r.expected = e.expected();
+        r.got = e.got();
+    } catch (const std::exception& e) {
+        r.error = e.what();
+        r.error_type = current_exception_type();
+    } catch (...) {
+        r.error = "a non-standard exception";
+        r.error_type = current_exception_type();
+    }
+    return r;
+}
+
+}  // namespace weft::kit
