@@ -2,8 +2,8 @@
 // regenerate with tests/celery/capture_fixtures.py).
 #include <catch2/catch.hpp>
 
-#include <weft/celery/codec.hpp>
-#include <weft/celery/redis.hpp>
+#include "codec.hpp"
+#include "transport.hpp"
 
 #include <boost/json/serialize.hpp>
 

@@ -1,8 +1,8 @@
 // The Celery client: lowering an erased workflow to one message, and a run handle that reads the
 // Redis result backend the way AsyncResult does (SUBSCRIBE to the meta key's channel, then GET).
 #include <weft/celery.hpp>
-#include <weft/celery/codec.hpp>
-#include <weft/celery/redis.hpp>
+#include "codec.hpp"
+#include "transport.hpp"
 
 #include <boost/json/serialize.hpp>
 

@@ -1,4 +1,4 @@
-#include <weft/celery/codec.hpp>
+#include "codec.hpp"
 
 #include <boost/json/serialize.hpp>
 #include <boost/uuid/random_generator.hpp>

@@ -2,8 +2,8 @@
 // (unacked hash + unacked_index sorted set), steps run through the step table, results stored in
 // Celery's format with PUBLISH, chains continued, and everything it cannot run dead-lettered.
 #include <weft/celery.hpp>
-#include <weft/celery/codec.hpp>
-#include <weft/celery/redis.hpp>
+#include "codec.hpp"
+#include "transport.hpp"
 
 #include <boost/json/serialize.hpp>
 
