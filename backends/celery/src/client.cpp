@@ -1,7 +1,7 @@
 // The Celery client: lowering an erased workflow to one message, and a run handle that reads the
 // Redis result backend the way AsyncResult does (SUBSCRIBE to the meta key's channel, then GET).
 #include <weft/celery.hpp>
-#include "codec.hpp"
+#include "canvas.hpp"
 #include "transport.hpp"
 
 #include <boost/json/serialize.hpp>
@@ -268,121 +268,37 @@ std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, co
         throw config_error("weft: the celery backend cannot send workflow '" + std::string(wf.name) +
                            "' as Celery canvas: the parents of step '" + std::string(wf.steps[plan.culprit]) +
                            "' are not exactly the previous stage (see weft/celery/lowering.hpp)");
-    const auto& stages = plan.stages;
-    const auto ttl = std::to_string(state_->opts.result_expires.count());
+    auto& stages = plan.stages;
     std::vector<std::string> ids(wf.steps.size());
     for (auto& id : ids) id = new_id();
-    auto queue_of = [&](std::size_t i) {
-        if (auto r = state_->opts.routes.find(wf.steps[i]); r != state_->opts.routes.end()) return r->second;
-        return wf.policies[i].queue.empty() ? state_->opts.queue : std::string(wf.policies[i].queue);
-    };
-    auto sig_for = [&](std::size_t i) {
+    feed from{ids[stages[0][0]], std::nullopt, state_->opts.queue, json::parse(wf.encode_input(input)).as_array()};
+    // A parallel stage's members in the order its join declares its parents (= group_index order).
+    for (std::size_t s = 0; s + 1 < stages.size(); ++s)
+        for (std::size_t k = 0, join = stages[s + 1][0]; k < wf.parent_count(join); ++k) stages[s][k] = wf.parent(join, k);
+    auto elements = canvas(stages, [&](std::size_t i) {
         signature s;
         s.task = std::string(wf.steps[i]);
         s.options["task_id"] = ids[i];
-        s.options["queue"] = queue_of(i);
+        auto r = state_->opts.routes.find(wf.steps[i]);
+        s.options["queue"] = r != state_->opts.routes.end() ? r->second
+                             : wf.policies[i].queue.empty() ? state_->opts.queue
+                                                            : std::string(wf.policies[i].queue);
         if (wf.policies[i].priority) s.options["priority"] = wf.policies[i].priority;
         if (wf.policies[i].timeout.count() > 0)
             s.options["time_limit"] = std::chrono::duration<double>(wf.policies[i].timeout).count();
         return s;
-    };
-    // A parallel stage's members in the order its join declares its parents (= group_index order).
-    auto members_of = [&](std::size_t stage) {
-        std::vector<std::size_t> members = stages[stage];
-        if (stage + 1 < stages.size()) {
-            std::size_t join = stages[stage + 1][0];
-            for (std::size_t k = 0; k < wf.parent_count(join); ++k) members[k] = wf.parent(join, k);
-        }
-        return members;
-    };
-    auto group_sig = [&](std::size_t stage, const std::string& gid) {
-        json::array tasks;
-        auto members = members_of(stage);
-        for (std::size_t k = 0; k < members.size(); ++k) {
-            auto s = sig_for(members[k]);
-            s.options["group_index"] = k;
-            tasks.push_back(s.to_value());
-        }
-        signature g;
-        g.task = "celery.group";
-        g.kwargs["tasks"] = std::move(tasks);
-        g.options["task_id"] = gid;
-        g.subtask_type = "group";
-        return g;
-    };
-    // Canvas elements for stages [from, end), in order: plain steps, chords (parallel stage + join),
-    // and a final group.
-    auto elements = [&](std::size_t from) {
-        std::vector<signature> out;
-        for (std::size_t k = from; k < stages.size();) {
-            if (stages[k].size() == 1) {
-                out.push_back(sig_for(stages[k][0]));
-                ++k;
-            } else if (k + 1 < stages.size()) {
-                auto gid = new_id();
-                signature c;
-                c.task = "celery.chord";
-                c.kwargs["kwargs"] = json::object{};
-                c.kwargs["header"] = group_sig(k, gid).to_value();
-                c.kwargs["body"] = sig_for(stages[k + 1][0]).to_value();
-                c.options["task_id"] = gid;
-                c.subtask_type = "chord";
-                out.push_back(std::move(c));
-                k += 2;
-            } else {
-                out.push_back(group_sig(k, new_id()));
-                ++k;
-            }
-        }
-        return out;
-    };
-    auto reversed = [](std::vector<signature> v) {
-        std::reverse(v.begin(), v.end());
-        return v;
-    };
-    auto args = json::parse(wf.encode_input(input)).as_array();
-    auto message_for = [&](std::size_t i) {
-        message m;
-        m.task = std::string(wf.steps[i]);
-        m.id = m.root_id = ids[i];
-        m.queue = queue_of(i);
-        m.priority = wf.policies[i].priority;
+    });
+    // The client applies the first element itself, as Python's apply_async does; the rest rides in
+    // its chain (next step last).
+    auto out = apply(from, elements.front(), {elements.rbegin(), elements.rend() - 1});
+    for (auto& [gid, size] : out.chord_sizes) {
+        std::lock_guard lock(state_->m);
+        state_->result_connection().command({"SET", state_->opts.result_keyprefix + taskset_key(gid) + ".s",
+                                             std::to_string(size), "EX", std::to_string(state_->opts.result_expires.count())});
+    }
+    for (auto& m : out.messages) {
         m.origin = state_->origin;
-        m.args = args;
-        if (wf.policies[i].timeout.count() > 0)
-            m.hard_time_limit = std::chrono::duration<double>(wf.policies[i].timeout).count();
-        return m;
-    };
-
-    if (stages[0].size() == 1) {
-        auto m = message_for(stages[0][0]);
-        m.chain = reversed(elements(1));
         commands.push_back({"LPUSH", state_->list_of(m.queue, m.priority), encode_envelope(m)});
-    } else {
-        // Parallel first steps: the client applies the group (or chord) itself, as Python's
-        // apply_async does: the chord size goes to Redis before any header can finish.
-        auto gid = new_id();
-        std::optional<signature> body;
-        if (stages.size() > 1) {
-            body = sig_for(stages[1][0]);
-            body->options["group_id"] = gid;
-            json::array rest;
-            for (auto& e : reversed(elements(2))) rest.push_back(e.to_value());
-            if (!rest.empty()) body->options["chain"] = std::move(rest);
-            // The chord size lives in the result backend.
-            std::lock_guard lock(state_->m);
-            state_->result_connection().command(
-                {"SET", state_->opts.result_keyprefix + taskset_key(gid) + ".s", std::to_string(stages[0].size()), "EX", ttl});
-        }
-        auto members = members_of(0);
-        for (std::size_t k = 0; k < members.size(); ++k) {
-            auto m = message_for(members[k]);
-            m.root_id = ids[stages[0][0]];
-            m.group = gid;
-            m.group_index = static_cast<std::int64_t>(k);
-            m.chord = body;
-            commands.push_back({"LPUSH", state_->list_of(m.queue, m.priority), encode_envelope(m)});
-        }
     }
     return std::make_shared<celery_run>(state_, wf, std::move(ids));
 }

@@ -2,7 +2,7 @@
 // (unacked hash + unacked_index sorted set), steps run through the step table, results stored in
 // Celery's format with PUBLISH, chains continued, and everything it cannot run dead-lettered.
 #include <weft/celery.hpp>
-#include "codec.hpp"
+#include "canvas.hpp"
 #include "transport.hpp"
 
 #include <boost/json/serialize.hpp>
@@ -247,95 +247,21 @@ struct celery::worker::impl {
         c.broker().command({"LPUSH", list_of(m.queue, m.priority), encode_envelope(m)});
     }
 
-    // The message for the next signature (chain element, callback), fed with this task's result.
-    message continuation(const message& from, signature sig, const json::value& retval, std::vector<signature> rest) {
-        message n;
-        n.task = sig.task;
-        n.id = sig.task_id().empty() ? new_id() : sig.task_id();
-        n.root_id = from.root_id;
-        n.parent_id = from.id;
-        if (!sig.immutable) n.args.push_back(retval);
-        for (auto& a : sig.args) n.args.push_back(a);
-        n.kwargs = sig.kwargs;
-        n.queue = sig.queue().empty() ? from.queue : sig.queue();
-        if (auto p = sig.options.find("priority"); p != sig.options.end() && p->value().is_int64())
-            n.priority = static_cast<int>(p->value().get_int64());
-        if (auto g = sig.options.find("group_id"); g != sig.options.end() && g->value().is_string())
-            n.group = std::string(g->value().get_string());
-        if (auto gi = sig.options.find("group_index"); gi != sig.options.end() && gi->value().is_int64())
-            n.group_index = gi->value().get_int64();
-        if (auto t = sig.options.find("time_limit"); t != sig.options.end() && t->value().is_number())
-            n.hard_time_limit = t->value().to_number<double>();
-        if (auto t = sig.options.find("soft_time_limit"); t != sig.options.end() && t->value().is_number())
-            n.soft_time_limit = t->value().to_number<double>();
-        if (auto ch = sig.options.find("chord"); ch != sig.options.end() && ch->value().is_object())
-            n.chord = signature::from_value(ch->value());
-        // A chord body may carry the rest of its chain in its options (weft's lowering puts it there).
-        if (auto ch = sig.options.find("chain"); rest.empty() && ch != sig.options.end() && ch->value().is_array())
-            for (auto& e : ch->value().get_array()) rest.push_back(signature::from_value(e));
-        if (auto l = sig.options.find("link"); l != sig.options.end() && l->value().is_array())
-            for (auto& e : l->value().get_array()) n.callbacks.push_back(signature::from_value(e));
-        if (auto l = sig.options.find("link_error"); l != sig.options.end() && l->value().is_array())
-            for (auto& e : l->value().get_array()) n.errbacks.push_back(signature::from_value(e));
-        n.chain = std::move(rest);
-        return n;
+    // Sends the next canvas element (a task, a group or a chord) fed with `retval`.
+    void send_on(connections& c, const message& from, const signature& sig, const json::value& retval,
+                 std::vector<signature> rest) {
+        if (sig.subtask_type == "group" && !rest.empty())
+            log("warning", "a chain continues after a group; weft does not run the rest after it");
+        auto out = apply(feed_of(from, retval), sig, std::move(rest));
+        for (auto& [gid, size] : out.chord_sizes)
+            c.results().command({"SET", taskset_of(gid) + ".s", std::to_string(size), "EX",
+                                 std::to_string(opts.result_expires.count())});
+        for (auto& n : out.messages) publish(c, n);
     }
-
-    // Sends the next canvas element fed with `retval`: a task, a group (celery.group) or a chord
-    // (celery.chord: header group + body, joined in Redis), as Python's signature.apply_async does.
-    void apply(connections& c, const message& from, const signature& sig, const json::value& retval,
-               std::vector<signature> rest) {
-        if (!sig.subtask_type) {
-            auto n = continuation(from, sig, retval, std::move(rest));
-            publish(c, n);
-            return;
-        }
-        auto members_of = [&](const json::value& group) {
-            std::vector<signature> out;
-            auto g = signature::from_value(group);
-            if (g.subtask_type != "group") throw wire_error("a chord header is not a group");
-            auto t = g.kwargs.find("tasks");
-            if (t == g.kwargs.end() || !t->value().is_array()) throw wire_error("a group signature has no tasks");
-            for (auto& e : t->value().get_array()) out.push_back(signature::from_value(e));
-            return std::pair{g, out};
-        };
-        if (*sig.subtask_type == "group") {
-            auto [g, tasks] = members_of(sig.to_value());
-            auto gid = g.task_id().empty() ? new_id() : g.task_id();
-            for (std::size_t k = 0; k < tasks.size(); ++k) {
-                auto n = continuation(from, tasks[k], retval, {});
-                n.group = gid;
-                n.group_index = static_cast<std::int64_t>(k);
-                publish(c, n);
-            }
-            if (!rest.empty()) log("warning", "a chain continues after a group; weft does not run the rest after it");
-            return;
-        }
-        if (*sig.subtask_type == "chord") {
-            auto h = sig.kwargs.find("header");
-            auto b = sig.kwargs.find("body");
-            if (h == sig.kwargs.end() || b == sig.kwargs.end()) throw wire_error("a chord signature has no header or body");
-            auto [g, tasks] = members_of(h->value());
-            auto gid = g.task_id().empty() ? (sig.task_id().empty() ? new_id() : sig.task_id()) : g.task_id();
-            auto body = signature::from_value(b->value());
-            body.options["group_id"] = gid;
-            if (!rest.empty()) {
-                json::array r;
-                for (auto& e : rest) r.push_back(e.to_value());
-                body.options["chain"] = std::move(r);
-            }
-            c.results().command({"SET", taskset_of(gid) + ".s", std::to_string(tasks.size()), "EX",
-                               std::to_string(opts.result_expires.count())});
-            for (std::size_t k = 0; k < tasks.size(); ++k) {
-                auto n = continuation(from, tasks[k], retval, {});
-                n.group = gid;
-                n.group_index = static_cast<std::int64_t>(k);
-                n.chord = body;
-                publish(c, n);
-            }
-            return;
-        }
-        throw wire_error("canvas type '" + *sig.subtask_type + "' is not supported by the weft worker");
+    static feed feed_of(const message& m, const json::value& retval) {
+        feed f{m.root_id, m.id, m.queue, {}};
+        f.args.push_back(retval);
+        return f;
     }
 
     // ---- dead letters ----------------------------------------------------------------------------
@@ -933,12 +859,12 @@ return out
             if (last) return acked;
         }
         try {
-            for (auto& cb : m.callbacks) apply(c, m, cb, retval, {});
+            for (auto& cb : m.callbacks) send_on(c, m, cb, retval, {});
             if (!m.chain.empty()) {
                 auto rest = m.chain;
                 auto next = rest.back();
                 rest.pop_back();
-                apply(c, m, next, retval, std::move(rest));
+                send_on(c, m, next, retval, std::move(rest));
             }
         } catch (const wire_error& e) {
             log("error", "task " + m.task + "[" + m.id + "] succeeded but its continuation cannot be sent: " + e.reason());
@@ -982,7 +908,7 @@ return out
         }
         if (m.chord) chord_join(c, m, task_state::failure, exc.to_value());
         for (auto& eb : m.errbacks) {
-            message n = continuation(m, eb, json::value(m.id), {});
+            message n = continuation(feed_of(m, json::value(m.id)), eb, {});
             n.args = json::array{json::value(m.id)};
             publish(c, n);
         }
@@ -1118,7 +1044,7 @@ return 0
             c.results().command({"DEL", s});
             return;
         } else {
-            auto n = continuation(m, body, values, {});
+            auto n = continuation(feed_of(m, values), body, {});
             n.group.reset();
             n.group_index.reset();
             n.chord.reset();
