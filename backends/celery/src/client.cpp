@@ -18,12 +18,6 @@ using namespace celery_wire;
 
 namespace {
 
-std::string origin_name() {
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    return "gen" + std::to_string(::getpid()) + "@" + host;
-}
-
 // Attempts so far: the meta's retries + 1 (written by the C++ worker, and by Python with
 // result_extended), else 1 once the step has a state.
 int attempts_of(const task_meta& m) {
@@ -32,16 +26,10 @@ int attempts_of(const task_meta& m) {
 }
 
 step_state step_state_of(task_state s) {
-    switch (s) {
-    case task_state::pending: return step_state::pending;
-    case task_state::received:
-    case task_state::started: return step_state::running;
-    case task_state::retry: return step_state::retrying;
-    case task_state::success: return step_state::succeeded;
-    case task_state::failure: return step_state::failed;
-    case task_state::revoked: return step_state::cancelled;
-    }
-    return step_state::pending;
+    constexpr step_state by_state[] = {step_state::pending,   step_state::running, step_state::running,
+                                       step_state::retrying,  step_state::succeeded, step_state::failed,
+                                       step_state::cancelled};
+    return by_state[static_cast<int>(s)];
 }
 
 }  // namespace
@@ -50,7 +38,7 @@ struct backend_impl::state {
     celery::options opts;
     redis_url broker;
     redis_url results;
-    std::string origin = origin_name();
+    std::string origin = "gen" + std::to_string(::getpid()) + "@" + host_name();
     std::mutex m;
     std::unique_ptr<redis_connection> broker_conn;
     std::unique_ptr<redis_connection> result_conn;
@@ -135,7 +123,7 @@ public:
             m.task_id = ids_[i];
             if (wf_.parent_count(i) > 0) m.parent_id = ids_[wf_.parent(i, 0)];
             m.state = task_state::revoked;
-            m.result = exception_info{"TaskRevokedError", "celery.exceptions", json::array{"revoked"}}.to_value();
+            m.result = task_revoked("revoked");
             m.date_done = iso_utc(std::chrono::system_clock::now());
             auto text = encode_meta(m);
             std::lock_guard lock(st_->m);
