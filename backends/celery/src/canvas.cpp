@@ -1,7 +1,5 @@
 #include "canvas.hpp"
 
-#include <algorithm>
-
 namespace weft::celery_wire {
 
 namespace {

@@ -8,8 +8,6 @@
 
 #include <algorithm>
 #include <mutex>
-#include <optional>
-#include <thread>
 #include <unistd.h>
 
 namespace weft::celery_detail {
@@ -56,16 +54,6 @@ struct backend_impl::state {
         if (!result_conn) result_conn = std::make_unique<redis_connection>(results, opts.timeout);
         return *result_conn;
     }
-    // One command on the result backend, reconnecting once if the connection broke.
-    redis_reply result_command(const std::vector<std::string>& argv) {
-        std::lock_guard lock(m);
-        try {
-            return result_connection().command(argv);
-        } catch (const redis_error&) {
-            result_conn.reset();
-            return result_connection().command(argv);
-        }
-    }
 };
 
 namespace {
@@ -81,10 +69,9 @@ public:
     run_state state() const override {
         auto metas = read_all();
         bool all = true;
-        for (std::size_t i = 0; i < metas.size(); ++i) {
-            if (metas[i].state == task_state::failure) return run_state::failed;
-            if (metas[i].state == task_state::revoked) return run_state::cancelled;
-        }
+        for (auto& m : metas)
+            if (m.state == task_state::failure || m.state == task_state::revoked)
+                return m.state == task_state::failure ? run_state::failed : run_state::cancelled;
         for (auto s : wf_.sinks) all = all && metas[s].state == task_state::success;
         return all ? run_state::succeeded : run_state::running;
     }
@@ -119,12 +106,9 @@ public:
         }
         for (std::size_t i = 0; i < metas.size(); ++i) {
             if (is_ready(metas[i].state)) continue;
-            task_meta m;
-            m.task_id = ids_[i];
+            task_meta m{.task_id = ids_[i], .state = task_state::revoked, .result = task_revoked("revoked"),
+                        .date_done = iso_utc(std::chrono::system_clock::now())};
             if (wf_.parent_count(i) > 0) m.parent_id = ids_[wf_.parent(i, 0)];
-            m.state = task_state::revoked;
-            m.result = task_revoked("revoked");
-            m.date_done = iso_utc(std::chrono::system_clock::now());
             auto text = encode_meta(m);
             std::lock_guard lock(st_->m);
             st_->result_connection().pipeline(

@@ -119,11 +119,15 @@ std::string unix_score(double seconds_ago = 0) {
     return s;
 }
 
-// kombu's `unacked` hash value, [envelope, exchange, routing_key], with the envelope inside as JSON
-// (the fetch script writes the same). Only an envelope that parsed has a tag to record it under.
-std::string unacked_entry(const std::string& raw, const std::string& exchange, const std::string& routing_key) {
-    return "[" + raw + ", " + boost::json::serialize(json::value(exchange)) + ", " +
-           boost::json::serialize(json::value(routing_key)) + "]";
+// Recording in unacked as kombu's QoS.append does, the hash value [envelope, exchange, routing_key]
+// with the envelope inside as JSON (the fetch script writes the same). Only an envelope that parsed
+// has a tag to record it under.
+void record(std::vector<std::vector<std::string>>& cmds, const std::string& index, const std::string& hash,
+            const delivery& d, const std::string& routing_key) {
+    auto quoted = [](const std::string& v) { return boost::json::serialize(json::value(v)); };
+    cmds.push_back({"ZADD", index, unix_score(), d.m.delivery_tag});
+    cmds.push_back(
+        {"HSET", hash, d.m.delivery_tag, "[" + d.raw + ", " + quoted(d.m.exchange) + ", " + quoted(routing_key) + "]"});
 }
 
 void decode(delivery& d) {
@@ -192,10 +196,7 @@ void kombu::check(redis_connection& c, delivery& d, const std::string& exchange,
     log("warning", "message " + m.id + ": the fetch recorded it under tag '" + d.tag + "'; re-recording it");
     std::vector<std::vector<std::string>> cmds;
     if (!d.tag.empty()) cmds = ack_commands({d.tag});
-    if (!m.delivery_tag.empty()) {
-        cmds.push_back({"ZADD", unacked_index_, unix_score(), m.delivery_tag});
-        cmds.push_back({"HSET", unacked_, m.delivery_tag, unacked_entry(d.raw, m.exchange, m.queue)});
-    }
+    if (!m.delivery_tag.empty()) record(cmds, unacked_index_, unacked_, d, m.queue);
     if (!cmds.empty()) c.pipeline(cmds);
     d.tag = m.delivery_tag;
 }
@@ -220,9 +221,7 @@ std::vector<delivery> kombu::fetch(redis_connection& c, const std::string& sha, 
         std::vector<std::vector<std::string>> cmds;
         if (!m.delivery_tag.empty()) {
             d.tag = m.delivery_tag;
-            cmds.push_back({"ZADD", unacked_index_, unix_score(), d.tag});
-            cmds.push_back({"HSET", unacked_, d.tag,
-                            unacked_entry(d.raw, m.exchange, m.queue.empty() ? queue_of(d.list) : m.queue)});
+            record(cmds, unacked_index_, unacked_, d, m.queue.empty() ? queue_of(d.list) : m.queue);
         }
         bool read_meta = !meta_prefix_.empty() && !m.id.empty();
         if (read_meta) cmds.push_back({"GET", meta_prefix_ + m.id});

@@ -117,8 +117,6 @@ struct celery::worker::impl {
         redis_connection& results() { return results_conn ? *results_conn : *broker_conn; }
     };
 
-    // ---- result backend --------------------------------------------------------------------------
-
     // Stores a result now; with `ack_tag` (a task's last word: nothing follows it) the store and the
     // ack are handed to the flusher instead, which pipelines them with other threads' (result
     // first, then ack, so a crash in between leaves a stored result that redelivery respects).
@@ -137,14 +135,9 @@ struct celery::worker::impl {
     }
 
     task_meta make_meta(const message& msg, task_state s, json::value result, std::optional<std::string> tb = {}) {
-        task_meta m;
-        m.task_id = msg.id;
-        m.state = s;
-        m.result = std::move(result);
-        m.traceback = std::move(tb);
+        task_meta m{.task_id = msg.id, .state = s, .result = std::move(result), .traceback = std::move(tb),
+                    .parent_id = msg.parent_id, .group_id = msg.group};
         if (s != task_state::retry) m.date_done = iso_utc(std::chrono::system_clock::now());
-        m.parent_id = msg.parent_id;
-        m.group_id = msg.group;
         if (!msg.task.empty()) m.retries = msg.retries;  // not for a chain step that never ran
         return m;
     }
@@ -158,8 +151,6 @@ struct celery::worker::impl {
             return std::nullopt;
         }
     }
-
-    // ---- sending ---------------------------------------------------------------------------------
 
     void publish(connections& c, message& m) {
         if (m.delivery_tag.empty()) m.delivery_tag = new_id();
@@ -184,8 +175,6 @@ struct celery::worker::impl {
         return f;
     }
 
-    // ---- dead letters ----------------------------------------------------------------------------
-
     void dead_letter(connections& c, std::string_view list, const std::string& raw, const std::string& reason) {
         json::object o;
         o["reason"] = reason;
@@ -205,8 +194,6 @@ struct celery::worker::impl {
         c.broker().command({"LPUSH", opts.global_keyprefix + opts.dead_letter, text});
         ++dead_lettered;
     }
-
-    // ---- acks ------------------------------------------------------------------------------------
 
     void ack(connections&, const std::string& tag) {
         if (!tag.empty()) defer({}, tag);
@@ -325,8 +312,6 @@ struct celery::worker::impl {
         else if (got.size() > 1) work_cv.notify_all();
         return got.size();
     }
-
-    // ---- one message -----------------------------------------------------------------------------
 
     void handle(connections& c, delivery& d) {
         if (d.error) {
@@ -537,7 +522,8 @@ struct celery::worker::impl {
 
     void revoke_rest(connections& c, const message& m) {
         for (auto& sig : m.chain)
-            if (!sig.task_id().empty()) store(c, make_meta(message{.id = sig.task_id()}, task_state::revoked, task_revoked("revoked")));
+            if (!sig.task_id().empty())
+                store(c, make_meta(message{.id = sig.task_id()}, task_state::revoked, task_revoked("revoked")));
     }
 
     void chord_join(connections& c, const message& m, task_state state, const json::value& result) {
@@ -560,8 +546,6 @@ struct celery::worker::impl {
         publish(c, n);
         chord_dispatched(c.results(), taskset, done->token);
     }
-
-    // ---- threads ---------------------------------------------------------------------------------
 
     // Room under the prefetch limit (work_m held).
     unsigned room() const {
@@ -630,12 +614,9 @@ struct celery::worker::impl {
                 sleep_for(std::chrono::milliseconds(500));
             }
             if (d) {
-                bool low;
-                {
-                    std::lock_guard lock(work_m);
-                    --held;
-                    low = held < prefetch;
-                }
+                std::unique_lock lock(work_m);
+                bool low = --held < prefetch;
+                lock.unlock();
                 if (low) room_cv.notify_one();
             }
         }
@@ -710,9 +691,7 @@ void celery::worker::stop() {
         impl_->stopping = true;
     }
     impl_->sleep_cv.notify_all();
-    {
-        std::lock_guard lock(impl_->work_m);  // no consumer misses the wake-up between its check and wait
-    }
+    { std::lock_guard lock(impl_->work_m); }  // no consumer misses the wake-up between its check and wait
     impl_->work_cv.notify_all();
     impl_->room_cv.notify_all();
     std::lock_guard lock(impl_->threads_m);

@@ -136,11 +136,8 @@ public:
     std::vector<run<typename W::output>> start_many(W, std::span<const typename W::input> inputs) {
         std::vector<run<typename W::output>> out;
         if constexpr (accepts<W>()) {
-            std::vector<typename W::input_tuple> tuples;
-            tuples.reserve(inputs.size());
-            for (const auto& x : inputs) tuples.emplace_back(x);
+            std::vector<typename W::input_tuple> tuples(inputs.begin(), inputs.end());
             std::vector<const void*> ptrs;
-            ptrs.reserve(tuples.size());
             for (const auto& t : tuples) ptrs.push_back(&t);
             for (auto& c : backend_.start_many(detail::erasure<W>::value, ptrs)) out.emplace_back(std::move(c));
         }
