@@ -2,8 +2,8 @@
 // regenerate with tests/celery/capture_fixtures.py).
 #include <catch2/catch.hpp>
 
-#include <weft/celery/codec.hpp>
-#include <weft/celery/redis.hpp>
+#include "codec.hpp"
+#include "transport.hpp"
 
 #include <boost/json/serialize.hpp>
 
@@ -201,12 +201,15 @@ TEST_CASE("Redis URLs parse, and their passwords never appear in messages") {
 }
 
 TEST_CASE("a recorded Python revoke broadcast yields its task id, and weft's broadcast reads back") {
-    CHECK(revoked_ids(fixture("pidbox_revoke.json")) == std::vector<std::string>{"11111111-2222-4333-8444-555555555555"});
+    auto python = read_revoke(fixture("pidbox_revoke.json"));
+    REQUIRE(python);
+    CHECK(python->ids == std::vector<std::string>{"11111111-2222-4333-8444-555555555555"});
     auto ours = revoke_broadcast(json::array{"a", "b"});
-    CHECK(revoked_ids(ours) == std::vector<std::string>{"a", "b"});
+    REQUIRE(read_revoke(ours));
+    CHECK(read_revoke(ours)->ids == std::vector<std::string>{"a", "b"});
     auto env = json::parse(ours).as_object();
     CHECK(env.at("properties").as_object().at("delivery_info").as_object().at("exchange") == "celery.pidbox");
-    CHECK(revoked_ids(fixture("envelope_simple.json")).empty());  // a task message is not a revoke
-    CHECK_FALSE(revoke_terminates(fixture("pidbox_revoke.json")));  // revoke() without terminate=True
+    CHECK_FALSE(read_revoke(fixture("envelope_simple.json")));  // a task message is not a revoke
+    CHECK_FALSE(python->terminate);                              // revoke() without terminate=True
     CHECK(pidbox_channel(0) == "/0.celery.pidbox");
 }

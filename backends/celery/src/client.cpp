@@ -2,15 +2,14 @@
 // Redis result backend the way AsyncResult does (SUBSCRIBE to the meta key's channel, then GET).
 #include <weft/celery.hpp>
 #include <weft/kit/settings.hpp>
-#include <weft/celery/codec.hpp>
-#include <weft/celery/redis.hpp>
+
+#include "canvas.hpp"
+#include "transport.hpp"
 
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <mutex>
-#include <optional>
-#include <thread>
 #include <unistd.h>
 
 namespace weft::celery_detail {
@@ -18,12 +17,6 @@ namespace weft::celery_detail {
 using namespace celery_wire;
 
 namespace {
-
-std::string origin_name() {
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    return "gen" + std::to_string(::getpid()) + "@" + host;
-}
 
 // Attempts so far: the meta's retries + 1 (written by the C++ worker, and by Python with
 // result_extended), else 1 once the step has a state.
@@ -33,16 +26,10 @@ int attempts_of(const task_meta& m) {
 }
 
 step_state step_state_of(task_state s) {
-    switch (s) {
-    case task_state::pending: return step_state::pending;
-    case task_state::received:
-    case task_state::started: return step_state::running;
-    case task_state::retry: return step_state::retrying;
-    case task_state::success: return step_state::succeeded;
-    case task_state::failure: return step_state::failed;
-    case task_state::revoked: return step_state::cancelled;
-    }
-    return step_state::pending;
+    constexpr step_state by_state[] = {step_state::pending,   step_state::running, step_state::running,
+                                       step_state::retrying,  step_state::succeeded, step_state::failed,
+                                       step_state::cancelled};
+    return by_state[static_cast<int>(s)];
 }
 
 }  // namespace
@@ -51,7 +38,7 @@ struct backend_impl::state {
     celery::options opts;
     redis_url broker;
     redis_url results;
-    std::string origin = origin_name();
+    std::string origin = "gen" + std::to_string(::getpid()) + "@" + host_name();
     std::mutex m;
     std::unique_ptr<redis_connection> broker_conn;
     std::unique_ptr<redis_connection> result_conn;
@@ -69,16 +56,6 @@ struct backend_impl::state {
         if (!result_conn) result_conn = std::make_unique<redis_connection>(results, opts.timeout);
         return *result_conn;
     }
-    // One command on the result backend, reconnecting once if the connection broke.
-    redis_reply result_command(const std::vector<std::string>& argv) {
-        std::lock_guard lock(m);
-        try {
-            return result_connection().command(argv);
-        } catch (const redis_error&) {
-            result_conn.reset();
-            return result_connection().command(argv);
-        }
-    }
 };
 
 namespace {
@@ -94,10 +71,9 @@ public:
     run_state state() const override {
         auto metas = read_all();
         bool all = true;
-        for (std::size_t i = 0; i < metas.size(); ++i) {
-            if (metas[i].state == task_state::failure) return run_state::failed;
-            if (metas[i].state == task_state::revoked) return run_state::cancelled;
-        }
+        for (auto& m : metas)
+            if (m.state == task_state::failure || m.state == task_state::revoked)
+                return m.state == task_state::failure ? run_state::failed : run_state::cancelled;
         for (auto s : wf_.graph.sinks) all = all && metas[s].state == task_state::success;
         return all ? run_state::succeeded : run_state::running;
     }
@@ -132,12 +108,9 @@ public:
         }
         for (std::size_t i = 0; i < metas.size(); ++i) {
             if (is_ready(metas[i].state)) continue;
-            task_meta m;
-            m.task_id = ids_[i];
+            task_meta m{.task_id = ids_[i], .state = task_state::revoked, .result = task_revoked("revoked"),
+                        .date_done = iso_utc(std::chrono::system_clock::now())};
             if (wf_.graph.parent_count(i) > 0) m.parent_id = ids_[wf_.graph.parent(i, 0)];
-            m.state = task_state::revoked;
-            m.result = exception_info{"TaskRevokedError", "celery.exceptions", json::array{"revoked"}}.to_value();
-            m.date_done = iso_utc(std::chrono::system_clock::now());
             auto text = encode_meta(m);
             std::lock_guard lock(st_->m);
             st_->result_connection().pipeline(
@@ -270,121 +243,37 @@ std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, co
         throw config_error("weft: the celery backend cannot send workflow '" + std::string(wf.graph.name) +
                            "' as Celery canvas: the parents of step '" + std::string(wf.graph.names[plan.culprit]) +
                            "' are not exactly the previous stage (see weft/celery/lowering.hpp)");
-    const auto& stages = plan.stages;
-    const auto ttl = std::to_string(state_->opts.result_expires.count());
+    auto& stages = plan.stages;
     std::vector<std::string> ids(wf.graph.names.size());
     for (auto& id : ids) id = new_id();
-    auto queue_of = [&](std::size_t i) {
-        if (auto r = state_->opts.routes.find(wf.graph.names[i]); r != state_->opts.routes.end()) return r->second;
-        return wf.graph.policies[i].queue.empty() ? state_->opts.queue : std::string(wf.graph.policies[i].queue);
-    };
-    auto sig_for = [&](std::size_t i) {
+    feed from{ids[stages[0][0]], std::nullopt, state_->opts.queue, wf.codec->encode_input(input).as_array()};
+    // A parallel stage's members in the order its join declares its parents (= group_index order).
+    for (std::size_t s = 0; s + 1 < stages.size(); ++s)
+        for (std::size_t k = 0, join = stages[s + 1][0]; k < wf.graph.parent_count(join); ++k) stages[s][k] = wf.graph.parent(join, k);
+    auto elements = canvas(stages, [&](std::size_t i) {
         signature s;
         s.task = std::string(wf.graph.names[i]);
         s.options["task_id"] = ids[i];
-        s.options["queue"] = queue_of(i);
+        auto r = state_->opts.routes.find(wf.graph.names[i]);
+        s.options["queue"] = r != state_->opts.routes.end() ? r->second
+                             : wf.graph.policies[i].queue.empty() ? state_->opts.queue
+                                                            : std::string(wf.graph.policies[i].queue);
         if (wf.graph.policies[i].priority) s.options["priority"] = wf.graph.policies[i].priority;
         if (wf.graph.policies[i].timeout.count() > 0)
             s.options["time_limit"] = std::chrono::duration<double>(wf.graph.policies[i].timeout).count();
         return s;
-    };
-    // A parallel stage's members in the order its join declares its parents (= group_index order).
-    auto members_of = [&](std::size_t stage) {
-        std::vector<std::size_t> members = stages[stage];
-        if (stage + 1 < stages.size()) {
-            std::size_t join = stages[stage + 1][0];
-            for (std::size_t k = 0; k < wf.graph.parent_count(join); ++k) members[k] = wf.graph.parent(join, k);
-        }
-        return members;
-    };
-    auto group_sig = [&](std::size_t stage, const std::string& gid) {
-        json::array tasks;
-        auto members = members_of(stage);
-        for (std::size_t k = 0; k < members.size(); ++k) {
-            auto s = sig_for(members[k]);
-            s.options["group_index"] = k;
-            tasks.push_back(s.to_value());
-        }
-        signature g;
-        g.task = "celery.group";
-        g.kwargs["tasks"] = std::move(tasks);
-        g.options["task_id"] = gid;
-        g.subtask_type = "group";
-        return g;
-    };
-    // Canvas elements for stages [from, end), in order: plain steps, chords (parallel stage + join),
-    // and a final group.
-    auto elements = [&](std::size_t from) {
-        std::vector<signature> out;
-        for (std::size_t k = from; k < stages.size();) {
-            if (stages[k].size() == 1) {
-                out.push_back(sig_for(stages[k][0]));
-                ++k;
-            } else if (k + 1 < stages.size()) {
-                auto gid = new_id();
-                signature c;
-                c.task = "celery.chord";
-                c.kwargs["kwargs"] = json::object{};
-                c.kwargs["header"] = group_sig(k, gid).to_value();
-                c.kwargs["body"] = sig_for(stages[k + 1][0]).to_value();
-                c.options["task_id"] = gid;
-                c.subtask_type = "chord";
-                out.push_back(std::move(c));
-                k += 2;
-            } else {
-                out.push_back(group_sig(k, new_id()));
-                ++k;
-            }
-        }
-        return out;
-    };
-    auto reversed = [](std::vector<signature> v) {
-        std::reverse(v.begin(), v.end());
-        return v;
-    };
-    auto args = wf.codec->encode_input(input).as_array();
-    auto message_for = [&](std::size_t i) {
-        message m;
-        m.task = std::string(wf.graph.names[i]);
-        m.id = m.root_id = ids[i];
-        m.queue = queue_of(i);
-        m.priority = wf.graph.policies[i].priority;
+    });
+    // The client applies the first element itself, as Python's apply_async does; the rest rides in
+    // its chain (next step last).
+    auto out = apply(from, elements.front(), {elements.rbegin(), elements.rend() - 1});
+    for (auto& [gid, size] : out.chord_sizes) {
+        std::lock_guard lock(state_->m);
+        state_->result_connection().command({"SET", state_->opts.result_keyprefix + taskset_key(gid) + ".s",
+                                             std::to_string(size), "EX", std::to_string(state_->opts.result_expires.count())});
+    }
+    for (auto& m : out.messages) {
         m.origin = state_->origin;
-        m.args = args;
-        if (wf.graph.policies[i].timeout.count() > 0)
-            m.hard_time_limit = std::chrono::duration<double>(wf.graph.policies[i].timeout).count();
-        return m;
-    };
-
-    if (stages[0].size() == 1) {
-        auto m = message_for(stages[0][0]);
-        m.chain = reversed(elements(1));
         commands.push_back({"LPUSH", state_->list_of(m.queue, m.priority), encode_envelope(m)});
-    } else {
-        // Parallel first steps: the client applies the group (or chord) itself, as Python's
-        // apply_async does: the chord size goes to Redis before any header can finish.
-        auto gid = new_id();
-        std::optional<signature> body;
-        if (stages.size() > 1) {
-            body = sig_for(stages[1][0]);
-            body->options["group_id"] = gid;
-            json::array rest;
-            for (auto& e : reversed(elements(2))) rest.push_back(e.to_value());
-            if (!rest.empty()) body->options["chain"] = std::move(rest);
-            // The chord size lives in the result backend.
-            std::lock_guard lock(state_->m);
-            state_->result_connection().command(
-                {"SET", state_->opts.result_keyprefix + taskset_key(gid) + ".s", std::to_string(stages[0].size()), "EX", ttl});
-        }
-        auto members = members_of(0);
-        for (std::size_t k = 0; k < members.size(); ++k) {
-            auto m = message_for(members[k]);
-            m.root_id = ids[stages[0][0]];
-            m.group = gid;
-            m.group_index = static_cast<std::int64_t>(k);
-            m.chord = body;
-            commands.push_back({"LPUSH", state_->list_of(m.queue, m.priority), encode_envelope(m)});
-        }
     }
     return std::make_shared<celery_run>(state_, wf, std::move(ids));
 }

@@ -1,4 +1,4 @@
-#include <weft/celery/codec.hpp>
+#include "codec.hpp"
 
 #include <boost/json/serialize.hpp>
 #include <boost/uuid/random_generator.hpp>
@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <unistd.h>
 
 namespace weft::celery_wire {
 
@@ -69,6 +70,16 @@ std::string py_repr_args(const json::array& args) {
     return s + ")";
 }
 
+std::string envelope_text(std::string_view body, json::object headers, json::object properties) {
+    json::object env;
+    env["body"] = base64_encode(body);
+    env["content-encoding"] = "utf-8";
+    env["content-type"] = "application/json";
+    env["headers"] = std::move(headers);
+    env["properties"] = std::move(properties);
+    return boost::json::serialize(env);
+}
+
 }  // namespace
 
 // ---- signature -----------------------------------------------------------------------------------
@@ -83,14 +94,8 @@ std::string signature::queue() const {
 }
 
 json::value signature::to_value() const {
-    json::object o;
-    o["task"] = task;
-    o["args"] = args;
-    o["kwargs"] = kwargs;
-    o["options"] = options;
-    o["subtask_type"] = or_null(subtask_type);
-    o["immutable"] = immutable;
-    return o;
+    return json::object{{"task", task}, {"args", args}, {"kwargs", kwargs}, {"options", options},
+                        {"subtask_type", or_null(subtask_type)}, {"immutable", immutable}};
 }
 
 signature signature::from_value(const json::value& v) {
@@ -158,52 +163,26 @@ void decode_body(std::string_view text, message& m) {
 }
 
 std::string encode_envelope(const message& m) {
-    json::object headers;
-    headers["lang"] = "cpp";
-    headers["task"] = m.task;
-    headers["id"] = m.id;
-    headers["shadow"] = nullptr;
-    headers["eta"] = or_null(m.eta);
-    headers["expires"] = or_null(m.expires);
-    headers["group"] = or_null(m.group);
-    headers["group_index"] = m.group_index ? json::value(*m.group_index) : json::value(nullptr);
-    headers["retries"] = m.retries;
-    headers["timelimit"] = json::array{m.hard_time_limit ? json::value(*m.hard_time_limit) : json::value(nullptr),
-                                       m.soft_time_limit ? json::value(*m.soft_time_limit) : json::value(nullptr)};
-    headers["root_id"] = m.root_id.empty() ? m.id : m.root_id;
-    headers["parent_id"] = or_null(m.parent_id);
-    headers["argsrepr"] = py_repr_args(m.args);
-    headers["kwargsrepr"] = "{}";
-    headers["origin"] = m.origin;
-    headers["ignore_result"] = m.ignore_result;
-    headers["replaced_task_nesting"] = 0;
-    headers["stamped_headers"] = nullptr;
-    headers["stamps"] = json::object{};
-    if (m.redelivered) headers["redelivered"] = true;
+    auto number_or_null = [](const auto& o) { return o ? json::value(*o) : json::value(nullptr); };
+    json::object headers{{"lang", "cpp"}, {"task", m.task}, {"id", m.id}, {"shadow", nullptr},
+                         {"eta", or_null(m.eta)}, {"expires", or_null(m.expires)}, {"group", or_null(m.group)},
+                         {"group_index", number_or_null(m.group_index)}, {"retries", m.retries},
+                         {"timelimit", json::array{number_or_null(m.hard_time_limit), number_or_null(m.soft_time_limit)}},
+                         {"root_id", m.root_id.empty() ? m.id : m.root_id}, {"parent_id", or_null(m.parent_id)},
+                         {"argsrepr", py_repr_args(m.args)}, {"kwargsrepr", "{}"}, {"origin", m.origin},
+                         {"ignore_result", m.ignore_result}, {"replaced_task_nesting", 0},
+                         {"stamped_headers", nullptr}, {"stamps", json::object{}}};
+    json::object delivery_info{{"exchange", m.exchange}, {"routing_key", m.queue}};
+    if (m.redelivered) headers["redelivered"] = delivery_info["redelivered"] = true;
+    json::object properties{{"correlation_id", m.id}, {"reply_to", m.reply_to}, {"delivery_mode", 2},
+                            {"delivery_info", std::move(delivery_info)}, {"priority", m.priority},
+                            {"body_encoding", "base64"},
+                            {"delivery_tag", m.delivery_tag.empty() ? new_id() : m.delivery_tag}};
 
-    json::object delivery_info;
-    delivery_info["exchange"] = m.exchange;
-    delivery_info["routing_key"] = m.queue;
-    if (m.redelivered) delivery_info["redelivered"] = true;
-    json::object properties;
-    properties["correlation_id"] = m.id;
-    properties["reply_to"] = m.reply_to;
-    properties["delivery_mode"] = 2;
-    properties["delivery_info"] = std::move(delivery_info);
-    properties["priority"] = m.priority;
-    properties["body_encoding"] = "base64";
-    properties["delivery_tag"] = m.delivery_tag.empty() ? new_id() : m.delivery_tag;
-
-    json::object env;
-    env["body"] = base64_encode(encode_body(m));
-    env["content-encoding"] = "utf-8";
-    env["content-type"] = "application/json";
-    env["headers"] = std::move(headers);
-    env["properties"] = std::move(properties);
-    return boost::json::serialize(env);
+    return envelope_text(encode_body(m), std::move(headers), std::move(properties));
 }
 
-message decode_envelope(std::string_view text) {
+void decode_envelope(std::string_view text, message& m) {
     // The envelope's DOM is scaffolding (m takes copies): one arena, dropped in one go.
     unsigned char buffer[4096];
     boost::json::monotonic_resource arena(buffer, sizeof buffer);
@@ -215,13 +194,22 @@ message decode_envelope(std::string_view text) {
     }
     auto env = v.if_object();
     if (!env) throw wire_error("the envelope is not a JSON object");
-    message m;
+    auto string_at = [](const json::value* o, std::string_view key, std::string& out) {
+        if (auto s = o && o->is_object() ? member(o->get_object(), key) : nullptr; s && s->is_string()) out = s->get_string();
+    };
+    // The delivery keys first, as far as they can be read, so even a message that fails below is acked.
+    auto p = member(*env, "properties");
+    string_at(p, "delivery_tag", m.delivery_tag);
+    if (auto di = p && p->is_object() ? member(p->get_object(), "delivery_info") : nullptr) {
+        string_at(di, "exchange", m.exchange);
+        string_at(di, "routing_key", m.queue);
+    }
     auto h = member(*env, "headers");
     if (!h || !h->is_object()) throw wire_error("the envelope has no headers object");
     const auto& headers = h->get_object();
-    // Read the id and task first, so every later error can name them.
-    if (auto id = member(headers, "id"); id && id->is_string()) m.id = id->get_string();
-    if (auto t = member(headers, "task"); t && t->is_string()) m.task = t->get_string();
+    // Then the id and task, so every later error can name them.
+    string_at(h, "id", m.id);
+    string_at(h, "task", m.task);
     try {
         if (m.task.empty()) throw wire_error("headers.task is missing (not a protocol v2 message)");
         if (m.id.empty()) throw wire_error("headers.id is missing");
@@ -243,7 +231,6 @@ message decode_envelope(std::string_view text) {
         m.origin = opt_string(headers, "origin", "headers").value_or("");
         if (auto rd = member(headers, "redelivered"); rd && rd->is_bool()) m.redelivered = rd->get_bool();
 
-        auto p = member(*env, "properties");
         if (!p || !p->is_object()) throw wire_error("the envelope has no properties object");
         const auto& props = p->get_object();
         auto di = member(props, "delivery_info");
@@ -265,7 +252,6 @@ message decode_envelope(std::string_view text) {
     } catch (const wire_error& e) {
         throw wire_error(e.reason(), m.id, m.task);
     }
-    return m;
 }
 
 // ---- result meta ---------------------------------------------------------------------------------
@@ -363,70 +349,32 @@ task_meta decode_meta(std::string_view text) {
 std::string pidbox_channel(int db) { return "/" + std::to_string(db) + ".celery.pidbox"; }
 
 std::string revoke_broadcast(const json::array& task_ids) {
-    json::object args;
-    args["task_id"] = task_ids;
-    args["terminate"] = false;
-    args["signal"] = "SIGTERM";
-    json::object body;
-    body["method"] = "revoke";
-    body["arguments"] = std::move(args);
-    body["destination"] = nullptr;
-    body["pattern"] = nullptr;
-    body["matcher"] = nullptr;
-    json::object headers;
-    headers["clock"] = 1;
-    headers["expires"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() + 60;
-    json::object props;
-    props["delivery_mode"] = 2;
-    props["delivery_info"] = json::object{{"exchange", "celery.pidbox"}, {"routing_key", ""}};
-    props["priority"] = 0;
-    props["body_encoding"] = "base64";
-    props["delivery_tag"] = new_id();
-    json::object env;
-    env["body"] = base64_encode(boost::json::serialize(body));
-    env["content-encoding"] = "utf-8";
-    env["content-type"] = "application/json";
-    env["headers"] = std::move(headers);
-    env["properties"] = std::move(props);
-    return boost::json::serialize(env);
+    json::object body{{"method", "revoke"},
+                      {"arguments", json::object{{"task_id", task_ids}, {"terminate", false}, {"signal", "SIGTERM"}}},
+                      {"destination", nullptr}, {"pattern", nullptr}, {"matcher", nullptr}};
+    auto expires = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() + 60;
+    json::object headers{{"clock", 1}, {"expires", expires}};
+    json::object props{{"delivery_mode", 2}, {"delivery_info", json::object{{"exchange", "celery.pidbox"}, {"routing_key", ""}}},
+                       {"priority", 0}, {"body_encoding", "base64"}, {"delivery_tag", new_id()}};
+    return envelope_text(boost::json::serialize(body), std::move(headers), std::move(props));
 }
 
-namespace {
-// The body of a pidbox broadcast, when it is a revoke.
-std::optional<json::object> revoke_body(std::string_view envelope) {
+std::optional<revoke_request> read_revoke(std::string_view envelope) {
     try {
         auto env = json::parse(envelope).as_object();
         auto body = json::parse(base64_decode(env.at("body").as_string())).as_object();
-        if (body.at("method").as_string() == "revoke") return body;
-    } catch (const std::exception&) {
-    }
-    return std::nullopt;
-}
-}  // namespace
-
-bool revoke_terminates(std::string_view envelope) {
-    auto body = revoke_body(envelope);
-    if (!body) return false;
-    auto a = body->find("arguments");
-    if (a == body->end() || !a->value().is_object()) return false;
-    auto t = a->value().get_object().find("terminate");
-    return t != a->value().get_object().end() && t->value().is_bool() && t->value().get_bool();
-}
-
-std::vector<std::string> revoked_ids(std::string_view envelope) {
-    std::vector<std::string> out;
-    try {
-        auto b = revoke_body(envelope);
-        if (!b) return out;
-        auto& body = *b;
-        auto& id = body.at("arguments").as_object().at("task_id");
-        if (id.is_string()) out.emplace_back(id.get_string());
+        if (body.at("method").as_string() != "revoke") return std::nullopt;
+        const auto& args = body.at("arguments").as_object();
+        revoke_request r;
+        if (auto t = member(args, "terminate"); t && t->is_bool()) r.terminate = t->get_bool();
+        if (auto& id = args.at("task_id"); id.is_string()) r.ids.emplace_back(id.get_string());
         else
             for (auto& x : id.as_array())
-                if (x.is_string()) out.emplace_back(x.get_string());
+                if (x.is_string()) r.ids.emplace_back(x.get_string());
+        return r;
     } catch (const std::exception&) {
+        return std::nullopt;
     }
-    return out;
 }
 
 // ---- queues, ids, times, base64 ------------------------------------------------------------------
@@ -440,6 +388,12 @@ std::string priority_list(std::string_view queue, int priority) {
 std::string queue_of_list(std::string_view list) {
     auto p = list.find("\x06\x16");
     return std::string(p == std::string_view::npos ? list : list.substr(0, p));
+}
+
+std::string host_name() {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    return host;
 }
 
 std::string new_id() {
@@ -514,23 +468,14 @@ constexpr char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 std::string base64_encode(std::string_view in) {
     std::string out;
     out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        unsigned n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                     static_cast<unsigned char>(in[i + 2]);
-        out += b64[n >> 18];
-        out += b64[(n >> 12) & 63];
-        out += b64[(n >> 6) & 63];
-        out += b64[n & 63];
+    unsigned acc = 0;  // only its low 14 bits matter
+    int bits = 0;
+    for (unsigned char c : in) {
+        acc = (acc << 8) | c;
+        for (bits += 8; bits >= 6;) out += b64[(acc >> (bits -= 6)) & 63];
     }
-    if (i < in.size()) {
-        unsigned n = static_cast<unsigned char>(in[i]) << 16;
-        if (i + 1 < in.size()) n |= static_cast<unsigned char>(in[i + 1]) << 8;
-        out += b64[n >> 18];
-        out += b64[(n >> 12) & 63];
-        out += i + 1 < in.size() ? b64[(n >> 6) & 63] : '=';
-        out += '=';
-    }
+    if (bits > 0) out += b64[(acc << (6 - bits)) & 63];
+    while (out.size() % 4) out += '=';
     return out;
 }
 

@@ -100,15 +100,12 @@ std::vector<setting_doc> settings();  // the table behind options_from
 inline const bool registered = register_backend<backend_impl>(celery::name, settings(), &options_from);
 
 template <workflow_type W>
-consteval std::size_t lowering_culprit() {
-    auto r = celery_wire::lower_to_stages(W::size, W::topological_order, [](std::size_t i) { return W::parent_count(i); },
-                                          [](std::size_t i, std::size_t k) { return W::parent(i, k); });
-    return r.ok ? W::size : r.culprit;
-}
-
-template <workflow_type W>
-consteval bool check_lowerable() {
-    constexpr std::size_t culprit = lowering_culprit<W>();
+consteval bool backend_impl::accepts() {
+    constexpr std::size_t culprit = [] {
+        auto r = celery_wire::lower_to_stages(W::size, W::topological_order, [](std::size_t i) { return W::parent_count(i); },
+                                              [](std::size_t i, std::size_t k) { return W::parent(i, k); });
+        return r.ok ? W::size : r.culprit;
+    }();
     if constexpr (culprit != W::size) {
         static_assert(sizeof(ERROR_celery_cannot_lower_the_workflow_at_step<typename W::template step<culprit>>) == 0);
         static_assert(culprit == W::size,
@@ -119,11 +116,6 @@ consteval bool check_lowerable() {
                       "workflow into several runs, or run it on weft::local");
     }
     return culprit == W::size;
-}
-
-template <workflow_type W>
-consteval bool backend_impl::accepts() {
-    return check_lowerable<W>();
 }
 
 }  // namespace celery_detail
@@ -141,11 +133,8 @@ public:
     std::vector<run<typename W::output>> start_many(W, std::span<const typename W::input> inputs) {
         std::vector<run<typename W::output>> out;
         if constexpr (accepts<W>()) {
-            std::vector<typename W::input_tuple> tuples;
-            tuples.reserve(inputs.size());
-            for (const auto& x : inputs) tuples.emplace_back(x);
+            std::vector<typename W::input_tuple> tuples(inputs.begin(), inputs.end());
             std::vector<const void*> ptrs;
-            ptrs.reserve(tuples.size());
             for (const auto& t : tuples) ptrs.push_back(&t);
             for (auto& c : backend_.start_many(remote_erasure<W>, ptrs)) out.emplace_back(std::move(c));
         }

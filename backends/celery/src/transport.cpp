@@ -1,4 +1,4 @@
-#include <weft/celery/redis.hpp>
+#include "transport.hpp"
 
 #include <hiredis/hiredis.h>
 #include <poll.h>

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -35,6 +36,9 @@ struct redis_url {
 
 // Replaces the password of every redis:// URL in `text` by ***.
 std::string redact(std::string_view text);
+
+// Where the backend logs: level "info", "warning" or "error".
+using log_fn = std::function<void(std::string_view level, const std::string& text)>;
 
 struct redis_reply {
     enum class kind { nil, string, integer, array, status, error };

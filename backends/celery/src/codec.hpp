@@ -80,8 +80,14 @@ struct message {
 
 // The envelope JSON text (a Redis list element).
 std::string encode_envelope(const message& m);
-// Throws wire_error naming what is wrong (and the id and task when they are readable).
-message decode_envelope(std::string_view text);
+// Throws wire_error naming what is wrong, leaving in `m` what could be read (the id, task and
+// delivery keys, so a worker can still store FAILURE and ack).
+void decode_envelope(std::string_view text, message& m);
+inline message decode_envelope(std::string_view text) {
+    message m;
+    decode_envelope(text, m);
+    return m;
+}
 
 // [args, kwargs, embed] as JSON text, and back.
 std::string encode_body(const message& m);
@@ -104,6 +110,10 @@ struct exception_info {
     static std::optional<exception_info> from_value(const json::value& v);
     std::string text() const;  // "ValueError: bad thing"
 };
+// Celery's TaskRevokedError, `reason` "revoked", "expired" or "terminated".
+inline json::value task_revoked(std::string reason) {
+    return exception_info{"TaskRevokedError", "celery.exceptions", json::array{json::value(reason)}}.to_value();
+}
 
 struct task_meta {
     std::string task_id;
@@ -134,13 +144,17 @@ std::string queue_of_list(std::string_view list);
 std::string pidbox_channel(int db);
 // The envelope of `app.control.revoke(task_ids)` (terminate=false).
 std::string revoke_broadcast(const json::array& task_ids);
-// The task ids of a revoke broadcast, or nothing for any other message.
-std::vector<std::string> revoked_ids(std::string_view envelope);
-// Whether a revoke broadcast asks to terminate running tasks (revoke(terminate=True)).
-bool revoke_terminates(std::string_view envelope);
+// A revoke broadcast's task ids, and whether it terminates running tasks (revoke(terminate=True));
+// nothing for any other message.
+struct revoke_request {
+    std::vector<std::string> ids;
+    bool terminate = false;
+};
+std::optional<revoke_request> read_revoke(std::string_view envelope);
 
 // Helpers shared by client and worker.
 std::string new_id();  // a random uuid4, as Celery's ids are
+std::string host_name();
 std::string iso_utc(std::chrono::system_clock::time_point t);  // 2026-11-26T09:12:17.756659+00:00
 std::optional<std::chrono::system_clock::time_point> parse_iso(std::string_view s);
 std::string base64_encode(std::string_view bytes);

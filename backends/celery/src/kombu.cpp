@@ -1,0 +1,304 @@
+#include "kombu.hpp"
+
+#include <boost/json/serialize.hpp>
+
+#include <cstdio>
+
+namespace weft::celery_wire {
+
+namespace {
+
+// Pops up to ARGV[1] messages from the lists in KEYS[3..] (priority order, the order of BRPOP's
+// keys) and records each in kombu's unacked hash and index in the same atomic step, exactly as
+// kombu's QoS.append writes them: ZADD unacked_index <now> <tag>, HSET unacked <tag>
+// [<envelope>, "<exchange>", "<routing_key>"]. A worker killed at any point leaves every message
+// it popped in unacked, for restore_visible. With ARGV[3] (the result backend is this Redis) it
+// also reads the tasks' metas, so a redelivered or revoked task is seen without another round
+// trip. The server's time is the limit, so the script makes one call per batch for each of RPOP
+// (with a count), ZADD, HSET and MGET; and decoding a whole envelope in Lua would cost more than
+// the rest of a task, so the four strings are found by their keys (as Python's and Boost.JSON's
+// serializers write them), cjson decoding only an envelope where that fails or a value with an
+// escape; the worker checks what was recorded against its own decoding (kombu::check).
+// Returns, per message, [list, envelope, tag, exchange, routing_key, id, meta], each nil when
+// not found; a message it cannot read is popped all the same (the worker dead-letters it) but
+// not recorded, as kombu could not restore it either.
+constexpr const char* fetch_lua = R"lua(
+local n, now, meta_prefix = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local find, sub, byte = string.find, string.sub, string.byte
+-- The string value of the first `"<key>": "` or `"<key>":"` (key given with its closing quote).
+local function field(raw, key)
+    local from = 1
+    while true do
+        local s, e = find(raw, key, from, true)
+        if not s then return nil end
+        if byte(raw, s - 1) == 34 then
+            local c = e + 1
+            if byte(raw, c) ~= 58 then return nil end
+            c = c + 1
+            if byte(raw, c) == 32 then c = c + 1 end
+            if byte(raw, c) ~= 34 then return nil end
+            local q = find(raw, '"', c + 1, true)
+            if not q then return nil end
+            local v = sub(raw, c + 1, q - 1)
+            if find(v, '\\', 1, true) then return nil end
+            return v
+        end
+        from = e + 1
+    end
+end
+local out, zadd, hset, mget, mslot = {}, {}, {}, {}, {}
+local got = 0
+for i = 3, #KEYS do
+    if got >= n then break end
+    local popped = redis.call('RPOP', KEYS[i], n - got)
+    if popped then
+        for _, raw in ipairs(popped) do
+            got = got + 1
+            local tag = field(raw, 'delivery_tag"')
+            local ex = field(raw, 'exchange"')
+            local rk = field(raw, 'routing_key"')
+            local id = field(raw, 'id"')
+            local quoted = true
+            if not (tag and ex and rk and id) then
+                tag, ex, rk, id, quoted = nil, nil, nil, nil, false
+                local ok, env = pcall(cjson.decode, raw)
+                if ok and type(env) == 'table' then
+                    local p, h = env['properties'], env['headers']
+                    if type(p) == 'table' and type(p['delivery_info']) == 'table' then
+                        tag, ex, rk = p['delivery_tag'], p['delivery_info']['exchange'], p['delivery_info']['routing_key']
+                    end
+                    if type(h) == 'table' then id = h['id'] end
+                end
+                if type(tag) ~= 'string' then tag = nil end
+                if type(ex) ~= 'string' then ex = nil end
+                if type(rk) ~= 'string' then rk = nil end
+                if type(id) ~= 'string' then id = nil end
+            end
+            if tag and tag ~= '' and ex and rk then
+                zadd[#zadd + 1] = now
+                zadd[#zadd + 1] = tag
+                hset[#hset + 1] = tag
+                if quoted then
+                    hset[#hset + 1] = '[' .. raw .. ', "' .. ex .. '", "' .. rk .. '"]'
+                else
+                    hset[#hset + 1] = '[' .. raw .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']'
+                end
+            else
+                tag = nil
+            end
+            local base = #out
+            out[base + 1] = KEYS[i]
+            out[base + 2] = raw
+            out[base + 3] = tag or false
+            out[base + 4] = ex or false
+            out[base + 5] = rk or false
+            out[base + 6] = id or false
+            out[base + 7] = false
+            if meta_prefix ~= '' and id then
+                mget[#mget + 1] = meta_prefix .. id
+                mslot[#mslot + 1] = base + 7
+            end
+        end
+    end
+end
+if #zadd > 0 then
+    redis.call('ZADD', KEYS[2], unpack(zadd))
+    redis.call('HSET', KEYS[1], unpack(hset))
+end
+if #mget > 0 then
+    local metas = redis.call('MGET', unpack(mget))
+    for j = 1, #mslot do out[mslot[j]] = metas[j] end
+end
+return out
+)lua";
+
+std::string unix_score(double seconds_ago = 0) {
+    char s[64];
+    std::snprintf(s, sizeof s, "%.6f",
+                  std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() - seconds_ago);
+    return s;
+}
+
+// Recording in unacked as kombu's QoS.append does, the hash value [envelope, exchange, routing_key]
+// with the envelope inside as JSON (the fetch script writes the same). Only an envelope that parsed
+// has a tag to record it under.
+void record(std::vector<std::vector<std::string>>& cmds, const std::string& index, const std::string& hash,
+            const delivery& d, const std::string& routing_key) {
+    auto quoted = [](const std::string& v) { return boost::json::serialize(json::value(v)); };
+    cmds.push_back({"ZADD", index, unix_score(), d.m.delivery_tag});
+    cmds.push_back(
+        {"HSET", hash, d.m.delivery_tag, "[" + d.raw + ", " + quoted(d.m.exchange) + ", " + quoted(routing_key) + "]"});
+}
+
+void decode(delivery& d) {
+    try {
+        decode_envelope(d.raw, d.m);
+    } catch (const wire_error& e) {
+        d.error = e;
+    }
+}
+
+}  // namespace
+
+kombu::kombu(const std::string& global_keyprefix, const std::vector<std::string>& queues, std::string meta_prefix)
+    : prefix_(global_keyprefix), meta_prefix_(std::move(meta_prefix)), unacked_(prefix_ + "unacked"),
+      unacked_index_(prefix_ + "unacked_index"), unacked_mutex_(prefix_ + "unacked_mutex") {
+    for (const char* suffix : {"", "\x06\x16" "3", "\x06\x16" "6", "\x06\x16" "9"})
+        for (auto& q : queues) keys_.push_back(prefix_ + q + suffix);
+}
+
+std::string kombu::queue_of(std::string_view list) const {
+    if (list.substr(0, prefix_.size()) == prefix_) list.remove_prefix(prefix_.size());
+    return queue_of_list(list);
+}
+
+std::string kombu::load_script(redis_connection& c) const { return c.command({"SCRIPT", "LOAD", fetch_lua}).str; }
+
+// `sha`: fetch_lua's SHA1 from this connection's SCRIPT LOAD; null: send the script (EVAL).
+std::vector<std::string> kombu::fetch_command(unsigned n, const std::string* sha) const {
+    std::vector<std::string> cmd{sha ? "EVALSHA" : "EVAL", sha ? *sha : fetch_lua, std::to_string(keys_.size() + 2),
+                                 unacked_, unacked_index_};
+    cmd.insert(cmd.end(), keys_.begin(), keys_.end());
+    cmd.push_back(std::to_string(n));
+    cmd.push_back(unix_score());
+    cmd.push_back(meta_prefix_);
+    return cmd;
+}
+
+void kombu::take(redis_connection& c, redis_reply& r, std::vector<delivery>& out, const log_fn& log) const {
+    if (r.type == redis_reply::kind::error)
+        throw redis_error("weft: fetching messages failed (the worker needs Redis 6.2 or later, with Lua scripting): " +
+                          r.str);
+    auto str = [](redis_reply& e) { return e.type == redis_reply::kind::string ? std::move(e.str) : std::string(); };
+    for (std::size_t i = 0; i + 6 < r.elements.size(); i += 7) {
+        delivery d{str(r.elements[i]), str(r.elements[i + 1])};
+        d.tag = str(r.elements[i + 2]);
+        d.meta_read = !meta_prefix_.empty();
+        if (r.elements[i + 6].type == redis_reply::kind::string) d.meta = r.elements[i + 6].str;
+        decode(d);
+        check(c, d, str(r.elements[i + 3]), str(r.elements[i + 4]), str(r.elements[i + 5]), log);
+        out.push_back(std::move(d));
+    }
+}
+
+// The script finds the tag, exchange, routing key and id by their keys; should a producer's
+// envelope fool that, the decoded envelope wins: the unacked entry is rewritten under the right
+// tag, and the meta read again.
+void kombu::check(redis_connection& c, delivery& d, const std::string& exchange, const std::string& routing_key,
+                  const std::string& meta_id, const log_fn& log) const {
+    if (d.error) return;
+    const message& m = d.m;
+    if (meta_id != m.id) {
+        d.meta.reset();
+        d.meta_read = false;
+    }
+    if (d.tag == m.delivery_tag && exchange == m.exchange && routing_key == m.queue) return;
+    log("warning", "message " + m.id + ": the fetch recorded it under tag '" + d.tag + "'; re-recording it");
+    std::vector<std::vector<std::string>> cmds;
+    if (!d.tag.empty()) cmds = ack_commands({d.tag});
+    if (!m.delivery_tag.empty()) record(cmds, unacked_index_, unacked_, d, m.queue);
+    if (!cmds.empty()) c.pipeline(cmds);
+    d.tag = m.delivery_tag;
+}
+
+std::vector<delivery> kombu::fetch(redis_connection& c, const std::string& sha, unsigned n, bool block,
+                                   const log_fn& log) const {
+    std::vector<delivery> out;
+    auto r = c.pipeline({fetch_command(n, &sha)}).front();
+    if (r.type == redis_reply::kind::error && r.str.rfind("NOSCRIPT", 0) == 0)
+        r = c.pipeline({fetch_command(n, nullptr)}).front();  // a restarted Redis: EVAL caches it again
+    take(c, r, out, log);
+    if (out.empty() && block) {
+        std::vector<std::string> cmd{"BRPOP"};
+        cmd.insert(cmd.end(), keys_.begin(), keys_.end());
+        cmd.push_back("1");
+        auto b = c.command(cmd);
+        if (b.type != redis_reply::kind::array || b.elements.size() != 2) return out;
+        // kombu's own window: popped by BRPOP, then recorded. A crash in between loses it (as in kombu).
+        delivery d{b.elements[0].str, b.elements[1].str};
+        decode(d);
+        const message& m = d.m;
+        std::vector<std::vector<std::string>> cmds;
+        if (!m.delivery_tag.empty()) {
+            d.tag = m.delivery_tag;
+            record(cmds, unacked_index_, unacked_, d, m.queue.empty() ? queue_of(d.list) : m.queue);
+        }
+        bool read_meta = !meta_prefix_.empty() && !m.id.empty();
+        if (read_meta) cmds.push_back({"GET", meta_prefix_ + m.id});
+        if (n > 1) cmds.push_back(fetch_command(n - 1, &sha));
+        std::vector<redis_reply> replies;
+        if (!cmds.empty()) replies = c.pipeline(cmds);
+        std::size_t at = d.tag.empty() ? 0 : 2;
+        if (read_meta) {
+            d.meta_read = true;
+            if (replies[at].type == redis_reply::kind::string) d.meta = replies[at].str;
+            ++at;
+        }
+        out.push_back(std::move(d));
+        if (n > 1 && replies[at].type != redis_reply::kind::error) take(c, replies[at], out, log);
+    }
+    return out;
+}
+
+std::vector<std::vector<std::string>> kombu::ack_commands(const std::vector<std::string>& tags) const {
+    std::vector<std::vector<std::string>> cmds{{"ZREM", unacked_index_}, {"HDEL", unacked_}};
+    for (auto& t : tags) {
+        cmds[0].push_back(t);
+        cmds[1].push_back(t);
+    }
+    return cmds;
+}
+
+// Under the unacked_mutex lock, put back every message unacked for longer than the visibility
+// timeout (a worker that died holding it), at the consuming end, flagged redelivered as kombu
+// flags it.
+unsigned kombu::restore_visible(redis_connection& c, std::chrono::seconds visibility_timeout, const log_fn& log) const {
+    auto token = new_id();
+    auto got = c.command({"SET", unacked_mutex_, token, "NX", "PX", "300000"});
+    if (got.type != redis_reply::kind::status) return 0;  // another worker is sweeping
+    unsigned restored = 0;
+    auto due = c.command({"ZRANGEBYSCORE", unacked_index_, "0", unix_score(static_cast<double>(visibility_timeout.count()))});
+    for (auto& t : due.elements) {
+        auto r = c.pipeline({{"HGET", unacked_, t.str}, {"ZREM", unacked_index_, t.str}, {"HDEL", unacked_, t.str}});
+        if (r[0].type != redis_reply::kind::string || r[1].integer == 0) continue;  // someone else took it
+        try {
+            auto entry = json::parse(r[0].str).as_array();
+            std::string rk(entry.at(2).as_string());
+            int priority = 0;
+            if (auto* o = entry[0].if_object()) {
+                if (auto p = o->find("properties"); p != o->end() && p->value().is_object()) {
+                    auto& props = p->value().get_object();
+                    if (auto pr = props.find("priority"); pr != props.end() && pr->value().is_int64())
+                        priority = static_cast<int>(pr->value().get_int64());
+                    if (auto di = props.find("delivery_info"); di != props.end() && di->value().is_object())
+                        di->value().get_object()["redelivered"] = true;
+                }
+                if (auto h = o->find("headers"); h != o->end() && h->value().is_object())
+                    h->value().get_object()["redelivered"] = true;
+            }
+            std::string env = entry[0].is_string() ? std::string(entry[0].get_string()) : boost::json::serialize(entry[0]);
+            c.command({"RPUSH", list_of(rk, priority), env});
+            ++restored;
+            log("warning", "restored unacked message " + t.str + " to queue " + rk +
+                               " (its worker held it past the visibility timeout)");
+        } catch (const std::exception& e) {
+            log("error", "cannot restore unacked message " + t.str + ": " + e.what());
+        }
+    }
+    // Release the lock only if it is still ours.
+    auto cur = c.command({"GET", unacked_mutex_});
+    if (cur.str == token) c.command({"DEL", unacked_mutex_});
+    return restored;
+}
+
+// As kombu's restore_unacked at shutdown: back at the consuming end, out of unacked, atomically.
+void kombu::restore(redis_connection& c, const delivery& d) const {
+    std::vector<std::vector<std::string>> cmds{{"MULTI"}};
+    if (!d.tag.empty())
+        for (auto& cmd : ack_commands({d.tag})) cmds.push_back(std::move(cmd));
+    cmds.push_back({"RPUSH", d.list, d.raw});
+    cmds.push_back({"EXEC"});
+    c.pipeline(cmds);
+}
+
+}  // namespace weft::celery_wire
