@@ -2,12 +2,15 @@
 # and grpc_cpp_plugin, the import closure of a set of protos, and the build-time generation into one
 # static library of generated code.
 
-# weft_grpc_tools(<what> <option>): protoc, grpc_cpp_plugin and PkgConfig::weft_grpcpp, or a fatal
-# error naming the backend (<what>) and the option that turns it off.
+# weft_grpc_tools(<what> <option>): protoc, grpc_cpp_plugin and PkgConfig::weft_grpcpp (found by
+# grpc-dependencies.cmake, which weftConfig.cmake runs again for a consumer), or a fatal error naming
+# the backend (<what>) and the option that turns it off.
 function(weft_grpc_tools what option)
-  find_package(PkgConfig REQUIRED)
-  if(NOT TARGET PkgConfig::weft_grpcpp)
-    pkg_check_modules(weft_grpcpp REQUIRED IMPORTED_TARGET GLOBAL grpc++ protobuf)
+  set(_weft_missing "")
+  include(${CMAKE_CURRENT_FUNCTION_LIST_DIR}/grpc-dependencies.cmake)
+  if(_weft_missing)
+    message(FATAL_ERROR "weft: the ${what} backend needs ${_weft_missing}; install them with scripts/deps, "
+                        "or configure with -D${option}=OFF")
   endif()
   find_program(WEFT_PROTOC protoc)
   find_program(WEFT_GRPC_CPP_PLUGIN grpc_cpp_plugin)

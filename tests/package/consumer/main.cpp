@@ -1,11 +1,10 @@
 #include <weft/any_client.hpp>
 #include <weft/weft.hpp>
 
-struct greet { static constexpr std::string_view name = "greet"; std::string operator()(const std::string& who) const { return "hello " + who; } };
-struct shout { static constexpr std::string_view name = "shout"; std::string operator()(std::string s) const { return s + "!"; } };
+#include "common.hpp"
 
 int main() {
-    constexpr auto wf = weft::workflow<"greeting">(weft::step<greet> >> weft::step<shout>);
+    constexpr auto wf = consumer::greeting;
     weft::client<weft::local> fixed;
     auto configured = weft::any_client::from_env();
     bool ok = fixed.start(wf, std::string("weft")).get() == "hello weft!" &&
