@@ -30,7 +30,9 @@ struct step_policy {
     retry_policy retry{};
     milliseconds timeout{0};   // per attempt; 0 = no limit
     std::string_view queue{};  // Celery queue / Temporal or Hatchet task queue; empty = the backend's default
-    int priority = 0;          // 0..9 where the backend supports priorities (Celery); 0 = default
+    int priority = 0;          // min_priority..max_priority; 0 = the backend's default (docs/design.md)
+    static constexpr int min_priority = 0;
+    static constexpr int max_priority = 9;
     constexpr bool operator==(const step_policy&) const = default;
 };
 

@@ -28,7 +28,7 @@
 namespace weft {
 
 template <class From, class To, class FromOutput, class ToInput>
-struct ERROR_step_output_does_not_convert_to_next_step_input;
+struct ERROR_step_output_type_is_not_the_next_step_input_type;
 template <class Join, class ParentOutputs, class JoinParameters>
 struct ERROR_join_parameters_do_not_match_its_parents_outputs;
 template <class Step, class OtherStep>
@@ -39,6 +39,12 @@ template <class Source, class OtherSource>
 struct ERROR_source_steps_take_different_inputs;
 template <class Fragment>
 struct ERROR_workflow_argument_is_not_a_step_or_fragment;
+template <class Name>
+struct ERROR_workflow_name_is_empty;
+template <class Name>
+struct ERROR_workflow_name_has_a_character_backends_cannot_carry;
+template <class Name>
+struct ERROR_workflow_has_no_steps;
 
 namespace detail {
 
@@ -46,82 +52,119 @@ inline constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
 // ---- Step 1: the raw lists may repeat nodes (the same node in two fragments) and edges. ----------
 
+// Sorting by wire name puts repeats of a node (and steps that share a name) next to each other, so
+// these passes cost n log n comparisons rather than n^2 (the cost showed at a few hundred steps).
+template <std::size_t N>
+constexpr std::array<std::size_t, N> by_name(const std::array<std::string_view, N>& names) {
+    std::array<std::size_t, N> o{};
+    for (std::size_t i = 0; i < N; ++i) o[i] = i;
+    std::sort(o.begin(), o.end(), [&](std::size_t a, std::size_t b) {
+        return names[a] < names[b] || (names[a] == names[b] && a < b);
+    });
+    return o;
+}
+
 template <class Nodes>
 struct unique_nodes;
 template <class... Ns>
 struct unique_nodes<meta::tlist<Ns...>> {
     static constexpr std::size_t raw = sizeof...(Ns);
     static constexpr std::array<const void*, raw> ids{meta::type_id<Ns>...};
-    static constexpr auto keep = [] {
-        std::array<bool, raw> k{};
-        for (std::size_t i = 0; i < raw; ++i) {
-            k[i] = true;
-            for (std::size_t j = 0; j < i; ++j)
-                if (ids[j] == ids[i]) k[i] = false;
+    static constexpr std::array<std::string_view, raw> names{Ns::name...};
+    // first[i]: the earliest position holding the same node as position i.
+    static constexpr auto first = [] {
+        std::array<std::size_t, raw> f{};
+        const auto order = by_name(names);
+        for (std::size_t k = 0; k < raw;) {
+            std::size_t end = k;
+            while (end < raw && names[order[end]] == names[order[k]]) ++end;
+            for (std::size_t x = k; x < end; ++x) {
+                f[order[x]] = order[x];
+                for (std::size_t y = k; y < x; ++y)
+                    if (ids[order[y]] == ids[order[x]]) {
+                        f[order[x]] = f[order[y]];
+                        break;
+                    }
+            }
+            k = end;
         }
-        return k;
+        return f;
     }();
     static constexpr std::size_t count = [] {
         std::size_t n = 0;
-        for (bool b : keep) n += b;
+        for (std::size_t i = 0; i < raw; ++i) n += first[i] == i;
         return n;
+    }();
+    // map[i]: position i's index among the nodes kept, in order of first appearance.
+    static constexpr auto map = [] {
+        std::array<std::size_t, raw> m{};
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < raw; ++i) m[i] = first[i] == i ? n++ : m[first[i]];
+        return m;
     }();
     static constexpr auto positions = [] {
         std::array<std::size_t, count> p{};
         std::size_t n = 0;
         for (std::size_t i = 0; i < raw; ++i)
-            if (keep[i]) p[n++] = i;
+            if (first[i] == i) p[n++] = i;
         return p;
     }();
     template <std::size_t... I>
     static auto pick(std::index_sequence<I...>) -> meta::tlist<meta::at<positions[I], meta::tlist<Ns...>>...>;
-    using type = decltype(pick(std::make_index_sequence<count>{}));
+    // Without repeats (every chain) the list is kept as it is, skipping n lookups by index.
+    using type = std::conditional_t<count == raw, meta::tlist<Ns...>,
+                                    decltype(pick(std::make_index_sequence<count>{}))>;
 };
 
-struct edge_index {
-    std::size_t from;
-    std::size_t to;
-    constexpr bool operator==(const edge_index&) const = default;
+template <class Tuple>
+struct type_ids;
+template <class... Ps>
+struct type_ids<std::tuple<Ps...>> {
+    static constexpr std::array<const void*, sizeof...(Ps)> value{meta::type_id<Ps>...};
 };
 
-template <class N, std::size_t Size>
-constexpr std::size_t index_in(const std::array<const void*, Size>& ids) {
-    for (std::size_t i = 0; i < Size; ++i)
-        if (ids[i] == meta::type_id<N>) return i;
-    return npos;
-}
-
-template <class Nodes, class Edges>
+// Nodes: the distinct nodes; Raw: an edge_list over their indices, in declaration order, with repeats.
+template <class Nodes, auto Raw>
 struct graph_facts;
 
-template <class... Ns, class... Fs, class... Ts>
-struct graph_facts<meta::tlist<Ns...>, meta::tlist<edge<Fs, Ts>...>> {
+template <class... Ns, auto Raw>
+struct graph_facts<meta::tlist<Ns...>, Raw> {
     static constexpr std::size_t size = sizeof...(Ns);
     static constexpr std::array<const void*, size> ids{meta::type_id<Ns>...};
     static constexpr std::array<std::string_view, size> names{Ns::name...};
     static constexpr std::array<std::size_t, size> arity{step_traits<typename Ns::step_type>::arity...};
 
-    static constexpr std::size_t raw_edges = sizeof...(Fs);
-    static constexpr std::array<edge_index, raw_edges> raw{edge_index{index_in<Fs>(ids), index_in<Ts>(ids)}...};
+    static constexpr std::size_t raw_edges = Raw.size();
+    static constexpr auto raw = [] {
+        std::array<edge_index, raw_edges> r{};
+        for (std::size_t i = 0; i < raw_edges; ++i) r[i] = Raw[i];
+        return r;
+    }();
 
+    // repeated[i]: raw edge i repeats an earlier one.
+    static constexpr auto repeated = [] {
+        std::array<std::size_t, raw_edges> o{};
+        for (std::size_t i = 0; i < raw_edges; ++i) o[i] = i;
+        std::sort(o.begin(), o.end(), [](std::size_t a, std::size_t b) {
+            if (raw[a].from != raw[b].from) return raw[a].from < raw[b].from;
+            if (raw[a].to != raw[b].to) return raw[a].to < raw[b].to;
+            return a < b;
+        });
+        std::array<bool, raw_edges> r{};
+        for (std::size_t k = 1; k < raw_edges; ++k) r[o[k]] = raw[o[k]] == raw[o[k - 1]];
+        return r;
+    }();
     static constexpr std::size_t edge_count = [] {
         std::size_t n = 0;
-        for (std::size_t i = 0; i < raw_edges; ++i) {
-            bool seen = false;
-            for (std::size_t j = 0; j < i; ++j) seen = seen || raw[j] == raw[i];
-            n += !seen;
-        }
+        for (bool r : repeated) n += !r;
         return n;
     }();
     // Edges without repeats, in declaration order.
     static constexpr auto edges = [] {
         std::array<edge_index, edge_count> e{};
         std::size_t n = 0;
-        for (std::size_t i = 0; i < raw_edges; ++i) {
-            bool seen = false;
-            for (std::size_t j = 0; j < i; ++j) seen = seen || raw[j] == raw[i];
-            if (!seen) e[n++] = raw[i];
-        }
+        for (std::size_t i = 0; i < raw_edges; ++i)
+            if (!repeated[i]) e[n++] = raw[i];
         return e;
     }();
 
@@ -170,15 +213,21 @@ struct graph_facts<meta::tlist<Ns...>, meta::tlist<edge<Fs, Ts>...>> {
     static constexpr kahn_result kahn = [] {
         kahn_result r{};
         std::array<std::size_t, size> deg = in_degree;
-        std::array<bool, size> done{};
-        for (;;) {
-            std::size_t next = npos;
-            for (std::size_t i = 0; i < size && next == npos; ++i)
-                if (!done[i] && deg[i] == 0) next = i;
-            if (next == npos) break;
-            done[next] = true;
+        std::array<std::size_t, size> ready{};  // a min-heap of the nodes whose parents are all done
+        std::size_t n = 0;
+        const auto later = [](std::size_t a, std::size_t b) { return a > b; };
+        for (std::size_t i = 0; i < size; ++i)
+            if (deg[i] == 0) ready[n++] = i;
+        std::make_heap(ready.begin(), ready.begin() + n, later);
+        while (n > 0) {
+            std::pop_heap(ready.begin(), ready.begin() + n, later);
+            const std::size_t next = ready[--n];
             r.order[r.ordered++] = next;
-            for (std::size_t c = child_offset[next]; c < child_offset[next + 1]; ++c) --deg[child_list[c]];
+            for (std::size_t c = child_offset[next]; c < child_offset[next + 1]; ++c)
+                if (--deg[child_list[c]] == 0) {
+                    ready[n++] = child_list[c];
+                    std::push_heap(ready.begin(), ready.begin() + n, later);
+                }
         }
         return r;
     }();
@@ -203,11 +252,15 @@ struct graph_facts<meta::tlist<Ns...>, meta::tlist<edge<Fs, Ts>...>> {
         return cur;
     }();
 
+    // The first pair (by the first index, then the second) of distinct nodes sharing a wire name.
     static constexpr std::pair<std::size_t, std::size_t> duplicate_name = [] {
-        for (std::size_t i = 0; i < size; ++i)
-            for (std::size_t j = i + 1; j < size; ++j)
-                if (names[i] == names[j]) return std::pair{i, j};
-        return std::pair{npos, npos};
+        std::pair<std::size_t, std::size_t> best{npos, npos};
+        const auto order = by_name(names);
+        for (std::size_t k = 1; k < size; ++k)
+            if (names[order[k]] == names[order[k - 1]] && (k < 2 || names[order[k - 2]] != names[order[k]]) &&
+                order[k - 1] < best.first)
+                best = {order[k - 1], order[k]};
+        return best;
     }();
 
     template <class N>
@@ -219,26 +272,32 @@ struct graph_facts<meta::tlist<Ns...>, meta::tlist<edge<Fs, Ts>...>> {
     template <std::size_t I>
     using params_at = typename step_traits<step_of<node_at<I>>>::params;
 
-    // Edge typing: parent k of node `to` feeds parameter k.
-    template <std::size_t I, std::size_t... K>
-    static constexpr bool slots_convert(std::index_sequence<K...>) {
-        return (std::is_convertible_v<output_at<parent_list[parent_offset[I] + K]>,
-                                      std::tuple_element_t<K, params_at<I>>> && ...);
-    }
-    template <std::size_t I>
-    static constexpr bool inputs_fit() {
-        if constexpr (in_degree[I] == 0) return true;
-        else if constexpr (in_degree[I] != arity[I]) return false;
-        else return slots_convert<I>(std::make_index_sequence<in_degree[I]>{});
-    }
-    template <std::size_t... I>
-    static constexpr std::array<bool, size> all_inputs_fit(std::index_sequence<I...>) {
-        return {inputs_fit<I>()...};
-    }
+    // Edge typing: parent k of node `to` feeds parameter k, and the types must be the same after
+    // remove_cvref (docs/design.md, "Edges"). Compared as type ids in one loop rather than with a
+    // trait per edge.
+    static constexpr std::array<const void*, size> output_id{
+        meta::type_id<typename step_traits<typename Ns::step_type>::output>...};
+    static constexpr auto param_offset = [] {
+        std::array<std::size_t, size + 1> o{};
+        for (std::size_t i = 0; i < size; ++i) o[i + 1] = o[i] + arity[i];
+        return o;
+    }();
+    static constexpr auto param_id = [] {
+        std::array<const void*, param_offset[size]> r{};
+        std::size_t n = 0;
+        ((std::copy(type_ids<typename step_traits<typename Ns::step_type>::params>::value.begin(),
+                    type_ids<typename step_traits<typename Ns::step_type>::params>::value.end(), r.begin() + n),
+          n += step_traits<typename Ns::step_type>::arity),
+         ...);
+        return r;
+    }();
     static constexpr std::size_t badly_fed = [] {
-        constexpr std::array<bool, size> ok = all_inputs_fit(std::make_index_sequence<size>{});
-        for (std::size_t i = 0; i < size; ++i)
-            if (!ok[i]) return i;
+        for (std::size_t i = 0; i < size; ++i) {
+            if (in_degree[i] == 0) continue;
+            if (in_degree[i] != arity[i]) return i;
+            for (std::size_t k = 0; k < in_degree[i]; ++k)
+                if (output_id[parent_list[parent_offset[i] + k]] != param_id[param_offset[i] + k]) return i;
+        }
         return npos;
     }();
 
@@ -299,52 +358,8 @@ struct graph_facts<meta::tlist<Ns...>, meta::tlist<edge<Fs, Ts>...>> {
     }
     static constexpr auto sources = indices_of<count_if(is_source)>(is_source);
     static constexpr auto sinks = indices_of<count_if(is_sink)>(is_sink);
+    static constexpr std::array<step_policy, size> policies{step_traits<typename Ns::step_type>::policy...};
 };
-
-// Validate in a fixed order and stop at the first failure, so the user sees one error.
-template <class Facts>
-consteval bool validate() {
-    if constexpr (Facts::duplicate_name.first != npos) {
-        using a = typename Facts::template node_at<Facts::duplicate_name.first>::step_type;
-        using b = typename Facts::template node_at<Facts::duplicate_name.second>::step_type;
-        WEFT_DIAGNOSE("weft: two different steps share a wire name; wire names identify steps to workers "
-                      "and must be unique in a workflow: rename one, or give it an alias with step<T, \"alias\">",
-                      ERROR_two_steps_share_a_wire_name<a, b>);
-        return false;
-    } else if constexpr (!Facts::acyclic) {
-        using c = typename Facts::template node_at<Facts::cycle_node>::step_type;
-        WEFT_DIAGNOSE("weft: the workflow has a cycle; a workflow is a DAG. If you meant to run the same step "
-                      "twice, give the second use an alias: step<T, \"again\">",
-                      ERROR_workflow_has_a_cycle_through_step<c>);
-        return false;
-    } else if constexpr (Facts::badly_fed != npos) {
-        constexpr std::size_t i = Facts::badly_fed;
-        using join = typename Facts::template node_at<i>::step_type;
-        using params = typename Facts::template params_at<i>;
-        if constexpr (Facts::in_degree[i] == 1 && Facts::arity[i] == 1) {
-            using from = typename Facts::template node_at<Facts::parent_list[Facts::parent_offset[i]]>::step_type;
-            WEFT_DIAGNOSE("weft: a step's output does not convert to the input of the step after it",
-                      ERROR_step_output_does_not_convert_to_next_step_input<
-                                 from, join, typename step_traits<from>::output, std::tuple_element_t<0, params>>);
-        } else {
-            using parents = decltype(Facts::template parent_outputs<i>(std::make_index_sequence<Facts::in_degree[i]>{}));
-            WEFT_DIAGNOSE("weft: a step with several parents takes one parameter per parent, in the order the "
-                          "parents were declared, and each parent's output must convert to its parameter",
-                      ERROR_join_parameters_do_not_match_its_parents_outputs<
-                                 join, parents, typename Facts::template as_list<params>::type>);
-        }
-        return false;
-    } else if constexpr (Facts::source_conflict.first != npos) {
-        using a = typename Facts::template node_at<Facts::source_conflict.first>::step_type;
-        using b = typename Facts::template node_at<Facts::source_conflict.second>::step_type;
-        WEFT_DIAGNOSE("weft: every first step of a workflow receives the run's input, so they must all take "
-                      "the same parameter types (or none)",
-                      ERROR_source_steps_take_different_inputs<a, b>);
-        return false;
-    } else {
-        return true;
-    }
-}
 
 template <class T>
 struct sink_outputs;
@@ -352,7 +367,7 @@ struct sink_outputs;
 }  // namespace detail
 
 // A validated workflow. All members are static and constexpr; the object itself is empty.
-template <fixed_string Name, class Nodes, class Edges>
+template <fixed_string Name, class Nodes, auto Edges>
 struct workflow_t {
     using facts = detail::graph_facts<Nodes, Edges>;
     using nodes = Nodes;
@@ -396,19 +411,12 @@ struct workflow_t {
         else return std::tuple<typename facts::template output_at<sinks[S]>...>{};
     }(std::make_index_sequence<sinks.size()>{}));
 
-private:
-    template <std::size_t... I>
-    static constexpr std::array<step_policy, size> policies_of(std::index_sequence<I...>) {
-        return {step_traits<step<I>>::policy...};
-    }
-
-public:
-    static constexpr std::array<step_policy, size> policies = policies_of(std::make_index_sequence<size>{});
+    static constexpr const auto& policies = facts::policies;
 };
 
 template <class T>
 inline constexpr bool is_workflow_v = false;
-template <fixed_string N, class Ns, class Es>
+template <fixed_string N, class Ns, auto Es>
 inline constexpr bool is_workflow_v<workflow_t<N, Ns, Es>> = true;
 template <class T>
 concept workflow_type = is_workflow_v<std::remove_cvref_t<T>>;
@@ -416,22 +424,117 @@ concept workflow_type = is_workflow_v<std::remove_cvref_t<T>>;
 // What weft::workflow yields once its diagnostic is out, so nothing else is reported.
 struct invalid_workflow {};
 
+namespace detail {
+
+template <class L>
+inline constexpr bool has_invalid_step = false;
+template <class... Ns>
+inline constexpr bool has_invalid_step<meta::tlist<Ns...>> = (std::is_same_v<Ns, invalid_step> || ...);
+
+template <class... Fragments>
+consteval std::size_t first_non_fragment() {
+    constexpr bool ok[] = {fragment<Fragments>..., false};
+    std::size_t i = 0;
+    while (ok[i]) ++i;
+    return i;
+}
+
+// Every fragment's edges, over the distinct nodes (fragments name positions in their own lists).
+template <class Unique, class... Fragments>
+consteval auto merged_edges() {
+    edge_list<(flow_of<Fragments>::edges.size() + ... + 0)> r{};
+    std::size_t n = 0, offset = 0;
+    const auto add = [&](const auto& edges, std::size_t nodes) {
+        for (std::size_t i = 0; i < edges.size(); ++i)
+            r.set(n++, {Unique::map[edges.from[i] + offset], Unique::map[edges.to[i] + offset]});
+        offset += nodes;
+    };
+    (add(flow_of<Fragments>::edges, meta::size_of<typename flow_of<Fragments>::nodes>::value), ...);
+    return r;
+}
+
+// Checks in a fixed order and stops at the first failure, so the user sees one error. The checks
+// are written here rather than in a function of the graph's facts, to keep one frame listing every
+// node out of the compilers' "required from" notes.
+template <fixed_string Name, class... Fragments>
+constexpr auto make_workflow() {
+    using raw_nodes = meta::concat<typename flow_of<Fragments>::nodes...>;
+    if constexpr (has_invalid_step<raw_nodes>) {
+        return invalid_workflow{};  // a malformed step has been reported where it was named
+    } else {
+        using unique = unique_nodes<raw_nodes>;
+        using nodes = typename unique::type;
+        constexpr auto edges = merged_edges<unique, Fragments...>();
+        using facts = graph_facts<nodes, edges>;
+            if constexpr (facts::duplicate_name.first != npos) {
+                using a = typename facts::template node_at<facts::duplicate_name.first>::step_type;
+                using b = typename facts::template node_at<facts::duplicate_name.second>::step_type;
+                WEFT_DIAGNOSE("weft: two different steps share a wire name; wire names identify steps to workers "
+                              "and must be unique in a workflow: rename one, or give it an alias with step<T, \"alias\">",
+                              ERROR_two_steps_share_a_wire_name<a, b>);
+                return invalid_workflow{};
+            } else if constexpr (!facts::acyclic) {
+                using c = typename facts::template node_at<facts::cycle_node>::step_type;
+                WEFT_DIAGNOSE("weft: the workflow has a cycle; a workflow is a DAG. If you meant to run the same step "
+                              "twice, give the second use an alias: step<T, \"again\">",
+                              ERROR_workflow_has_a_cycle_through_step<c>);
+                return invalid_workflow{};
+            } else if constexpr (facts::badly_fed != npos) {
+                constexpr std::size_t i = facts::badly_fed;
+                using join = typename facts::template node_at<i>::step_type;
+                using params = typename facts::template params_at<i>;
+                if constexpr (facts::in_degree[i] == 1 && facts::arity[i] == 1) {
+                    using from = typename facts::template node_at<facts::parent_list[facts::parent_offset[i]]>::step_type;
+                    WEFT_DIAGNOSE("weft: a step's output type must be exactly the next step's parameter type (const and & "
+                                  "aside): remote workers decode the parent's result as that type and do not convert: make "
+                                  "the types match, or add a step that converts",
+                                  ERROR_step_output_type_is_not_the_next_step_input_type<
+                                      from, join, typename step_traits<from>::output, std::tuple_element_t<0, params>>);
+                } else {
+                    using parents = decltype(facts::template parent_outputs<i>(std::make_index_sequence<facts::in_degree[i]>{}));
+                    WEFT_DIAGNOSE("weft: a step with several parents takes one parameter per parent, in the order the "
+                                  "parents were declared, each of exactly its parent's output type (const and & aside): "
+                                  "make the types match, or add a step that converts",
+                              ERROR_join_parameters_do_not_match_its_parents_outputs<
+                                         join, parents, typename facts::template as_list<params>::type>);
+                }
+                return invalid_workflow{};
+            } else if constexpr (facts::source_conflict.first != npos) {
+                using a = typename facts::template node_at<facts::source_conflict.first>::step_type;
+                using b = typename facts::template node_at<facts::source_conflict.second>::step_type;
+                WEFT_DIAGNOSE("weft: every first step of a workflow receives the run's input, so they must all take "
+                              "the same parameter types (or none)",
+                              ERROR_source_steps_take_different_inputs<a, b>);
+                return invalid_workflow{};
+            } else {
+                // Edge lists with repeats are normalised inside graph_facts; the type keeps the raw list.
+                return workflow_t<Name, nodes, edges>{};
+            }
+    }
+}
+
+}  // namespace detail
+
 template <fixed_string Name, class... Fragments>
 constexpr auto workflow(Fragments...) {
-    static_assert(!Name.empty(), "weft: a workflow needs a name: weft::workflow<\"name\">(...)");
-    static_assert(sizeof...(Fragments) > 0, "weft: a workflow needs at least one step");
-    static_assert((detail::fragment<Fragments> && ...),
-                  "weft: weft::workflow takes steps (weft::step<T>) and fragments built from them with >> and ,");
-    using nodes = typename detail::unique_nodes<meta::concat<typename detail::flow_of<Fragments>::nodes...>>::type;
-    using edges = meta::concat<typename detail::flow_of<Fragments>::edges...>;
-    using facts = detail::graph_facts<nodes, edges>;
-    if constexpr (meta::size_of<nodes>::value == 0) {
-        return invalid_workflow{};  // every step was malformed and has been reported
-    } else if constexpr (detail::validate<facts>()) {
-        // Edge lists with repeats are normalised inside graph_facts; the type keeps the raw list.
-        return workflow_t<Name, nodes, edges>{};
-    } else {
+    if constexpr (Name.empty()) {
+        WEFT_DIAGNOSE("weft: a workflow needs a name: weft::workflow<\"name\">(...)", ERROR_workflow_name_is_empty<meta::text_of<Name>>);
         return invalid_workflow{};
+    } else if constexpr (!detail::wire_name_ok(Name.view())) {
+        WEFT_DIAGNOSE("weft: a workflow's name may not hold whitespace, control characters or ':' (Hatchet joins "
+                      "`workflow:step` with it): use letters, digits and . _ - /",
+                      ERROR_workflow_name_has_a_character_backends_cannot_carry<meta::text_of<Name>>);
+        return invalid_workflow{};
+    } else if constexpr (sizeof...(Fragments) == 0) {
+        WEFT_DIAGNOSE("weft: a workflow needs at least one step", ERROR_workflow_has_no_steps<meta::text_of<Name>>);
+        return invalid_workflow{};
+    } else if constexpr (detail::first_non_fragment<Fragments...>() < sizeof...(Fragments)) {
+        WEFT_DIAGNOSE("weft: weft::workflow takes steps (weft::step<T>) and fragments built from them with >> and ,",
+                      ERROR_workflow_argument_is_not_a_step_or_fragment<
+                          meta::at<detail::first_non_fragment<Fragments...>(), meta::tlist<Fragments...>>>);
+        return invalid_workflow{};
+    } else {
+        return detail::make_workflow<Name, Fragments...>();
     }
 }
 

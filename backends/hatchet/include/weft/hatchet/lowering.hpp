@@ -21,7 +21,13 @@
 #include <vector>
 
 #include <weft/backend.hpp>
+#include <weft/dsl/workflow.hpp>
 #include <weft/json.hpp>
+
+namespace weft {
+template <class Step, class OtherStep>
+struct ERROR_hatchet_step_names_collide_once_lowercased;
+}
 
 namespace weft::hatchet_wire {
 
@@ -58,6 +64,42 @@ inline bool valid_name(std::string_view s) {
 
 inline std::string action_id(std::string_view workflow, std::string_view step) {
     return lowercase(workflow) + ":" + lowercase(step);
+}
+
+constexpr char lower_char(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+constexpr bool lower_less(std::string_view a, std::string_view b) noexcept {
+    for (std::size_t i = 0; i < a.size() && i < b.size(); ++i)
+        if (lower_char(a[i]) != lower_char(b[i])) return lower_char(a[i]) < lower_char(b[i]);
+    return a.size() < b.size();
+}
+constexpr bool lower_equal(std::string_view a, std::string_view b) noexcept {
+    return !lower_less(a, b) && !lower_less(b, a);
+}
+
+// Hatchet lowercases action ids (`workflow:step`), so two steps whose names differ only in case
+// would be one action. Checked at compile time, with one error naming both steps; sorting keeps it
+// n log n for long workflows. client<hatchet>::accepts is where it belongs.
+template <workflow_type W>
+consteval bool step_names_distinct_once_lowercased() {
+    constexpr std::pair<std::size_t, std::size_t> clash = [] {
+        std::array<std::size_t, W::size> o{};
+        for (std::size_t i = 0; i < W::size; ++i) o[i] = i;
+        std::sort(o.begin(), o.end(), [](std::size_t a, std::size_t b) {
+            return lower_less(W::names[a], W::names[b]) || (lower_equal(W::names[a], W::names[b]) && a < b);
+        });
+        for (std::size_t k = 1; k < W::size; ++k)
+            if (lower_equal(W::names[o[k - 1]], W::names[o[k]])) return std::pair{o[k - 1], o[k]};
+        return std::pair{W::size, W::size};
+    }();
+    if constexpr (clash.first != W::size) {
+        WEFT_DIAGNOSE("weft: hatchet: two step names differ only in upper/lower case, and Hatchet lowercases action "
+                      "ids (`workflow:step`), so they would be one action: rename one",
+                      ERROR_hatchet_step_names_collide_once_lowercased<typename W::template step<clash.first>,
+                                                                        typename W::template step<clash.second>>);
+        return false;
+    } else {
+        return true;
+    }
 }
 
 inline std::string duration(milliseconds d) {
