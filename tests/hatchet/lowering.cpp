@@ -46,7 +46,26 @@ TEST_CASE("run inputs and task outputs are JSON objects, unambiguously") {
 }
 
 TEST_CASE("names Hatchet refuses are reported with the workflow") {
-    static constexpr auto bad = weft::workflow<"has space">(weft::step<hx::inc>);
+    // Whitespace and ':' are refused by the DSL already; '/' is a weft name but not a Hatchet one.
+    static constexpr auto bad = weft::workflow<"has/slash">(weft::step<hx::inc>);
     CHECK_THROWS_WITH(lower(weft::graph_of<std::decay_t<decltype(bad)>>),
-                      Catch::Contains("'has space'") && Catch::Contains("not a Hatchet name"));
+                      Catch::Contains("'has/slash'") && Catch::Contains("not a Hatchet name"));
+}
+
+namespace {
+struct fetch_upper {
+    static constexpr std::string_view name = "Fetch";
+    int operator()(int x) const { return x; }
+};
+struct fetch_lower {
+    static constexpr std::string_view name = "fetch";
+    int operator()(int x) const { return x; }
+};
+}  // namespace
+
+TEST_CASE("step names that collide once lowercased are refused when the backend is chosen at run time") {
+    static constexpr auto clash = weft::workflow<"clash">(weft::step<fetch_upper> >> weft::step<fetch_lower>);
+    CHECK_THROWS_WITH(lower(weft::graph_of<std::decay_t<decltype(clash)>>),
+                      Catch::Contains("steps 'Fetch' and 'fetch' of workflow 'clash' differ only in upper/lower case"));
+    static_assert(!std::is_same_v<decltype(clash), const weft::invalid_workflow>);
 }

@@ -13,7 +13,7 @@ namespace {
 
 const weft::erased_step& find(std::span<const weft::erased_step> table, std::string_view name) {
     for (auto& s : table)
-        if (s.name == name) return s;
+        if (s.name() == name) return s;
     throw std::logic_error("no step named " + std::string(name));
 }
 

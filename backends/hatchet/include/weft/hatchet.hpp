@@ -67,6 +67,11 @@ public:
     ~backend_impl() override;
     std::string_view name() const noexcept override { return hatchet::name; }
     std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
+    // Step names that collide once Hatchet lowercases them are diagnosed at compile time.
+    template <workflow_type W>
+    static consteval bool accepts() {
+        return hatchet_wire::step_names_distinct_once_lowercased<std::remove_cvref_t<W>>();
+    }
 
     struct state;
 

@@ -114,6 +114,13 @@ inline workflow_plan lower(const graph_view& wf) {
                                std::string(wf.name) + "' is not a Hatchet name (letters, digits, '.', '-', '_' only)");
     };
     check("the workflow", wf.name);
+    // The same rule as step_names_distinct_once_lowercased, for a workflow chosen at run time.
+    for (std::size_t i = 0; i < wf.size(); ++i)
+        for (std::size_t j = i + 1; j < wf.size(); ++j)
+            if (lowercase(wf.names[i]) == lowercase(wf.names[j]))
+                throw config_error("weft: hatchet: steps '" + std::string(wf.names[i]) + "' and '" +
+                                   std::string(wf.names[j]) + "' of workflow '" + std::string(wf.name) +
+                                   "' differ only in upper/lower case, and Hatchet lowercases action ids: rename one");
     workflow_plan plan{std::string(wf.name), {}};
     for (std::size_t i : wf.topological_order) {
         check("the step", wf.names[i]);
