@@ -121,7 +121,7 @@ private:
 
 // Adds a backend to the registry, built from its settings by `options_from`. A backend's header
 // calls it from an inline variable, so including the header (and linking the backend) is enough:
-//     inline const bool registered = register_backend<backend_impl>("celery", settings(), &options_from);
+//     inline const bool registered = register_backend<backend_impl>(my_backend::name, settings(), &options_from);
 template <class Impl, class Options>
 bool register_backend(std::string_view name, std::vector<setting_doc> settings, Options (*options_from)(const config&)) {
     return backend_registry::instance().add({
