@@ -12,6 +12,15 @@
 
 namespace weft {
 
+struct workflow_codec {
+    // The run's input (a pointer to the workflow's input tuple) as a JSON array: one value per
+    // parameter of the first steps.
+    json::value (*encode_input)(const void* input);
+    // The run's output from its JSON value (an array for a workflow with several last steps), as a
+    // heap object of the workflow's output type. Throws json::decode_error naming the path.
+    std::shared_ptr<const void> (*decode_output)(const json::value& output);
+};
+
 namespace detail {
 template <workflow_type W>
 struct codec_hooks {

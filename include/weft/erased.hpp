@@ -2,34 +2,20 @@
 //
 // The graph is constant data (graph_view). Two sets of hooks travel with it, each instantiated only
 // by the clients that need it:
-//   - codec hooks (<weft/codec.hpp>) turn the run's input and output into JSON values, for backends
+//   - codec hooks (workflow_codec, <weft/codec.hpp>) turn the run's input and output into JSON values, for backends
 //     that send runs to a server;
 //   - in-process hooks (<weft/in_process.hpp>) run the steps on typed values, for engines that call
 //     steps themselves.
 // So client<celery> compiles no step-calling code, and client<local> compiles no JSON.
 #pragma once
 
-#include <memory>
-
-#include <boost/json/fwd.hpp>
-
 #include <weft/graph.hpp>
 #include <weft/in_process.hpp>
 
 namespace weft {
 
-namespace json {
-using value = boost::json::value;
-}
-
-struct workflow_codec {
-    // The run's input (a pointer to the workflow's input tuple) as a JSON array: one value per
-    // parameter of the first steps.
-    json::value (*encode_input)(const void* input);
-    // The run's output from its JSON value (an array for a workflow with several last steps), as a
-    // heap object of the workflow's output type. Throws json::decode_error naming the path.
-    std::shared_ptr<const void> (*decode_output)(const json::value& output);
-};
+// Defined in <weft/codec.hpp>, with the JSON library: a pointer to it costs a declaration only.
+struct workflow_codec;
 
 struct erased_workflow {
     graph_view graph;

@@ -1,5 +1,7 @@
 #include <weft/kit/remote_run.hpp>
 
+#include <weft/codec.hpp>
+
 namespace weft::kit {
 
 run_state remote_run::state() const {
