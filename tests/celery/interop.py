@@ -259,6 +259,10 @@ def main():
         for _ in range(3):  # either worker may finish the header last and run the join
             out = peer_client("client", "diamond", CQ, PQ, "2", "3")
             check(out.get("result") == "n=610", out)
+            # on_step reported each step's success once, the last step last
+            check(sorted(out.get("on_step", [])) == sorted(["weft.test.add", "weft.test.inc", "weft.py.double",
+                                                            "weft.test.join2", "weft.test.to_text"]), out)
+            check(out["on_step"][-1] == "weft.test.to_text", out)
 
     @case
     def a_cpp_client_starts_a_chord_of_first_steps():

@@ -217,10 +217,24 @@ int run_client(int argc, char** argv) {
             }
             print_steps(out, r);
         } else if (which == "diamond") {
-            auto r = client.start(wf_diamond, {std::stoi(argv[5]), std::stoi(argv[6])});
+            // on_step as on the other backends: every step's settled state, each once.
+            std::mutex m;
+            weft::json::array succeeded;
+            weft::run_options opts{.on_step = [&](const weft::step_event& e) {
+                std::lock_guard lock(m);
+                if (e.state == weft::step_state::succeeded) succeeded.push_back(weft::json::value(std::string(e.step)));
+            }};
+            auto r = client.start(wf_diamond, {std::stoi(argv[5]), std::stoi(argv[6])}, opts);
             out["id"] = r.id();
             if (!r.wait_for(timeout)) throw std::runtime_error("timed out");
             out["result"] = r.get();
+            auto seen = [&] {
+                std::lock_guard lock(m);
+                return succeeded.size();
+            };
+            for (int i = 0; i < 50 && seen() < 5; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            std::lock_guard lock(m);  // the watcher's last poll is in
+            out["on_step"] = succeeded;
         } else if (which == "fan_in") {
             auto r = client.start(wf_fan_in, std::stoi(argv[5]));
             out["id"] = r.id();

@@ -1,7 +1,9 @@
 // The Celery client: lowering an erased workflow to one message, and a run handle that reads the
 // Redis result backend the way AsyncResult does (SUBSCRIBE to the meta key's channel, then GET).
 #include <weft/celery.hpp>
+#include <weft/kit/remote_run.hpp>
 #include <weft/kit/settings.hpp>
+#include <weft/kit/step_watcher.hpp>
 
 #include "canvas.hpp"
 #include "transport.hpp"
@@ -56,46 +58,61 @@ struct backend_impl::state {
         if (!result_conn) result_conn = std::make_unique<redis_connection>(results, opts.timeout);
         return *result_conn;
     }
-};
 
-namespace {
-
-class celery_run final : public run_control {
-public:
-    celery_run(std::shared_ptr<backend_impl::state> st, const erased_workflow& wf, std::vector<std::string> ids)
-        : st_(std::move(st)), wf_(wf), ids_(std::move(ids)) {}
-
-    std::string_view workflow() const noexcept override { return wf_.graph.name; }
-    std::string id() const override { return ids_[wf_.graph.sources[0]]; }  // the root task id
-
-    run_state state() const override {
-        auto metas = read_all();
-        bool all = true;
-        for (auto& m : metas)
-            if (m.state == task_state::failure || m.state == task_state::revoked)
-                return m.state == task_state::failure ? run_state::failed : run_state::cancelled;
-        for (auto s : wf_.graph.sinks) all = all && metas[s].state == task_state::success;
-        return all ? run_state::succeeded : run_state::running;
-    }
-
-    std::vector<step_status> steps() const override {
-        auto metas = read_all();
-        std::vector<step_status> out;
-        for (std::size_t i = 0; i < metas.size(); ++i) {
-            step_status s;
-            s.name = std::string(wf_.graph.names[i]);
-            s.state = step_state_of(metas[i].state);
-            s.attempts = attempts_of(metas[i]);
-            if (auto e = metas[i].exception(); e && metas[i].state != task_state::success) s.error = e->text();
-            out.push_back(std::move(s));
+    // The metas of a run's tasks (one per node; PENDING for those not stored yet), in one round trip.
+    std::vector<task_meta> metas(const std::vector<std::string>& ids) {
+        std::vector<std::vector<std::string>> cmds;
+        for (auto& id : ids) cmds.push_back({"GET", meta(id)});
+        std::vector<redis_reply> replies;
+        {
+            std::lock_guard lock(m);
+            replies = result_connection().pipeline(cmds);
+        }
+        std::vector<task_meta> out(ids.size());
+        for (std::size_t i = 0; i < replies.size(); ++i) {
+            out[i].task_id = ids[i];
+            if (replies[i].type == redis_reply::kind::string) out[i] = decode_meta(replies[i].str);
         }
         return out;
     }
 
+    kit::step_watchers watchers;  // last: joined before the connections they read go away
+};
+
+namespace {
+
+std::vector<step_status> statuses(const graph_view& g, const std::vector<task_meta>& metas) {
+    std::vector<step_status> out;
+    for (std::size_t i = 0; i < metas.size(); ++i) {
+        step_status s;
+        s.name = std::string(g.names[i]);
+        s.state = step_state_of(metas[i].state);
+        s.attempts = attempts_of(metas[i]);
+        if (auto e = metas[i].exception(); e && metas[i].state != task_state::success) s.error = e->text();
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+// A run is over once every last step is ready, or any step failed or was revoked.
+bool closed(const graph_view& g, const std::vector<task_meta>& metas) {
+    for (auto& m : metas)
+        if (m.state == task_state::failure || m.state == task_state::revoked) return true;
+    return std::all_of(g.sinks.begin(), g.sinks.end(), [&](std::size_t s) { return is_ready(metas[s].state); });
+}
+
+class celery_run final : public kit::remote_run {
+public:
+    celery_run(std::shared_ptr<backend_impl::state> st, const erased_workflow& wf, std::vector<std::string> ids)
+        : remote_run(wf, ids[wf.graph.sources[0]]), st_(std::move(st)), ids_(std::move(ids)) {}  // the root task id
+
+    std::vector<step_status> steps() const override { return statuses(wf_.graph, st_->metas(ids_)); }
+    const std::vector<std::string>& ids() const noexcept { return ids_; }
+
     // Revoke: every step not yet ready is broadcast as revoked (Python and C++ workers keep it in
     // their revoked set) and stored REVOKED (which C++ workers also check before running a task).
     void cancel() override {
-        auto metas = read_all();
+        auto metas = st_->metas(ids_);
         json::array pending;
         for (auto& m : metas)
             if (!is_ready(m.state)) pending.push_back(json::value(m.task_id));
@@ -119,27 +136,29 @@ public:
         }
     }
 
-    void wait() const override {
-        while (!wait_for(std::chrono::hours(1))) {
-        }
+private:
+    run_state live_state() const override {
+        auto metas = st_->metas(ids_);
+        for (auto& m : metas)
+            if (m.state == task_state::failure || m.state == task_state::revoked)
+                return m.state == task_state::failure ? run_state::failed : run_state::cancelled;
+        return closed(wf_.graph, metas) ? run_state::succeeded : run_state::running;
     }
 
     // SUBSCRIBE to every sink's channel first, then GET, then rely on PUBLISH (as Python's
     // ResultConsumer does); a GET every second covers a lost connection.
-    bool wait_for(std::chrono::milliseconds timeout) const override {
-        if (done_) return true;
+    std::optional<outcome> await(std::chrono::milliseconds timeout) const override {
         auto deadline = std::chrono::steady_clock::now() + timeout;
         redis_connection sub(st_->results, st_->opts.timeout);
         std::vector<std::string> cmd{"SUBSCRIBE"};
         for (auto s : wf_.graph.sinks) cmd.push_back(st_->meta(ids_[s]));
         sub.send(cmd);
         for (;;) {
-            if (all_sinks_ready()) return done_ = true;
+            if (auto metas = st_->metas(ids_); closed(wf_.graph, metas)) return outcome_of(metas);
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0) return false;
+            if (left.count() <= 0) return std::nullopt;
             // Drain pushes until a second has passed, then GET again.
-            auto slice = std::min(left, std::chrono::milliseconds(1000));
-            auto until = std::chrono::steady_clock::now() + slice;
+            auto until = std::chrono::steady_clock::now() + std::min(left, std::chrono::milliseconds(1000));
             for (;;) {
                 auto l = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
                 if (l.count() <= 0) break;
@@ -151,59 +170,22 @@ public:
         }
     }
 
-    const void* result() const override {
-        std::lock_guard lock(result_mutex_);
-        if (output_) return output_.get();
-        auto metas = read_all();
-        // The first failed or revoked step, in topological order, decides the error.
+    // The first failed or revoked step, in topological order, decides the error.
+    outcome outcome_of(const std::vector<task_meta>& metas) const {
         for (auto i : wf_.graph.topological_order) {
             if (metas[i].state == task_state::failure) {
                 auto e = metas[i].exception();
-                throw step_failed(std::string(wf_.graph.names[i]), e ? e->text() : std::string("failed"), attempts_of(metas[i]));
+                return {run_state::failed, {},
+                        std::make_exception_ptr(step_failed(std::string(wf_.graph.names[i]),
+                                                            e ? e->text() : std::string("failed"), attempts_of(metas[i])))};
             }
-            if (metas[i].state == task_state::revoked) throw run_cancelled(wf_.graph.name);
+            if (metas[i].state == task_state::revoked) return cancelled();
         }
-        if (wf_.graph.sinks.size() == 1) {
-            output_ = wf_.codec->decode_output(metas[wf_.graph.sinks[0]].result);
-        } else {
-            json::array a;
-            for (auto s : wf_.graph.sinks) a.push_back(metas[s].result);
-            output_ = wf_.codec->decode_output(a);
-        }
-        return output_.get();
-    }
-
-private:
-    std::vector<task_meta> read_all() const {
-        std::vector<std::vector<std::string>> cmds;
-        for (auto& id : ids_) cmds.push_back({"GET", st_->meta(id)});
-        std::vector<redis_reply> replies;
-        {
-            std::lock_guard lock(st_->m);
-            replies = st_->result_connection().pipeline(cmds);
-        }
-        std::vector<task_meta> out(ids_.size());
-        for (std::size_t i = 0; i < replies.size(); ++i) {
-            out[i].task_id = ids_[i];
-            if (replies[i].type == redis_reply::kind::string) out[i] = decode_meta(replies[i].str);
-        }
-        return out;
-    }
-    bool all_sinks_ready() const {
-        auto metas = read_all();
-        bool all = true;
-        for (auto& m : metas)
-            if (m.state == task_state::failure || m.state == task_state::revoked) return true;
-        for (auto s : wf_.graph.sinks) all = all && is_ready(metas[s].state);
-        return all;
+        return {run_state::succeeded, sinks_output([&](std::size_t s) { return metas[s].result; }), {}};
     }
 
     std::shared_ptr<backend_impl::state> st_;
-    const erased_workflow& wf_;
     std::vector<std::string> ids_;  // task id per node
-    mutable std::atomic<bool> done_{false};
-    mutable std::mutex result_mutex_;
-    mutable std::shared_ptr<const void> output_;
 };
 
 }  // namespace
@@ -216,10 +198,21 @@ backend_impl::backend_impl(celery::options opts) : state_(std::make_shared<state
 
 backend_impl::~backend_impl() = default;
 
-std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options) {
+std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
     std::vector<std::vector<std::string>> commands;
     auto run = prepare(wf, input, commands);
     send(wf, commands);
+    // on_step: polled from the result backend, so a state held for less than one poll interval
+    // (running, for a fast step) may not be seen; every settled state is.
+    if (opts.on_step)
+        state_->watchers.watch(wf.graph, std::move(opts.on_step),
+                               [st = state_.get(), &g = wf.graph, ids = static_cast<const celery_run&>(*run).ids()](std::vector<step_status>& steps,
+                                                                                      std::stop_token) {
+                                   auto metas = st->metas(ids);
+                                   steps = statuses(g, metas);
+                                   return closed(g, metas);
+                               },
+                               std::chrono::milliseconds(100));
     return run;
 }
 
