@@ -23,19 +23,27 @@ step_outcome run_step(const erased_step& step, const json::array& args, const st
         r.output = step.invoke(args);
         r.what = step_outcome::kind::succeeded;
     } catch (const json::decode_error& e) {
-        r.what = step_outcome::kind::bad_payload;
-        r.error = e.what();
-        r.error_type = bad_payload_type;
-        r.path = e.path();
-        r.expected = e.expected();
-        r.got = e.got();
+        return bad_payload(e);
     } catch (const std::exception& e) {
         r.error = e.what();
         r.error_type = current_exception_type();
+        r.exception = std::current_exception();
     } catch (...) {
         r.error = "a non-standard exception";
         r.error_type = current_exception_type();
+        r.exception = std::current_exception();
     }
+    return r;
+}
+
+step_outcome bad_payload(const json::decode_error& e) {
+    step_outcome r;
+    r.what = step_outcome::kind::bad_payload;
+    r.error = e.what();
+    r.error_type = bad_payload_type;
+    r.path = e.path();
+    r.expected = e.expected();
+    r.got = e.got();
     return r;
 }
 

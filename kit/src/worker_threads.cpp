@@ -19,7 +19,7 @@ void worker_threads::wait_until_stopped() const {
     wake_.wait(l, [&] { return stopping(); });
 }
 
-void worker_threads::stop() {
+void worker_threads::request_stop() {
     std::vector<std::function<void()>> interrupts;
     {
         std::lock_guard l(m_);
@@ -27,6 +27,10 @@ void worker_threads::stop() {
     }
     wake_.notify_all();
     for (auto& f : interrupts) f();
+}
+
+void worker_threads::stop() {
+    request_stop();
     std::lock_guard j(join_m_);
     for (auto& t : threads_) {
         if (!t.joinable()) continue;

@@ -26,7 +26,7 @@
 
 extern char** environ;
 
-namespace tp = weft::temporal;
+using tp = weft::temporal;
 using namespace std::chrono_literals;
 
 // The Python workflow's types, mirrored (tests/temporal/python_peer.py).
@@ -117,7 +117,7 @@ python_peer& peer() {
 // through weft's own configuration, with the peer's task queue.
 tp::client make_client() {
     required_env("WEFT_TEMPORAL_ADDRESS");
-    auto s = tp::settings::from_config(weft::config::from_env());
+    auto s = weft::temporal_detail::options_from(weft::config::from_env());
     s.task_queue = peer().task_queue();
     return tp::client(s);
 }
@@ -248,7 +248,7 @@ TEST_CASE("an unknown workflow id is not found, with the server's message") {
 }
 
 TEST_CASE("an unknown namespace is reported as such") {
-    auto s = tp::settings::from_config(weft::config::from_env());
+    auto s = weft::temporal_detail::options_from(weft::config::from_env());
     s.namespace_name = "weft-no-such-namespace";
     tp::client client(s);
     try {
@@ -262,7 +262,7 @@ TEST_CASE("an unknown namespace is reported as such") {
 }
 
 TEST_CASE("a server that is not there is unavailable, not a hang") {
-    tp::client client({.address = "127.0.0.1:1", .task_queue = "q", .rpc_timeout = 3s});
+    tp::client client({.address = "127.0.0.1:1", .task_queue = "q", .timeout = 3s});
     const auto t0 = std::chrono::steady_clock::now();
     CHECK_THROWS_AS(client.status({"any", ""}), tp::unavailable);
     CHECK(std::chrono::steady_clock::now() - t0 < 10s);

@@ -5,13 +5,13 @@
 #include "codec.hpp"  // backends/temporal/src: private to the library, tested here
 
 #include <weft/config.hpp>
-#include <weft/temporal/client.hpp>
+#include <weft/temporal.hpp>
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
-namespace tp = weft::temporal;
-namespace codec = weft::temporal::codec;
+using tp = weft::temporal;
+namespace codec = weft::temporal_detail::codec;
 using ::temporal::api::common::v1::Payload;
 using ::temporal::api::failure::v1::Failure;
 
@@ -121,11 +121,11 @@ TEST_CASE("the client's settings come from weft's configuration, file section or
     auto c = weft::config::parse("backend = temporal\n[temporal]\naddress = 10.0.0.7:7233\nnamespace = orders\n"
                                  "task_queue = pricing\n",
                                  "weft.conf");
-    auto s = tp::settings::from_config(c);
+    auto s = weft::temporal_detail::options_from(c);
     CHECK(s.address == "10.0.0.7:7233");
     CHECK(s.namespace_name == "orders");
     CHECK(s.task_queue == "pricing");
-    auto d = tp::settings::from_config(weft::config::parse("", "empty.conf"));
+    auto d = weft::temporal_detail::options_from(weft::config::parse("", "empty.conf"));
     CHECK(d.address == "127.0.0.1:7233");
     CHECK(d.namespace_name == "default");
     CHECK(d.task_queue.empty());

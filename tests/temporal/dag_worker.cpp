@@ -17,8 +17,7 @@
 #include "dags.hpp"
 
 int main(int argc, char** argv) {
-    weft::temporal::worker_options opts;
-    opts.server = weft::temporal::settings::from_config(weft::config::from_env());
+    weft::temporal::worker_options opts{weft::temporal_detail::options_from(weft::config::from_env())};
     std::string ready_file;
     int max_seconds = 600;
     for (int i = 1; i < argc; ++i) {

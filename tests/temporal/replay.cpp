@@ -14,7 +14,7 @@
 #include "decide.hpp"
 #include "process.hpp"
 
-namespace interpreter = weft::temporal::interpreter;
+namespace interpreter = weft::temporal_detail::interpreter;
 namespace history = ::temporal::api::history::v1;
 namespace command = ::temporal::api::command::v1;
 namespace enums = ::temporal::api::enums::v1;

@@ -24,7 +24,7 @@
 #include "dags.hpp"
 #include "process.hpp"
 
-namespace tp = weft::temporal;
+using tp = weft::temporal;
 using namespace std::chrono_literals;
 using test_process::child;
 
@@ -40,8 +40,8 @@ std::string required_env(const char* name) {
 
 using test_process::unique;
 
-tp::settings server(std::string queue) {
-    tp::settings s;
+tp::options server(std::string queue) {
+    tp::options s;
     s.address = required_env("WEFT_TEMPORAL_ADDRESS");
     s.namespace_name = required_env("WEFT_TEMPORAL_NAMESPACE");
     s.task_queue = std::move(queue);
@@ -51,12 +51,17 @@ tp::settings server(std::string queue) {
 // An in-process worker serving every test workflow on its own queue.
 struct served_queue {
     std::string queue = unique("weft-workers");
-    tp::worker worker{tp::worker_options{.server = server(queue), .heartbeat_timeout = 1500ms}};
+    tp::worker worker{options()};
+    tp::worker_options options() const {
+        tp::worker_options o{server(queue)};
+        o.heartbeat_timeout = 1500ms;
+        return o;
+    }
     served_queue() {
         dags::for_each_workflow([&](auto wf) { worker.serve(wf); });
         worker.start();
     }
-    weft::client<tp::backend> client() const { return weft::client<tp::backend>(server(queue)); }
+    weft::client<tp> client() const { return weft::client<tp>(server(queue)); }
 };
 
 // A fresh path in the temporary directory, removed (with any SQLite companions) when the test ends.
@@ -125,7 +130,7 @@ TEST_CASE("a worker whose graph does not match the history fails the workflow ta
     const std::string queue = unique("weft-versioned");
     // Version 1 runs the first step and schedules `parked`, which nobody runs.
     std::optional<tp::worker> v1;
-    v1.emplace(tp::worker_options{.server = server(queue)});
+    v1.emplace(tp::worker_options{server(queue)});
     v1->serve(dags::versioned_v1);
     v1->start();
     tp::client raw(server(queue));
@@ -136,9 +141,11 @@ TEST_CASE("a worker whose graph does not match the history fails the workflow ta
 
     // Version 2 would run `cube` instead; a cancel request wakes it up on that history.
     std::atomic<int> logged{0};
-    tp::worker v2({.server = server(queue), .log = [&](std::string_view level, std::string_view text) {
-                       if (level == "error" && text.find("does not match its graph") != std::string_view::npos) ++logged;
-                   }});
+    tp::worker_options o2{server(queue)};
+    o2.log = [&](std::string_view level, std::string_view text) {
+        if (level == "error" && text.find("does not match its graph") != std::string_view::npos) ++logged;
+    };
+    tp::worker v2(o2);
     v2.serve(dags::versioned_v2);
     v2.start();
     raw.cancel(run, "wake the new version");
@@ -264,7 +271,7 @@ TEST_CASE("a weft DAG runs one step as a Python activity on its own task queue",
 TEST_CASE("a worker killed with SIGKILL mid-step is replaced and the new worker finishes the run by replay", "[faults]") {
     const std::string queue = unique("weft-sigkill");
     const temp ready1("weft-worker1.ready"), ready2("weft-worker2.ready");
-    auto run = weft::client<tp::backend>(server(queue)).start(dags::slow, 4000);
+    auto run = weft::client<tp>(server(queue)).start(dags::slow, 4000);
     std::optional<child> first;
     first.emplace(dag_worker(queue, ready1));
     REQUIRE(test_process::wait_for_file(ready1, 30s));
@@ -305,7 +312,7 @@ std::unique_ptr<child> private_server(int port, const std::filesystem::path& db)
         "matching.historyMaxPageSize=4"}, "/dev/null");
 }
 
-bool server_answers(const tp::settings& s) {
+bool server_answers(const tp::options& s) {
     try {
         tp::client(s).status({"no-such-workflow", ""});
     } catch (const tp::not_found&) {
@@ -321,9 +328,9 @@ TEST_CASE("when the server goes away and comes back, the worker reconnects with 
           "[faults]") {
     const int port = free_port();
     const temp db("weft-private-temporal.db");
-    tp::settings s = server(unique("weft-reconnect"));
+    tp::options s = server(unique("weft-reconnect"));
     s.address = "127.0.0.1:" + std::to_string(port);
-    s.rpc_timeout = 3s;
+    s.timeout = 3s;
     auto wait_up = [&] {
         for (int i = 0; i < 120; ++i) {
             if (server_answers(s)) return true;
@@ -335,14 +342,17 @@ TEST_CASE("when the server goes away and comes back, the worker reconnects with 
     REQUIRE(wait_up());
 
     std::atomic<int> warnings{0}, recovered{0};
-    tp::worker w({.server = s, .poll_timeout = 10s, .backoff = {.initial = 100ms, .maximum = 1000ms},
-                  .log = [&](std::string_view level, std::string_view text) {
-                      if (level == "warning") ++warnings;
-                      if (text.find("works again") != std::string_view::npos) ++recovered;
-                  }});
+    tp::worker_options wo{s};
+    wo.poll_timeout = 10s;
+    wo.backoff = {.initial = 100ms, .maximum = 1000ms};
+    wo.log = [&](std::string_view level, std::string_view text) {
+        if (level == "warning") ++warnings;
+        if (text.find("works again") != std::string_view::npos) ++recovered;
+    };
+    tp::worker w(wo);
     w.serve(dags::fan);
     w.start();
-    weft::client<tp::backend> c(s);
+    weft::client<tp> c(s);
     CHECK(c.start(dags::fan, 1).get() == "4,8,-2");
     CHECK(w.stats().history_pages > 0);  // the full history, paged in
 

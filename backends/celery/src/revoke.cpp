@@ -18,31 +18,22 @@ std::shared_ptr<void> revocations::running(const std::string& id, std::atomic<bo
             }};
 }
 
-void revocations::listen(const redis_url& broker, std::chrono::milliseconds timeout, const std::string& channel,
-                         const std::atomic<bool>& stopping, const log_fn& log,
-                         const std::function<void(std::chrono::milliseconds)>& pause) {
-    while (!stopping) {
-        try {
-            redis_connection sub(broker, timeout);
-            sub.send({"SUBSCRIBE", channel});
-            while (!stopping) {
-                auto r = sub.read(std::chrono::milliseconds(500));
-                if (!r || r->type != redis_reply::kind::array || r->elements.size() != 3 ||
-                    r->elements[0].str != "message")
-                    continue;
-                auto revoke = read_revoke(r->elements[2].str);
-                if (!revoke || revoke->ids.empty()) continue;
-                std::lock_guard lock(m_);
-                if (revoke->terminate)
-                    for (auto& id : revoke->ids)
-                        if (auto t = running_.find(id); t != running_.end()) t->second->store(true);
-                if (revoked_.size() > 100000) revoked_.clear();  // Celery keeps a bounded set too
-                for (auto& id : revoke->ids) revoked_.insert(id);
-            }
-        } catch (const std::exception& e) {
-            log("error", std::string("revoke listener: ") + e.what());
-            pause(std::chrono::milliseconds(500));
-        }
+void revocations::listen_once(const redis_url& broker, std::chrono::milliseconds timeout, const std::string& channel,
+                              const kit::worker_threads& threads) {
+    redis_connection sub(broker, timeout);
+    sub.send({"SUBSCRIBE", channel});
+    while (!threads.stopping()) {
+        auto r = sub.read(std::chrono::milliseconds(500));
+        if (!r || r->type != redis_reply::kind::array || r->elements.size() != 3 || r->elements[0].str != "message")
+            continue;
+        auto revoke = read_revoke(r->elements[2].str);
+        if (!revoke || revoke->ids.empty()) continue;
+        std::lock_guard lock(m_);
+        if (revoke->terminate)
+            for (auto& id : revoke->ids)
+                if (auto t = running_.find(id); t != running_.end()) t->second->store(true);
+        if (revoked_.size() > 100000) revoked_.clear();  // Celery keeps a bounded set too
+        for (auto& id : revoke->ids) revoked_.insert(id);
     }
 }
 

@@ -5,6 +5,8 @@
 
 #include "transport.hpp"
 
+#include <weft/kit/worker_threads.hpp>
+
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -20,10 +22,10 @@ public:
     // Registers a running task until the returned guard goes: a terminating revoke of its id sets `flag`.
     [[nodiscard]] std::shared_ptr<void> running(const std::string& id, std::atomic<bool>& flag);
 
-    // Reads the pidbox channel until `stopping`; reconnects after `pause` when Redis fails.
-    void listen(const redis_url& broker, std::chrono::milliseconds timeout, const std::string& channel,
-                const std::atomic<bool>& stopping, const log_fn& log,
-                const std::function<void(std::chrono::milliseconds)>& pause);
+    // Reads the pidbox channel until `threads` stop; throws when Redis fails (a kit::fetch_loop
+    // reconnects after its backoff).
+    void listen_once(const redis_url& broker, std::chrono::milliseconds timeout, const std::string& channel,
+                     const kit::worker_threads& threads);
 
 private:
     mutable std::mutex m_;

@@ -1,8 +1,9 @@
-// The C++ Celery worker proper: its threads (a fetcher, the step threads, the revoke listener and
-// a flusher), steps run through the step table, results stored in Celery's format with PUBLISH, and
-// everything it cannot run dead-lettered. Fetching and acks are kombu.cpp's, what runs next is
+// The C++ Celery worker proper: its threads (a fetcher and the revoke listener on kit::fetch_loop,
+// the consumers on kit::worker_threads, a flusher), steps run through kit::run_task, results stored
+// in Celery's format with PUBLISH, and everything it cannot run dead-lettered. Fetching and acks are kombu.cpp's, what runs next is
 // canvas.cpp's, chords are joined in chord.cpp, revokes come through revoke.cpp.
 #include <weft/celery.hpp>
+#include <weft/kit/worker.hpp>
 #include "canvas.hpp"
 #include "chord.hpp"
 #include "kombu.hpp"
@@ -30,16 +31,26 @@ public:
 };
 
 // A step's exception as Celery stores it. Python re-raises builtins by name, so map the common
-// standard exceptions onto them; json::decode_error (arguments that do not fit) is a TypeError.
-exception_info to_exception(const std::exception& e) {
-    std::string type = "RuntimeError";
-    if (dynamic_cast<const time_limit_exceeded*>(&e))
-        return {"TimeLimitExceeded", "billiard.exceptions", json::array{e.what()}};
-    if (dynamic_cast<const json::decode_error*>(&e)) type = "TypeError";
-    else if (dynamic_cast<const std::invalid_argument*>(&e) || dynamic_cast<const std::domain_error*>(&e))
-        type = "ValueError";
-    else if (dynamic_cast<const std::out_of_range*>(&e)) type = "IndexError";
-    return {type, "builtins", json::array{e.what()}};
+// standard exceptions onto them; arguments that do not fit (a bad payload) are a TypeError.
+exception_info to_exception(const kit::step_outcome& out) {
+    std::string type = out.what == kit::step_outcome::kind::bad_payload ? "TypeError" : "RuntimeError";
+    if (out.exception) {
+        try {
+            std::rethrow_exception(out.exception);
+        } catch (const time_limit_exceeded& e) {
+            return {"TimeLimitExceeded", "billiard.exceptions", json::array{e.what()}};
+        } catch (const json::decode_error&) {
+            type = "TypeError";
+        } catch (const std::invalid_argument&) {
+            type = "ValueError";
+        } catch (const std::domain_error&) {
+            type = "ValueError";
+        } catch (const std::out_of_range&) {
+            type = "IndexError";
+        } catch (...) {
+        }
+    }
+    return {type, "builtins", json::array{out.error}};
 }
 
 }  // namespace
@@ -60,11 +71,9 @@ struct celery::worker::impl {
     std::string hostname = "weft@" + host_name();
     std::string meta_of(std::string_view id) const { return opts.result_keyprefix + meta_key(id); }
     std::string taskset_of(std::string_view gid) const { return opts.result_keyprefix + taskset_key(gid); }
-    std::vector<std::thread> threads;
+    kit::worker_threads threads;  // the revoke listener, the fetcher, the consumers
     std::mutex threads_m;
-    std::atomic<bool> stopping{false};
-    std::mutex sleep_m;
-    std::condition_variable sleep_cv;
+    bool started = false, stopped = false;
     std::atomic<std::uint64_t> succeeded{0}, failed{0}, retried{0}, dead_lettered{0}, restored{0};
     revocations revokes;
 
@@ -100,12 +109,7 @@ struct celery::worker::impl {
         else std::fprintf(stderr, "[weft.celery %s] %s\n", std::string(level).c_str(), safe.c_str());
     }
     const log_fn logger = [this](std::string_view level, const std::string& text) { log(level, text); };
-
-    // Sleeps up to `d`, waking early on stop(). Returns false when stopping.
-    bool sleep_for(std::chrono::milliseconds d) {
-        std::unique_lock lock(sleep_m);
-        return !sleep_cv.wait_for(lock, d, [&] { return stopping.load(); });
-    }
+    const kit::log_fn kit_log = [this](std::string_view level, std::string_view text) { log(level, std::string(text)); };
 
     // A consumer thread's connections for what must happen before it goes on (continuations, chord
     // joins, failures); one connection when the broker and the result backend are the same Redis.
@@ -254,44 +258,36 @@ struct celery::worker::impl {
         }
     }
 
-    // The fetcher thread: keeps up to `prefetch` messages in hand (Celery's prefetch multiplier ×
-    // concurrency), fetched in batches; restores visible messages every restore_interval.
-    void fetch_loop() {
-        std::unique_ptr<redis_connection> c;
-        std::string sha;
-        auto last_sweep = std::chrono::steady_clock::now() - opts.restore_interval;
-        while (!stopping) {
-            try {
-                if (!c) {
-                    c = std::make_unique<redis_connection>(broker, opts.timeout);
-                    c->set_timeout(opts.timeout + std::chrono::seconds(1));  // above BRPOP's 1 s
-                    sha = queues.load_script(*c);
-                }
-                if (std::chrono::steady_clock::now() - last_sweep >= opts.restore_interval) {
-                    last_sweep = std::chrono::steady_clock::now();
-                    restored += queues.restore_visible(*c, opts.visibility_timeout, logger);
-                }
-                unsigned room;
-                {
-                    std::unique_lock lock(work_m);
-                    // Refill as soon as there is room: a fetch's round trip overlaps the steps
-                    // in hand, and the rate stays near prefetch / round trip even for tiny steps.
-                    auto low = [&] { return prefetch == 0 || held < prefetch; };
-                    room_cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping.load() || low(); });
-                    if (stopping) break;
-                    if (!low()) continue;
-                    room = this->room();
-                    held += room;  // reserved while the lock is released
-                }
-                refill(*c, sha, room, true);
-            } catch (const std::exception& e) {
-                // A lost connection or a Redis error: log, reconnect after a pause, never die.
-                log("error", std::string("fetching: ") + e.what());
-                c.reset();
-                sleep_for(std::chrono::milliseconds(500));
+    // The fetcher: keeps up to `prefetch` messages in hand (Celery's prefetch multiplier ×
+    // concurrency), fetched in batches; restores visible messages every restore_interval. One call
+    // is one connection's life: a lost connection or a Redis error throws, and kit::fetch_loop
+    // reconnects after its backoff.
+    bool fetch_once() {
+        redis_connection c(broker, opts.timeout);
+        c.set_timeout(opts.timeout + std::chrono::seconds(1));  // above BRPOP's 1 s
+        const std::string sha = queues.load_script(c);
+        while (!threads.stopping()) {
+            if (std::chrono::steady_clock::now() - last_sweep >= opts.restore_interval) {
+                last_sweep = std::chrono::steady_clock::now();
+                restored += queues.restore_visible(c, opts.visibility_timeout, logger);
             }
+            unsigned room;
+            {
+                std::unique_lock lock(work_m);
+                // Refill as soon as there is room: a fetch's round trip overlaps the steps
+                // in hand, and the rate stays near prefetch / round trip even for tiny steps.
+                auto low = [&] { return prefetch == 0 || held < prefetch; };
+                room_cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return threads.stopping() || low(); });
+                if (threads.stopping()) break;
+                if (!low()) continue;
+                room = this->room();
+                held += room;  // reserved while the lock is released
+            }
+            refill(c, sha, room, true);
         }
+        return true;
     }
+    std::chrono::steady_clock::time_point last_sweep = std::chrono::steady_clock::now() - opts.restore_interval;
 
     // Fetches up to `n` messages (already counted in `held`) for the step threads; returns how many.
     std::size_t refill(redis_connection& c, const std::string& sha, unsigned n, bool block) {
@@ -340,6 +336,49 @@ struct celery::worker::impl {
         std::string tag = d.tag;  // d moves to the timers when it waits for its ETA
         if (!process(c, d, std::move(existing))) ack(c, tag);
     }
+
+    // kit::run_task's hooks for one due message, with Celery's time limits the weft way: a thread
+    // cannot be killed, so the step sees this_step::stop_requested() turn true at the soft (else
+    // hard) limit, and a result that comes after the hard limit is discarded and stored as
+    // TimeLimitExceeded. A revoke(terminate=True) raises the context's `cancelled`.
+    struct invocation {
+        impl& w;
+        const erased_step& step;
+        kit::step_outcome out;
+        std::optional<double> hard;
+        std::chrono::steady_clock::time_point started;
+        std::shared_ptr<void> registered;  // in the revocations' running set while it runs
+
+        const erased_step* find(const delivery&) const { return &step; }
+        void begin(const delivery& d, const erased_step& s, kit::task_context& ctx) {
+            const message& m = d.m;
+            started = std::chrono::steady_clock::now();
+            hard = m.hard_time_limit;
+            if (!hard && s.policy().timeout.count() > 0) hard = std::chrono::duration<double>(s.policy().timeout).count();
+            if (auto soft = m.soft_time_limit ? m.soft_time_limit : hard)
+                ctx.deadline = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                             std::chrono::duration<double>(*soft));
+            ctx.worker = &w.threads;
+            ctx.attempt = static_cast<int>(m.retries) + 1;
+            registered = w.revokes.running(m.id, ctx.cancelled);
+        }
+        static json::array decode(const delivery& d, const erased_step& s) {
+            const json::array& args = d.m.args;
+            // A chord body receives [[r0, r1, ...]]; a weft join takes one parameter per parent.
+            if (s.arity() >= 2 && args.size() == 1 && args[0].is_array() && args[0].get_array().size() == s.arity())
+                return json::array(args[0].get_array());
+            return args;
+        }
+        void report(const delivery&, const erased_step*, kit::step_outcome& o, kit::task_context&) {
+            registered.reset();
+            out = std::move(o);
+            if (out.ok() && hard && std::chrono::steady_clock::now() - started > std::chrono::duration<double>(*hard)) {
+                out.what = kit::step_outcome::kind::failed;
+                out.error = "TimeLimitExceeded(" + boost::json::serialize(json::value(*hard)) + ")";
+                out.exception = std::make_exception_ptr(time_limit_exceeded(out.error));
+            }
+        }
+    };
 
     // Returns true when the message was acked with its result, or waits for its ETA.
     bool process(connections& c, delivery& d, std::optional<task_meta> existing) {
@@ -405,58 +444,22 @@ struct celery::worker::impl {
             // result stands; only the continuation is repeated, under the same task ids.
             retval = existing->result;
         } else {
-            // Celery's time limits, the weft way: a thread cannot be killed, so the step sees
-            // this_step::stop_requested() turn true at the soft (else hard) limit, and a result that
-            // comes after the hard limit is discarded and stored as TimeLimitExceeded.
-            struct context final : step_context {
-                std::chrono::steady_clock::time_point soft_deadline = std::chrono::steady_clock::time_point::max();
-                const std::atomic<bool>* stopping = nullptr;
-                std::atomic<bool> terminated{false};  // revoke(terminate=True)
-                bool stop_requested() const override {
-                    return stopping->load(std::memory_order_relaxed) || terminated.load(std::memory_order_relaxed) ||
-                           std::chrono::steady_clock::now() >= soft_deadline;
-                }
-            } ctx;
-            const auto& st = step->second;
-            auto started = std::chrono::steady_clock::now();
-            std::optional<double> hard = m.hard_time_limit;
-            if (!hard && st.policy().timeout.count() > 0) hard = std::chrono::duration<double>(st.policy().timeout).count();
-            if (auto soft = m.soft_time_limit ? m.soft_time_limit : hard)
-                ctx.soft_deadline = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                  std::chrono::duration<double>(*soft));
-            ctx.stopping = &stopping;
-            ctx.workflow = st.workflow();
-            ctx.step = st.name();
-            ctx.attempt = static_cast<int>(m.retries) + 1;
-            auto registered = revokes.running(m.id, ctx.terminated);
-            try {
-                detail::step_scope scope(&ctx);
-                json::array args = m.args;
-                const auto& s = st;
-                // A chord body receives [[r0, r1, ...]]; a weft join takes one parameter per parent.
-                if (s.arity() >= 2 && args.size() == 1 && args[0].is_array() && args[0].get_array().size() == s.arity())
-                    args = json::array(args[0].get_array());
-                retval = s.invoke(args);
-                if (hard && std::chrono::steady_clock::now() - started > std::chrono::duration<double>(*hard))
-                    throw time_limit_exceeded("TimeLimitExceeded(" + boost::json::serialize(json::value(*hard)) + ")");
-            } catch (const std::exception& e) {
-                if (!ctx.terminated) {
-                    fail(c, m, step->second, e);
-                    return false;
-                }
-            } catch (...) {
-                if (!ctx.terminated) {
-                    fail(c, m, step->second, std::runtime_error("the step threw something that is not a std::exception"));
-                    return false;
-                }
+            kit::task_context ctx;
+            invocation call{*this, step->second, {}};
+            kit::run_task(call, d, ctx);
+            kit::step_outcome& out = call.out;
+            if (!ctx.cancelled && !out.ok()) {
+                fail(c, m, step->second, out);
+                return false;
             }
-            if (ctx.terminated) {
+            if (ctx.cancelled) {
                 // A thread cannot be killed: the step was asked to stop (stop_requested()), and
                 // whatever it returned is discarded, as Python's terminated task leaves nothing.
                 log("info", "task " + m.task + "[" + m.id + "] terminated by a revoke");
                 revoke_rest(c, m);
                 return store(c, make_meta(m, task_state::revoked, task_revoked("terminated")), &tag);
             }
+            retval = std::move(out.output);
             bool last = m.chain.empty() && m.callbacks.empty() && !m.chord;
             bool acked = false;
             if (!m.ignore_result) {
@@ -484,10 +487,10 @@ struct celery::worker::impl {
         return false;
     }
 
-    void fail(connections& c, message& m, const erased_step& s, const std::exception& e) {
-        auto exc = to_exception(e);
+    void fail(connections& c, message& m, const erased_step& s, const kit::step_outcome& out) {
+        auto exc = to_exception(out);
         std::string tb = "weft C++ step '" + std::string(s.name()) + "' (workflow '" + std::string(s.workflow()) +
-                         "') threw " + exc.type + ": " + e.what() + "\n";
+                         "') threw " + exc.type + ": " + out.error + "\n";
         int attempt = static_cast<int>(m.retries) + 1;
         if (attempt < s.policy().retry.max_attempts) {
             // Celery's retry: the same task id again, retries + 1, due after the backoff.
@@ -565,7 +568,7 @@ struct celery::worker::impl {
                 std::unique_lock lock(work_m);
                 bool tried = false;
                 for (;;) {
-                    if (stopping) return;
+                    if (threads.stopping()) return;
                     if (!timers.empty() && timers.front().due <= std::chrono::steady_clock::now()) {
                         std::pop_heap(timers.begin(), timers.end(), std::greater<>{});
                         due = std::move(timers.back());
@@ -611,7 +614,7 @@ struct celery::worker::impl {
                 log("error", "worker thread " + std::to_string(index) + ": " + e.what());
                 c.broker_conn.reset();
                 c.results_conn.reset();
-                sleep_for(std::chrono::milliseconds(500));
+                threads.sleep_for(std::chrono::milliseconds(500));
             }
             if (d) {
                 std::unique_lock lock(work_m);
@@ -659,53 +662,46 @@ celery::worker::~worker() { stop(); }
 void celery::worker::serve(const erased_step& step) { impl_->steps.insert_or_assign(std::string(step.name()), step); }
 
 void celery::worker::start() {
-    std::lock_guard lock(impl_->threads_m);
-    if (!impl_->threads.empty()) return;
-    impl_->stopping = false;
-    impl_->flusher_stop = false;
-    impl_->threads.emplace_back([this] {
-        impl_->revokes.listen(impl_->broker, impl_->opts.timeout, impl_->opts.global_keyprefix + pidbox_channel(impl_->broker.db),
-                              impl_->stopping, impl_->logger, [this](std::chrono::milliseconds d) { impl_->sleep_for(d); });
+    impl& w = *impl_;
+    std::lock_guard lock(w.threads_m);
+    if (std::exchange(w.started, true)) return;
+    w.threads.on_stop([&w] {
+        { std::lock_guard l(w.work_m); }  // no consumer misses the wake-up between its check and wait
+        w.work_cv.notify_all();
+        w.room_cv.notify_all();
     });
-    impl_->threads.emplace_back([this] { impl_->fetch_loop(); });
-    for (unsigned i = 0; i < impl_->opts.concurrency; ++i) impl_->threads.emplace_back([this, i] { impl_->consume(i); });
-    impl_->flusher = std::thread([this] { impl_->flush_deferred(); });
-    impl_->log("info", "worker " + impl_->hostname + " consuming " + std::to_string(impl_->opts.queues.size()) +
-                           " queue(s) from " + impl_->broker.redacted() + " with " +
-                           std::to_string(impl_->opts.concurrency) + " thread(s), prefetch " +
-                           (impl_->prefetch ? std::to_string(impl_->prefetch) : std::string("unlimited")));
+    const retry_policy reconnect{.initial = std::chrono::milliseconds(500), .multiplier = 2.0, .maximum = std::chrono::seconds(5)};
+    const std::string channel = w.opts.global_keyprefix + pidbox_channel(w.broker.db);
+    kit::fetch_loop(w.threads, "the revoke listener", w.kit_log, reconnect, [&w, channel] {
+        w.revokes.listen_once(w.broker, w.opts.timeout, channel, w.threads);
+        return true;
+    });
+    kit::fetch_loop(w.threads, "fetching", w.kit_log, reconnect, [&w] { return w.fetch_once(); });
+    for (unsigned i = 0; i < w.opts.concurrency; ++i) w.threads.spawn([&w, i] { w.consume(i); });
+    w.flusher = std::thread([&w] { w.flush_deferred(); });
+    w.log("info", "worker " + w.hostname + " consuming " + std::to_string(w.opts.queues.size()) + " queue(s) from " +
+                      w.broker.redacted() + " with " + std::to_string(w.opts.concurrency) + " thread(s), prefetch " +
+                      (w.prefetch ? std::to_string(w.prefetch) : std::string("unlimited")));
 }
 
 void celery::worker::run() {
     start();
-    {
-        std::unique_lock lock(impl_->sleep_m);
-        impl_->sleep_cv.wait(lock, [&] { return impl_->stopping.load(); });
-    }
+    impl_->threads.wait_until_stopped();
     stop();
 }
 
 void celery::worker::stop() {
+    impl& w = *impl_;
+    w.threads.stop();
+    std::lock_guard lock(w.threads_m);
+    if (!w.started || std::exchange(w.stopped, true)) return;
     {
-        std::lock_guard lock(impl_->sleep_m);
-        impl_->stopping = true;
+        std::lock_guard dl(w.defer_m);
+        w.flusher_stop = true;
     }
-    impl_->sleep_cv.notify_all();
-    { std::lock_guard lock(impl_->work_m); }  // no consumer misses the wake-up between its check and wait
-    impl_->work_cv.notify_all();
-    impl_->room_cv.notify_all();
-    std::lock_guard lock(impl_->threads_m);
-    if (impl_->threads.empty()) return;
-    for (auto& t : impl_->threads)
-        if (t.joinable()) t.join();
-    impl_->threads.clear();
-    {
-        std::lock_guard dl(impl_->defer_m);
-        impl_->flusher_stop = true;
-    }
-    impl_->defer_cv.notify_all();
-    if (impl_->flusher.joinable()) impl_->flusher.join();
-    impl_->restore_held();
+    w.defer_cv.notify_all();
+    if (w.flusher.joinable()) w.flusher.join();
+    w.restore_held();
 }
 
 celery::worker::counters celery::worker::stats() const {

@@ -1,23 +1,21 @@
-// The C++ Hatchet worker: PutWorkflow for what it serves, Dispatcher/Register with its actions and
-// slots, a ListenV2 stream for assignments (reopened with capped backoff when it ends, as it does when
-// the engine restarts), Heartbeat every few seconds, and `slots` threads that run steps and report
-// STARTED then COMPLETED or FAILED through SendStepActionEvent.
+// The C++ Hatchet worker on kit::worker_skeleton: PutWorkflow for what it serves, Dispatcher/Register
+// with its actions and slots, a fetcher reading ListenV2 streams for assignments (reopened when one
+// ends, as it does when the engine restarts), Heartbeat every few seconds, and `slots` threads that
+// run steps and report STARTED then COMPLETED or FAILED through SendStepActionEvent.
 #include "connection.hpp"
 
 #include <weft/kit/backoff.hpp>
-#include <weft/kit/step_runner.hpp>
+#include <weft/kit/worker.hpp>
 
 #include <boost/json/serialize.hpp>
 #include <google/protobuf/util/time_util.h>
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdio>
-#include <deque>
 #include <map>
 #include <mutex>
-#include <set>
 #include <thread>
+#include <utility>
 
 namespace weft {
 
@@ -41,11 +39,6 @@ google::protobuf::Timestamp now() {
     return google::protobuf::util::TimeUtil::GetCurrentTime();
 }
 
-struct assignment_context final : step_context {
-    const std::atomic<bool>* cancelled = nullptr;
-    bool stop_requested() const override { return cancelled->load(); }
-};
-
 }  // namespace
 
 struct hatchet::worker::impl {
@@ -55,29 +48,31 @@ struct hatchet::worker::impl {
     std::map<std::string, served_step, std::less<>> actions;  // action id -> step
 
     mutable std::mutex m;
-    std::condition_variable cv;       // stop() and the sleeps of the heartbeat and reconnect loops
-    std::condition_variable work_cv;  // assignments for the slot threads
-    std::deque<AssignedAction> queue;
-    std::map<std::string, std::shared_ptr<std::atomic<bool>>> running;  // task run id -> cancelled flag
+    std::map<std::string, kit::task_context*> running;  // task run id -> its attempt's context
     std::string worker_id;
-    bool stopping = false;
-    bool ready = false;  // the last heartbeat was accepted and the stream has not ended since
+    bool ready = false;       // the last heartbeat was accepted and the stream has not ended since
+    bool unknown = false;     // the engine forgot this worker: register again before listening
+    bool unsubscribed = false;
     mutable std::condition_variable ready_cv;
     grpc::ClientContext* listen_ctx = nullptr;
-    std::vector<std::thread> threads;
     counters stats;
+    kit::worker_skeleton<AssignedAction> skeleton;  // last: its threads use everything above
 
-    explicit impl(worker_options o) : opts(std::move(o)), conn(opts) {
+    explicit impl(worker_options o)
+        : opts(std::move(o)), conn(opts),
+          skeleton({.what = "weft hatchet worker",
+                    .log = [this](std::string_view level, std::string_view text) { log(level, std::string(text)); },
+                    .backoff = opts.backoff}) {
         if (!opts.log) opts.log = stderr_log;
         if (opts.concurrency < 1) throw config_error("weft: hatchet: worker concurrency (slots) must be at least 1");
+        skeleton.threads().on_stop([this] {
+            std::lock_guard lock(m);
+            if (listen_ctx) listen_ctx->TryCancel();
+            ready_cv.notify_all();
+        });
     }
 
     void log(std::string_view level, const std::string& text) const { opts.log(level, conn.redact(text)); }
-
-    bool sleep_unless_stopped(std::chrono::milliseconds d) {
-        std::unique_lock lock(m);
-        return !cv.wait_for(lock, d, [&] { return stopping; });
-    }
 
     void register_worker() {
         WorkerRegisterRequest req;
@@ -98,62 +93,61 @@ struct hatchet::worker::impl {
         return worker_id;
     }
 
-    // One ListenV2 stream after another until stop().
-    void listen_loop() {
-        kit::backoff backoff(opts.backoff);
-        while (true) {
-            grpc::ClientContext ctx;
-            conn.prepare(ctx, std::chrono::milliseconds(0));
-            {
-                std::lock_guard lock(m);
-                if (stopping) return;
-                listen_ctx = &ctx;
-            }
-            WorkerListenRequest req;
-            req.set_worker_id(id());
-            auto reader = conn.dispatcher_stub().ListenV2(&ctx, req);
-            AssignedAction a;
-            bool got = false;
-            while (reader->Read(&a)) {
-                got = true;
-                accept(std::move(a));
-                a = AssignedAction();
-            }
-            grpc::Status st = reader->Finish();
-            {
-                std::lock_guard lock(m);
-                listen_ctx = nullptr;
-                ready = false;
-                if (stopping) return;
-                ++stats.reconnects;
-            }
-            if (got) backoff.succeeded();
-            const auto delay = backoff.failed();
-            if (backoff.worth_logging())
-                log("warning", "the assignment stream ended (" + std::string(hatchet_detail::status_name(st.error_code())) +
-                                   ": " + st.error_message() + "); reconnecting in " + std::to_string(delay.count()) + " ms");
-            if (!sleep_unless_stopped(delay)) return;
-            // The engine forgot this worker (a new database, a pruned worker): register again.
-            if (st.error_code() == grpc::StatusCode::NOT_FOUND) {
-                try {
-                    register_worker();
-                    log("info", "registered again as " + id());
-                } catch (const std::exception& e) {
-                    log("warning", e.what());
-                }
-            }
+    // One ListenV2 stream, read until it ends (as it does when the engine restarts). The skeleton
+    // opens the next one: at once after a stream that brought assignments, else after its backoff.
+    bool listen_once() {
+        bool again;
+        {
+            std::lock_guard lock(m);
+            again = unknown;
         }
+        if (again) {
+            register_worker();  // throws while the engine is away: the next call tries again
+            std::lock_guard lock(m);
+            unknown = false;
+        }
+        if (again) log("info", "registered again as " + id());
+        grpc::ClientContext ctx;
+        conn.prepare(ctx, std::chrono::milliseconds(0));
+        {
+            std::lock_guard lock(m);
+            if (skeleton.stopping()) return false;
+            listen_ctx = &ctx;
+        }
+        WorkerListenRequest req;
+        req.set_worker_id(id());
+        auto reader = conn.dispatcher_stub().ListenV2(&ctx, req);
+        AssignedAction a;
+        bool got = false;
+        while (reader->Read(&a)) {
+            got = true;
+            accept(std::move(a));
+            a = AssignedAction();
+        }
+        grpc::Status st = reader->Finish();
+        {
+            std::lock_guard lock(m);
+            listen_ctx = nullptr;
+            ready = false;
+            if (skeleton.stopping()) return false;
+            ++stats.reconnects;
+            // A new database or a pruned worker: the engine no longer knows this id.
+            unknown = st.error_code() == grpc::StatusCode::NOT_FOUND;
+        }
+        const std::string why = "the assignment stream ended (" + std::string(hatchet_detail::status_name(st.error_code())) +
+                                "): " + st.error_message();
+        if (!got) throw std::runtime_error(why);
+        log("info", why + "; reconnecting");
+        return true;
     }
 
     void accept(AssignedAction a) {
-        std::lock_guard lock(m);
         if (a.action_type() == CANCEL_STEP_RUN) {
-            if (auto it = running.find(a.task_run_external_id()); it != running.end()) it->second->store(true);
+            std::lock_guard lock(m);
+            if (auto it = running.find(a.task_run_external_id()); it != running.end()) it->second->cancelled = true;
             return;
         }
-        if (a.action_type() != START_STEP_RUN) return;
-        queue.push_back(std::move(a));
-        work_cv.notify_one();
+        if (a.action_type() == START_STEP_RUN) skeleton.push(std::move(a));
     }
 
     // The first beat soon after the stream opens, then every `heartbeat`; every 500 ms while the
@@ -161,7 +155,7 @@ struct hatchet::worker::impl {
     void heartbeat_loop() {
         bool failing = false;
         std::chrono::milliseconds next{300};
-        while (sleep_unless_stopped(next)) {
+        while (skeleton.threads().sleep_for(next)) {
             HeartbeatRequest req;
             req.set_worker_id(id());
             *req.mutable_heartbeat_at() = now();
@@ -182,22 +176,8 @@ struct hatchet::worker::impl {
         }
     }
 
-    void run_loop() {
-        while (true) {
-            AssignedAction a;
-            {
-                std::unique_lock lock(m);
-                work_cv.wait(lock, [&] { return stopping || !queue.empty(); });
-                if (queue.empty()) return;  // stopping, and nothing left in hand
-                a = std::move(queue.front());
-                queue.pop_front();
-            }
-            execute(a);
-        }
-    }
-
     // Sends one event; an engine that is restarting gets a few tries.
-    void report(const AssignedAction& a, StepActionEventType type, std::string payload, bool no_retry = false) {
+    void send_event(const AssignedAction& a, StepActionEventType type, std::string payload, bool no_retry = false) {
         StepActionEvent ev;
         ev.set_worker_id(id());
         ev.set_job_id(a.job_id());
@@ -259,53 +239,57 @@ struct hatchet::worker::impl {
         return "";
     }
 
-    void execute(const AssignedAction& a) {
-        auto found = actions.find(a.action_id());
-        if (found == actions.end()) {
-            report(a, STEP_EVENT_TYPE_FAILED, "weft: hatchet: this worker does not serve action '" + a.action_id() + "'");
-            return;
-        }
-        const served_step& s = found->second;
-        auto cancelled = std::make_shared<std::atomic<bool>>(false);
+    // The skeleton's hooks for one assignment.
+    const erased_step* find(const AssignedAction& a) const {
+        auto it = actions.find(a.action_id());
+        return it == actions.end() ? nullptr : &it->second.step;
+    }
+    const served_step& served(const AssignedAction& a) const { return actions.find(a.action_id())->second; }
+
+    void begin(const AssignedAction& a, const erased_step&, kit::task_context& ctx) {
+        ctx.attempt = a.retry_count() + 1;
         {
             std::lock_guard lock(m);
-            running[a.task_run_external_id()] = cancelled;
+            running[a.task_run_external_id()] = &ctx;
             ++stats.started;
         }
-        report(a, STEP_EVENT_TYPE_STARTED, "");
-        assignment_context ctx;
-        ctx.workflow = s.step.workflow();
-        ctx.step = s.step.name();
-        ctx.attempt = a.retry_count() + 1;
-        ctx.cancelled = cancelled.get();
-        const std::string prefix =
-            "weft: hatchet: step '" + std::string(s.step.name()) + "' of workflow '" + std::string(s.step.workflow()) + "': ";
-        kit::step_outcome out;
-        try {
-            out = kit::run_step(s.step, arguments(s, a.action_payload()), ctx);
-            if (out.what == kit::step_outcome::kind::bad_payload)  // say which run value the path is
-                out.error = json::decode_error(out.path, out.expected, out.got + where(s, out.path)).what();
-        } catch (const json::decode_error& e) {  // the assignment's payload itself
-            out.what = kit::step_outcome::kind::bad_payload;
-            out.error = e.what();
+        send_event(a, STEP_EVENT_TYPE_STARTED, "");
+    }
+
+    json::array decode(const AssignedAction& a, const erased_step&) const { return arguments(served(a), a.action_payload()); }
+
+    void report(const AssignedAction& a, const erased_step* step, kit::step_outcome& out, kit::task_context& ctx) {
+        if (!step) {
+            send_event(a, STEP_EVENT_TYPE_FAILED, "weft: hatchet: this worker does not serve action '" + a.action_id() + "'", true);
+            return;
         }
+        const served_step& s = served(a);
+        if (out.what == kit::step_outcome::kind::bad_payload)  // say which run value the path is
+            out.error = json::decode_error(out.path, out.expected, out.got + where(s, out.path)).what();
         const bool ok = out.ok(), no_retry = !out.ok() && !out.retryable();  // a bad payload fails every attempt
-        std::string payload = ok ? boost::json::serialize(task_output(std::move(out.output))) : prefix + out.error;
-        if (cancelled->load()) {
+        std::string payload = ok ? boost::json::serialize(task_output(std::move(out.output)))
+                                 : "weft: hatchet: step '" + std::string(step->name()) + "' of workflow '" +
+                                       std::string(step->workflow()) + "': " + out.error;
+        if (ctx.cancelled) {
             // The engine cancelled this attempt (run cancelled, or the step's timeout): it has settled
             // the outcome already, and a late COMPLETED would be taken as the result (observed).
-            log("info", "step '" + std::string(s.step.name()) + "' stopped after the engine cancelled task run " +
+            log("info", "step '" + std::string(step->name()) + "' stopped after the engine cancelled task run " +
                             a.task_run_external_id() + "; its outcome is not reported");
         } else if (ok) {
-            report(a, STEP_EVENT_TYPE_COMPLETED, std::move(payload));
+            send_event(a, STEP_EVENT_TYPE_COMPLETED, std::move(payload));
         } else {
             log("warning", payload + " (task run " + a.task_run_external_id() + ", attempt " +
                                std::to_string(ctx.attempt) + ")");
-            report(a, STEP_EVENT_TYPE_FAILED, std::move(payload), no_retry);
+            send_event(a, STEP_EVENT_TYPE_FAILED, std::move(payload), no_retry);
         }
         std::lock_guard lock(m);
         running.erase(a.task_run_external_id());
         ++(ok ? stats.succeeded : stats.failed);
+    }
+
+    void execute(AssignedAction& a) {
+        kit::task_context ctx;
+        kit::run_task(*this, a, ctx);
     }
 };
 
@@ -330,37 +314,27 @@ void hatchet::worker::start() {
     impl_->register_worker();
     impl_->log("info", "registered " + std::to_string(impl_->actions.size()) + " actions as worker " + impl_->id() +
                            " with " + std::to_string(impl_->opts.concurrency) + " slots");
-    impl_->threads.emplace_back([this] { impl_->listen_loop(); });
-    impl_->threads.emplace_back([this] { impl_->heartbeat_loop(); });
-    for (int i = 0; i < impl_->opts.concurrency; ++i) impl_->threads.emplace_back([this] { impl_->run_loop(); });
+    impl_->skeleton.fetcher("the assignment stream", [this] { return impl_->listen_once(); });
+    impl_->skeleton.threads().spawn([this] { impl_->heartbeat_loop(); });
+    impl_->skeleton.slots(static_cast<unsigned>(impl_->opts.concurrency), [this](AssignedAction& a) { impl_->execute(a); });
     if (!wait_ready(std::max(impl_->opts.timeout, std::chrono::milliseconds(5000))))
         impl_->log("warning", "the engine has not accepted a heartbeat yet; assignments wait for it");
 }
 
 bool hatchet::worker::wait_ready(std::chrono::milliseconds timeout) const {
     std::unique_lock lock(impl_->m);
-    return impl_->ready_cv.wait_for(lock, timeout, [&] { return impl_->ready || impl_->stopping; }) && impl_->ready;
+    return impl_->ready_cv.wait_for(lock, timeout, [&] { return impl_->ready || impl_->skeleton.stopping(); }) &&
+           impl_->ready;
 }
 
 void hatchet::worker::run() {
     start();
-    std::unique_lock lock(impl_->m);
-    impl_->cv.wait(lock, [&] { return impl_->stopping; });
+    impl_->skeleton.threads().wait_until_stopped();
 }
 
 void hatchet::worker::stop() {
-    {
-        std::lock_guard lock(impl_->m);
-        if (impl_->stopping && impl_->threads.empty()) return;
-        impl_->stopping = true;
-        if (impl_->listen_ctx) impl_->listen_ctx->TryCancel();
-        impl_->cv.notify_all();
-        impl_->work_cv.notify_all();
-    }
-    for (auto& t : impl_->threads)
-        if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
-    impl_->threads.clear();
-    if (!impl_->id().empty()) {
+    impl_->skeleton.stop();
+    if (!impl_->id().empty() && !std::exchange(impl_->unsubscribed, true)) {
         WorkerUnsubscribeRequest req;
         req.set_worker_id(impl_->id());
         try {

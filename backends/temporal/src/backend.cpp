@@ -12,21 +12,21 @@
 #include "connection.hpp"
 #include "decide.hpp"
 
-namespace weft::temporal {
+namespace weft::temporal_detail {
 
 namespace wf = ::temporal::api::workflowservice::v1;
 
-struct dag_backend::state {
-    temporal::client client;
+struct backend_impl::state {
+    temporal_detail::client client;
     connection conn;  // for the history that steps() reads
     kit::step_watchers watchers;  // last: joined before the connections they use go away
-    explicit state(settings s) : client(s), conn(s) {}
+    explicit state(options s) : client(s), conn(s) {}
 };
 
 namespace {
 
 // The run's history so far, every page.
-::temporal::api::history::v1::History history_of(const dag_backend::state& st, const workflow_execution& run) {
+::temporal::api::history::v1::History history_of(const backend_impl::state& st, const workflow_execution& run) {
     ::temporal::api::history::v1::History h;
     std::string page;
     do {
@@ -45,7 +45,7 @@ namespace {
 // A run of a weft DAG on Temporal, as weft's run handles see it.
 class dag_run final : public kit::remote_run {
 public:
-    dag_run(std::shared_ptr<dag_backend::state> s, const erased_workflow& wf, workflow_execution run)
+    dag_run(std::shared_ptr<backend_impl::state> s, const erased_workflow& wf, workflow_execution run)
         : remote_run(wf, run.workflow_id), state_(std::move(s)), run_(std::move(run)) {}
 
     std::vector<step_status> steps() const override {
@@ -96,7 +96,7 @@ private:
         return std::make_exception_ptr(e);
     }
 
-    std::shared_ptr<dag_backend::state> state_;
+    std::shared_ptr<backend_impl::state> state_;
     workflow_execution run_;
 };
 
@@ -116,7 +116,7 @@ bool closes_the_run(const ::temporal::api::history::v1::HistoryEvent& e) {
 // run_options::on_step: a watcher follows the run's history with long polls (wait_new_event) and
 // reports each change of a step's state until the run closes. Temporal writes ActivityTaskStarted only
 // when an attempt ends, so steps go from pending to their final state.
-kit::step_watchers::poll_fn follow(const dag_backend::state& st, const graph_view& g, workflow_execution run) {
+kit::step_watchers::poll_fn follow(const backend_impl::state& st, const graph_view& g, workflow_execution run) {
     struct progress {
         ::temporal::api::history::v1::History h;
         std::string page;
@@ -150,10 +150,10 @@ kit::step_watchers::poll_fn follow(const dag_backend::state& st, const graph_vie
 
 }  // namespace
 
-dag_backend::dag_backend(settings s) : state_(std::make_shared<state>(std::move(s))) {}
-dag_backend::~dag_backend() = default;
+backend_impl::backend_impl(options s) : state_(std::make_shared<state>(std::move(s))) {}
+backend_impl::~backend_impl() = default;
 
-std::shared_ptr<run_control> dag_backend::start(const erased_workflow& wf, const void* input, run_options opts) {
+std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
     std::vector<std::string> args;
     const json::value values = wf.codec->encode_input(input);
     for (const json::value& v : values.as_array()) args.push_back(boost::json::serialize(v));
@@ -164,4 +164,4 @@ std::shared_ptr<run_control> dag_backend::start(const erased_workflow& wf, const
     return std::make_shared<dag_run>(state_, wf, std::move(run));
 }
 
-}  // namespace weft::temporal
+}  // namespace weft::temporal_detail

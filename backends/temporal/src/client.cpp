@@ -6,7 +6,7 @@
 #include "codec.hpp"
 #include "connection.hpp"
 
-namespace weft::temporal {
+namespace weft::temporal_detail {
 
 namespace wf = ::temporal::api::workflowservice::v1;
 namespace enums = ::temporal::api::enums::v1;
@@ -26,7 +26,7 @@ rpc_error::rpc_error(std::string rpc, int code, std::string code_name, std::stri
       rpc_(std::move(rpc)), code_(code), code_name_(std::move(code_name)), server_message_(std::move(server_message)),
       detail_type_(std::move(detail_type)) {}
 
-workflow_failed::workflow_failed(workflow_execution run, temporal::failure f)
+workflow_failed::workflow_failed(workflow_execution run, temporal_detail::failure f)
     : std::runtime_error("weft: Temporal workflow '" + run.workflow_id + "' failed: " + f.describe()),
       run_(std::move(run)), failure_(std::move(f)) {}
 
@@ -46,20 +46,22 @@ std::string_view to_string(workflow_status s) noexcept {
 }
 
 namespace {
-const kit::settings_table<settings>& table() {
-    static const kit::settings_table<settings> t{
+const kit::settings_table<options>& table() {
+    static const kit::settings_table<options> t{
         "temporal",
         {
-            {"address", &settings::address, "the frontend's gRPC address, host:port"},
-            {"namespace", &settings::namespace_name, "the Temporal namespace"},
-            {"task_queue", &settings::task_queue, "task queue of runs started through weft"},
+            {"address", &options::address, "the frontend's gRPC address, host:port"},
+            {"namespace", &options::namespace_name, "the Temporal namespace"},
+            {"task_queue", &options::task_queue, "task queue of runs started through weft, and of workers"},
+            {"identity", &options::identity, "shown in the server's history; empty: <pid>@<host>"},
+            {"timeout_ms", &options::timeout, "deadline of each unary call"},
         }};
     return t;
 }
 }  // namespace
 
-settings settings::from_config(const weft::config& c) { return table().read(c); }
-std::vector<setting_doc> settings_docs() { return table().docs(); }
+options options_from(const weft::config& c) { return table().read(c); }
+std::vector<setting_doc> settings() { return table().docs(); }
 
 // ---------------------------------------------------------------------------------------------
 // The client
@@ -80,15 +82,15 @@ void set_execution(::temporal::api::common::v1::WorkflowExecution& e, const work
 
 struct client::impl {
     connection conn;
-    explicit impl(temporal::settings s) : conn(std::move(s)) {}
+    explicit impl(options s) : conn(std::move(s)) {}
 };
 
-client::client(temporal::settings s) : impl_(std::make_unique<impl>(std::move(s))) {}
+client::client(options s) : impl_(std::make_unique<impl>(std::move(s))) {}
 client::~client() = default;
 client::client(client&&) noexcept = default;
 client& client::operator=(client&&) noexcept = default;
 
-const settings& client::configuration() const noexcept { return impl_->conn.configuration(); }
+const options& client::configuration() const noexcept { return impl_->conn.configuration(); }
 
 workflow_execution client::start_json(std::string_view workflow_type, const std::vector<std::string>& args,
                                       const start_options& opts) const {
@@ -212,4 +214,4 @@ void client::terminate(const workflow_execution& run, std::string_view reason) c
     impl_->conn.call("TerminateWorkflowExecution", &connection::service::Stub::TerminateWorkflowExecution, req);
 }
 
-}  // namespace weft::temporal
+}  // namespace weft::temporal_detail

@@ -4,7 +4,7 @@
 
 #include <weft/json.hpp>
 
-namespace weft::temporal::codec {
+namespace weft::temporal_detail::codec {
 
 namespace {
 
@@ -146,4 +146,4 @@ void throw_rpc_error(std::string_view rpc, const grpc::Status& status) {
     }
 }
 
-}  // namespace weft::temporal::codec
+}  // namespace weft::temporal_detail::codec

@@ -12,7 +12,7 @@
 
 #include <weft/temporal/errors.hpp>
 
-namespace weft::temporal::codec {
+namespace weft::temporal_detail::codec {
 
 namespace common = ::temporal::api::common::v1;
 
@@ -31,4 +31,4 @@ failure from_failure(const ::temporal::api::failure::v1::Failure& f);
 // unavailable, or plain rpc_error; the server's message and its Temporal error detail are kept.
 [[noreturn]] void throw_rpc_error(std::string_view rpc, const grpc::Status& status);
 
-}  // namespace weft::temporal::codec
+}  // namespace weft::temporal_detail::codec

@@ -5,7 +5,7 @@
 
 #include <unistd.h>
 
-namespace weft::temporal {
+namespace weft::temporal_detail {
 
 namespace {
 
@@ -17,14 +17,14 @@ std::string default_identity() {
 
 }  // namespace
 
-connection::connection(temporal::settings s) : settings_(std::move(s)) {
-    if (settings_.identity.empty()) settings_.identity = default_identity();
+connection::connection(options s) : options_(std::move(s)) {
+    if (options_.identity.empty()) options_.identity = default_identity();
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(128 * 1024 * 1024);  // what the SDKs use; histories can be large
     // gRPC's own reconnect backoff grows to 2 min; a worker should see a restarted server within seconds.
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 3000);
-    channel_ = grpc::CreateCustomChannel(settings_.address, grpc::InsecureChannelCredentials(), args);
+    channel_ = grpc::CreateCustomChannel(options_.address, grpc::InsecureChannelCredentials(), args);
     stub_ = service::NewStub(channel_);
 }
 
@@ -40,4 +40,4 @@ std::string connection::request_id() {
     return buf;
 }
 
-}  // namespace weft::temporal
+}  // namespace weft::temporal_detail

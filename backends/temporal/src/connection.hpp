@@ -16,15 +16,15 @@
 
 #include "codec.hpp"
 
-namespace weft::temporal {
+namespace weft::temporal_detail {
 
 class connection {
 public:
     using service = ::temporal::api::workflowservice::v1::WorkflowService;
 
-    explicit connection(temporal::settings s);
+    explicit connection(options s);
 
-    const temporal::settings& configuration() const noexcept { return settings_; }
+    const options& configuration() const noexcept { return options_; }
     service::Stub& stub() const noexcept { return *stub_; }
 
     // One unary call with the settings' deadline; a failure throws the typed rpc_error.
@@ -32,7 +32,7 @@ public:
     Response call(std::string_view rpc, grpc::Status (service::Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                   const Request& req) const {
         grpc::ClientContext ctx;
-        set_deadline(ctx, settings_.rpc_timeout);
+        set_deadline(ctx, options_.timeout);
         Response resp;
         grpc::Status st = ((*stub_).*method)(&ctx, req, &resp);
         if (!st.ok()) codec::throw_rpc_error(rpc, st);
@@ -47,9 +47,9 @@ public:
     static std::string request_id();
 
 private:
-    temporal::settings settings_;
+    options options_;
     std::shared_ptr<grpc::Channel> channel_;
     std::unique_ptr<service::Stub> stub_;
 };
 
-}  // namespace weft::temporal
+}  // namespace weft::temporal_detail

@@ -9,7 +9,7 @@
 
 #include "codec.hpp"
 
-namespace weft::temporal::interpreter {
+namespace weft::temporal_detail::interpreter {
 
 namespace enums = ::temporal::api::enums::v1;
 namespace common = ::temporal::api::common::v1;
@@ -327,4 +327,4 @@ std::vector<step_status> step_states(const graph_view& g, const history::History
     return out;
 }
 
-}  // namespace weft::temporal::interpreter
+}  // namespace weft::temporal_detail::interpreter

@@ -14,7 +14,7 @@
 #include <weft/backend.hpp>
 #include <weft/run.hpp>
 
-namespace weft::temporal::interpreter {
+namespace weft::temporal_detail::interpreter {
 
 namespace history = ::temporal::api::history::v1;
 namespace command = ::temporal::api::command::v1;
@@ -52,4 +52,4 @@ decision decide(const graph_view& graph, const history::History& events, const d
 // Each step's state as the history shows it (for run handles); attempts from ActivityTaskStarted.
 std::vector<step_status> step_states(const graph_view& graph, const history::History& events);
 
-}  // namespace weft::temporal::interpreter
+}  // namespace weft::temporal_detail::interpreter

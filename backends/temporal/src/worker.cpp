@@ -1,20 +1,17 @@
+// The C++ Temporal worker on kit::worker_skeleton: workflow-task fetchers that decide each task as it
+// comes (decide.cpp), activity-task fetchers that poll only while a slot is free, `concurrency` step
+// threads, and a heartbeat thread that also raises cancellation and start-to-close timeouts.
 #include <weft/temporal/worker.hpp>
-
-#include <condition_variable>
 
 #include <boost/json/serialize.hpp>
 #include <cstdio>
-#include <deque>
 #include <list>
 #include <map>
 #include <mutex>
-#include <random>
-#include <semaphore>
-#include <thread>
 #include <vector>
 
 #include <weft/kit/backoff.hpp>
-#include <weft/kit/step_runner.hpp>
+#include <weft/kit/worker.hpp>
 
 #include <temporal/api/workflowservice/v1/service.grpc.pb.h>
 
@@ -22,7 +19,7 @@
 #include "connection.hpp"
 #include "decide.hpp"
 
-namespace weft::temporal {
+namespace weft::temporal_detail {
 
 namespace wf = ::temporal::api::workflowservice::v1;
 namespace enums = ::temporal::api::enums::v1;
@@ -54,37 +51,31 @@ struct worker::impl {
     std::map<std::string, const graph_view*, std::less<>> workflows;
     std::map<std::string, erased_step, std::less<>> steps;
 
-    std::atomic<bool> stopping{false};
     std::atomic<bool> started{false};
-    std::vector<std::thread> threads;
-    std::mutex wake_mutex;
-    std::condition_variable wake;        // stop(), for sleepers
-    std::condition_variable task_ready;  // a new activity task, or stop()
 
     // In-flight long polls, cancelled by stop().
     std::mutex polls_mutex;
     std::list<grpc::ClientContext*> polls;
 
-    // Activity tasks handed from the pollers to the step threads; free slots bound how many run.
-    std::deque<wf::PollActivityTaskQueueResponse> tasks;
-    std::unique_ptr<std::counting_semaphore<>> slots;
-
     // Running steps the heartbeat thread looks after.
-    struct running final : step_context {
+    struct running {
+        kit::task_context* ctx;
         std::string token;
         milliseconds heartbeat_every{0};
         clock::time_point next_heartbeat, deadline;
-        std::atomic<bool> cancel{false}, timed_out{false};
-        bool stop_requested() const override { return cancel || timed_out; }
     };
     std::mutex running_mutex;
-    std::list<running*> running_steps;
+    std::list<running> running_steps;
 
     mutable std::mutex stats_mutex;
     counters stats;
+    kit::worker_skeleton<wf::PollActivityTaskQueueResponse> skeleton;  // last: its threads use the rest
 
     explicit impl(worker_options o)
-        : opts(std::move(o)), conn(opts.server), queue(opts.task_queue.empty() ? opts.server.task_queue : opts.task_queue) {
+        : opts(std::move(o)), conn(opts), queue(opts.task_queue),
+          skeleton({.what = "weft temporal worker",
+                    .log = [this](std::string_view level, std::string_view text) { opts.log(level, text); },
+                    .backoff = opts.backoff}) {
         if (queue.empty())
             throw weft::config_error("weft: a Temporal worker needs a task queue (worker_options::task_queue or the "
                                      "temporal.task_queue setting, WEFT_TEMPORAL_TASK_QUEUE)");
@@ -93,6 +84,10 @@ struct worker::impl {
                 std::fprintf(stderr, "weft temporal worker [%.*s] %.*s\n", int(level.size()), level.data(), int(text.size()),
                              text.data());
             };
+        skeleton.threads().on_stop([this] {
+            std::lock_guard l(polls_mutex);
+            for (auto* ctx : polls) ctx->TryCancel();
+        });
     }
 
     void count(std::uint64_t counters::*field) {
@@ -100,42 +95,20 @@ struct worker::impl {
         ++(stats.*field);
     }
 
-    // Sleeps until `d` passes or stop(); false when stopping.
-    bool sleep_for(milliseconds d) {
-        std::unique_lock l(wake_mutex);
-        return !wake.wait_for(l, d, [&] { return stopping.load(); });
+    static std::string status_name(const grpc::Status& st) {
+        static constexpr const char* names[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+                                                "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                                                "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+                                                "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+        int c = st.error_code();
+        return c >= 0 && c <= 16 ? names[c] : std::to_string(c);
     }
 
-    // The kit's capped, jittered backoff (worker_options::backoff), with one log line per failure
-    // while it grows and one per ten at the cap.
-    struct backoff {
-        impl& w;
-        std::string what;
-        kit::backoff schedule{w.opts.backoff};
-
-        void failed(const grpc::Status& st) {
-            w.count(&counters::poll_errors);
-            const auto delay = schedule.failed();
-            if (schedule.worth_logging())
-                w.opts.log("warning", what + " failed (" + codec_name(st) + ": " + st.error_message() + "), attempt " +
-                                          std::to_string(schedule.failures()) + "; retrying in " +
-                                          std::to_string(delay.count()) + " ms");
-            w.sleep_for(delay);
-        }
-        void succeeded() {
-            if (schedule.failures() > 0)
-                w.opts.log("info", what + " works again after " + std::to_string(schedule.failures()) + " failed attempts");
-            schedule.succeeded();
-        }
-        static std::string codec_name(const grpc::Status& st) {
-            static constexpr const char* names[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-                                                    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                                                    "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-                                                    "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
-            int c = st.error_code();
-            return c >= 0 && c <= 16 ? names[c] : std::to_string(c);
-        }
-    };
+    // A failed poll, for the skeleton to log and back off.
+    [[noreturn]] void poll_failed(const grpc::Status& st) {
+        count(&counters::poll_errors);
+        throw std::runtime_error(status_name(st) + ": " + st.error_message());
+    }
 
     // One long poll, cancellable by stop(). Returns the status; the response is in `resp`.
     template <class Request, class Response>
@@ -146,7 +119,7 @@ struct worker::impl {
         std::list<grpc::ClientContext*>::iterator it;
         {
             std::lock_guard l(polls_mutex);
-            if (stopping) return grpc::Status(grpc::StatusCode::CANCELLED, "stopping");
+            if (skeleton.stopping()) return grpc::Status(grpc::StatusCode::CANCELLED, "stopping");
             it = polls.insert(polls.end(), &ctx);
         }
         grpc::Status st = ((conn.stub()).*method)(&ctx, req, &resp);
@@ -160,10 +133,10 @@ struct worker::impl {
     template <class Request, class Response>
     bool respond(const char* rpc, grpc::Status (connection::service::Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                  const Request& req) {
-        backoff b{*this, rpc};
+        kit::backoff b(opts.backoff);
         for (int attempt = 0; attempt < 20; ++attempt) {
             grpc::ClientContext ctx;
-            connection::set_deadline(ctx, opts.server.rpc_timeout);
+            connection::set_deadline(ctx, opts.timeout);
             Response resp;
             grpc::Status st = ((conn.stub()).*method)(&ctx, req, &resp);
             if (st.ok()) return true;
@@ -173,11 +146,17 @@ struct worker::impl {
                 return false;
             }
             if (st.error_code() != grpc::StatusCode::UNAVAILABLE && st.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
-                opts.log("error", std::string(rpc) + " refused (" + backoff::codec_name(st) + "): " + st.error_message());
+                opts.log("error", std::string(rpc) + " refused (" + status_name(st) + "): " + st.error_message());
                 return false;
             }
-            if (stopping) return false;
-            b.failed(st);
+            if (skeleton.stopping()) return false;
+            count(&counters::poll_errors);
+            const auto delay = b.failed();
+            if (b.worth_logging())
+                opts.log("warning", std::string(rpc) + " failed (" + status_name(st) + ": " + st.error_message() +
+                                        "), attempt " + std::to_string(b.failures()) + "; retrying in " +
+                                        std::to_string(delay.count()) + " ms");
+            skeleton.threads().sleep_for(delay);
         }
         return false;
     }
@@ -185,7 +164,7 @@ struct worker::impl {
     template <class Request>
     Request poll_request() const {
         Request req;
-        req.set_namespace_(opts.server.namespace_name);
+        req.set_namespace_(opts.namespace_name);
         req.mutable_task_queue()->set_name(queue);
         req.mutable_task_queue()->set_kind(enums::TASK_QUEUE_KIND_NORMAL);
         req.set_identity(conn.configuration().identity);
@@ -195,28 +174,21 @@ struct worker::impl {
     // ------------------------------------------------------------------------------------------
     // Workflow tasks
 
-    void workflow_poller() {
-        backoff b{*this, "PollWorkflowTaskQueue on '" + queue + "'"};
-        const auto req = poll_request<wf::PollWorkflowTaskQueueRequest>();
-        while (!stopping) {
-            wf::PollWorkflowTaskQueueResponse resp;
-            grpc::Status st = long_poll(&connection::service::Stub::PollWorkflowTaskQueue, req, resp);
-            if (stopping) break;
-            if (!st.ok()) {
-                if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) continue;
-                b.failed(st);
-                continue;
-            }
-            b.succeeded();
-            if (resp.task_token().empty()) continue;  // the poll expired
-            try {
-                workflow_task(resp);
-            } catch (const std::exception& e) {
-                opts.log("error", "workflow task of '" + resp.workflow_execution().workflow_id() + "': " + e.what());
-                fail_workflow_task(resp.task_token(), enums::WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE,
-                                   e.what(), "weft.worker_error");
-            }
+    // One workflow-task poll, and the task it brought decided at once.
+    bool poll_workflow_task(const wf::PollWorkflowTaskQueueRequest& req) {
+        wf::PollWorkflowTaskQueueResponse resp;
+        grpc::Status st = long_poll(&connection::service::Stub::PollWorkflowTaskQueue, req, resp);
+        if (skeleton.stopping() || st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) return false;
+        if (!st.ok()) poll_failed(st);
+        if (resp.task_token().empty()) return true;  // the poll expired
+        try {
+            workflow_task(resp);
+        } catch (const std::exception& e) {
+            opts.log("error", "workflow task of '" + resp.workflow_execution().workflow_id() + "': " + e.what());
+            fail_workflow_task(resp.task_token(), enums::WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE,
+                               e.what(), "weft.worker_error");
         }
+        return true;
     }
 
     void fail_workflow_task(const std::string& token, enums::WorkflowTaskFailedCause cause, std::string message,
@@ -226,7 +198,7 @@ struct worker::impl {
         req.set_cause(cause);
         application_failure(*req.mutable_failure(), std::move(message), std::move(type), false);
         req.set_identity(conn.configuration().identity);
-        req.set_namespace_(opts.server.namespace_name);
+        req.set_namespace_(opts.namespace_name);
         respond("RespondWorkflowTaskFailed", &connection::service::Stub::RespondWorkflowTaskFailed, req);
     }
 
@@ -244,7 +216,7 @@ struct worker::impl {
         std::string page = task.next_page_token();
         while (!page.empty()) {
             wf::GetWorkflowExecutionHistoryRequest req;
-            req.set_namespace_(opts.server.namespace_name);
+            req.set_namespace_(opts.namespace_name);
             *req.mutable_execution() = task.workflow_execution();
             req.set_next_page_token(page);
             auto resp = conn.call("GetWorkflowExecutionHistory", &connection::service::Stub::GetWorkflowExecutionHistory, req);
@@ -266,57 +238,39 @@ struct worker::impl {
         req.set_task_token(task.task_token());
         for (auto& c : d.commands) *req.add_commands() = std::move(c);
         req.set_identity(conn.configuration().identity);
-        req.set_namespace_(opts.server.namespace_name);
+        req.set_namespace_(opts.namespace_name);
         respond("RespondWorkflowTaskCompleted", &connection::service::Stub::RespondWorkflowTaskCompleted, req);
     }
 
     // ------------------------------------------------------------------------------------------
     // Activity tasks
 
-    void activity_poller() {
-        backoff b{*this, "PollActivityTaskQueue on '" + queue + "'"};
-        const auto req = poll_request<wf::PollActivityTaskQueueRequest>();
-        while (!stopping) {
-            if (!slots->try_acquire_for(milliseconds(200))) continue;
-            wf::PollActivityTaskQueueResponse resp;
-            grpc::Status st = long_poll(&connection::service::Stub::PollActivityTaskQueue, req, resp);
-            if (stopping || !st.ok() || resp.task_token().empty()) {
-                slots->release();
-                if (stopping) break;
-                if (!st.ok() && st.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) b.failed(st);
-                else if (st.ok()) b.succeeded();
-                continue;
-            }
-            b.succeeded();
-            {
-                std::lock_guard l(wake_mutex);
-                tasks.push_back(std::move(resp));
-            }
-            task_ready.notify_one();  // one step thread is enough; waking all of them costs CPU per task
+    // One activity-task poll, taken only when a slot is free: the server starts an activity's
+    // timeouts as it hands it over.
+    bool poll_activity_task(const wf::PollActivityTaskQueueRequest& req, std::size_t slots) {
+        if (!skeleton.reserve(slots)) return false;
+        wf::PollActivityTaskQueueResponse resp;
+        grpc::Status st = long_poll(&connection::service::Stub::PollActivityTaskQueue, req, resp);
+        if (skeleton.stopping() || !st.ok() || resp.task_token().empty()) {
+            skeleton.unreserve();
+            if (skeleton.stopping() || st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) return false;
+            if (!st.ok()) poll_failed(st);
+            return true;
         }
+        skeleton.push(std::move(resp), true);
+        return true;
     }
 
-    void step_runner() {
-        for (;;) {
-            wf::PollActivityTaskQueueResponse task;
-            {
-                std::unique_lock l(wake_mutex);
-                task_ready.wait(l, [&] { return stopping || !tasks.empty(); });
-                if (tasks.empty()) return;  // stopping, nothing left in hand
-                task = std::move(tasks.front());
-                tasks.pop_front();
-            }
-            run_step(task);
-            slots->release();
-        }
+    // The skeleton's hooks for one activity task.
+    const erased_step* find(const wf::PollActivityTaskQueueResponse& task) const {
+        auto it = steps.find(task.activity_type().name());
+        return it == steps.end() ? nullptr : &it->second;
     }
 
-    void run_step(const wf::PollActivityTaskQueueResponse& task) {
-        const std::string& name = task.activity_type().name();
-        running r;
-        r.token = task.task_token();
-        r.workflow = task.workflow_type().name();
-        r.attempt = task.attempt();
+    void begin(const wf::PollActivityTaskQueueResponse& task, const erased_step&, kit::task_context& ctx) {
+        ctx.attempt = task.attempt();
+        ctx.workflow = task.workflow_type().name();  // the caller's type: a Python workflow may call a weft step
+        running r{.ctx = &ctx, .token = task.task_token()};
         const auto now = clock::now();
         if (task.has_heartbeat_timeout() && to_ms(task.heartbeat_timeout()).count() > 0) {
             r.heartbeat_every = std::max(milliseconds(100), to_ms(task.heartbeat_timeout()) / 3);
@@ -325,80 +279,76 @@ struct worker::impl {
         r.deadline = task.has_start_to_close_timeout() && to_ms(task.start_to_close_timeout()).count() > 0
                          ? now + to_ms(task.start_to_close_timeout())
                          : clock::time_point::max();
+        std::lock_guard l(running_mutex);
+        running_steps.push_back(std::move(r));
+    }
 
-        auto fail = [&](std::string message, std::string type, bool non_retryable) {
-            count(&counters::steps_failed);
-            wf::RespondActivityTaskFailedRequest req;
-            req.set_task_token(r.token);
-            application_failure(*req.mutable_failure(), std::move(message), std::move(type), non_retryable);
-            req.set_identity(conn.configuration().identity);
-            req.set_namespace_(opts.server.namespace_name);
-            respond("RespondActivityTaskFailed", &connection::service::Stub::RespondActivityTaskFailed, req);
-        };
-
-        auto step = steps.find(name);
-        if (step == steps.end()) {
-            fail("weft: this worker does not serve step '" + name + "' (task queue '" + queue + "')", "weft.unknown_step", true);
-            return;
-        }
-        r.step = step->second.name();
-
-        // Arguments: one JSON value per payload.
+    // Arguments: one JSON value per payload.
+    static json::array decode(const wf::PollActivityTaskQueueResponse& task, const erased_step&) {
         json::array args;
         for (int i = 0; i < task.input().payloads_size(); ++i) {
             try {
                 args.push_back(json::parse(codec::from_payload(task.input().payloads(i))));
             } catch (const std::exception& e) {
-                fail("weft: step '" + name + "' cannot read its argument $[" + std::to_string(i) + "]: " + e.what(),
-                     "weft.bad_payload", true);
-                return;
+                throw json::decode_error("$[" + std::to_string(i) + "]", "a json/plain payload", e.what());
             }
         }
+        return args;
+    }
 
+    void report(const wf::PollActivityTaskQueueResponse& task, const erased_step* step, kit::step_outcome& out,
+                kit::task_context& ctx) {
+        const std::string& name = task.activity_type().name();
         {
             std::lock_guard l(running_mutex);
-            running_steps.push_back(&r);
+            running_steps.remove_if([&](const running& r) { return r.ctx == &ctx; });
         }
-        const kit::step_outcome out = kit::run_step(step->second, args, r);
-        const bool ok = out.ok(), bad_input = out.what == kit::step_outcome::kind::bad_payload;
-        std::string error = bad_input ? "weft: step '" + name + "' cannot decode its arguments: " + out.error : out.error;
-        std::string error_type = out.error_type;
-        {
-            std::lock_guard l(running_mutex);
-            running_steps.remove(&r);
-        }
-
-        if (r.cancel) {
+        if (ctx.cancelled) {
             count(&counters::steps_cancelled);
             wf::RespondActivityTaskCanceledRequest req;
-            req.set_task_token(r.token);
+            req.set_task_token(task.task_token());
             req.set_identity(conn.configuration().identity);
-            req.set_namespace_(opts.server.namespace_name);
+            req.set_namespace_(opts.namespace_name);
             respond("RespondActivityTaskCanceled", &connection::service::Stub::RespondActivityTaskCanceled, req);
-        } else if (ok) {
+            return;
+        }
+        if (out.ok()) {
             count(&counters::steps_succeeded);
             wf::RespondActivityTaskCompletedRequest req;
-            req.set_task_token(r.token);
+            req.set_task_token(task.task_token());
             codec::to_payload(boost::json::serialize(out.output), *req.mutable_result()->add_payloads());
             req.set_identity(conn.configuration().identity);
-            req.set_namespace_(opts.server.namespace_name);
+            req.set_namespace_(opts.namespace_name);
             respond("RespondActivityTaskCompleted", &connection::service::Stub::RespondActivityTaskCompleted, req);
-        } else {
-            fail(std::move(error), std::move(error_type), bad_input);
+            return;
         }
+        std::string message = out.error, type = out.error_type;
+        if (!step) {
+            message = "weft: this worker does not serve step '" + name + "' (task queue '" + queue + "')";
+            type = "weft.unknown_step";
+        } else if (out.what == kit::step_outcome::kind::bad_payload) {
+            message = "weft: step '" + name + "' cannot decode its arguments: " + out.error;
+        }
+        count(&counters::steps_failed);
+        wf::RespondActivityTaskFailedRequest req;
+        req.set_task_token(task.task_token());
+        application_failure(*req.mutable_failure(), std::move(message), std::move(type), !out.retryable());
+        req.set_identity(conn.configuration().identity);
+        req.set_namespace_(opts.namespace_name);
+        respond("RespondActivityTaskFailed", &connection::service::Stub::RespondActivityTaskFailed, req);
     }
 
     void heartbeater() {
-        while (sleep_for(milliseconds(100))) {
-            std::vector<std::pair<running*, std::string>> due;
+        while (skeleton.threads().sleep_for(milliseconds(100))) {
+            std::vector<std::pair<kit::task_context*, std::string>> due;
             {
                 std::lock_guard l(running_mutex);
                 const auto now = clock::now();
-                for (running* r : running_steps) {
-                    if (now >= r->deadline) r->timed_out = true;
-                    if (r->heartbeat_every.count() > 0 && now >= r->next_heartbeat && !r->cancel) {
-                        r->next_heartbeat = now + r->heartbeat_every;
-                        due.emplace_back(r, r->token);
+                for (running& r : running_steps) {
+                    if (now >= r.deadline) r.ctx->timed_out = true;
+                    if (r.heartbeat_every.count() > 0 && now >= r.next_heartbeat && !r.ctx->cancelled) {
+                        r.next_heartbeat = now + r.heartbeat_every;
+                        due.emplace_back(r.ctx, r.token);
                     }
                 }
             }
@@ -406,17 +356,17 @@ struct worker::impl {
                 wf::RecordActivityTaskHeartbeatRequest req;
                 req.set_task_token(token);
                 req.set_identity(conn.configuration().identity);
-                req.set_namespace_(opts.server.namespace_name);
+                req.set_namespace_(opts.namespace_name);
                 grpc::ClientContext ctx;
-                connection::set_deadline(ctx, opts.server.rpc_timeout);
+                connection::set_deadline(ctx, opts.timeout);
                 wf::RecordActivityTaskHeartbeatResponse resp;
                 grpc::Status st = conn.stub().RecordActivityTaskHeartbeat(&ctx, req, &resp);
                 count(&counters::heartbeats);
                 bool cancel = (st.ok() && resp.cancel_requested()) || st.error_code() == grpc::StatusCode::NOT_FOUND;
                 if (!cancel) continue;
                 std::lock_guard l(running_mutex);  // `r` may have finished meanwhile
-                for (running* x : running_steps)
-                    if (x == r) x->cancel = true;
+                for (running& x : running_steps)
+                    if (x.ctx == r) x.ctx->cancelled = true;
             }
         }
     }
@@ -432,45 +382,39 @@ void worker::start() {
     impl& w = *impl_;
     if (w.started.exchange(true)) return;
     const unsigned concurrency = std::max(1u, w.opts.concurrency);
-    w.slots = std::make_unique<std::counting_semaphore<>>(concurrency);
-    if (w.opts.workflows && !w.workflows.empty())
-        for (unsigned i = 0; i < std::max(1u, w.opts.workflow_pollers); ++i) w.threads.emplace_back([&w] { w.workflow_poller(); });
-    if (w.opts.activities && !w.steps.empty()) {
-        for (unsigned i = 0; i < std::max(1u, std::min(w.opts.activity_pollers, concurrency)); ++i)
-            w.threads.emplace_back([&w] { w.activity_poller(); });
-        for (unsigned i = 0; i < concurrency; ++i) w.threads.emplace_back([&w] { w.step_runner(); });
-        w.threads.emplace_back([&w] { w.heartbeater(); });
+    bool serving = false;
+    if (w.opts.workflows && !w.workflows.empty()) {
+        auto req = w.poll_request<wf::PollWorkflowTaskQueueRequest>();
+        for (unsigned i = 0; i < std::max(1u, w.opts.workflow_pollers); ++i)
+            w.skeleton.fetcher("PollWorkflowTaskQueue on '" + w.queue + "'", [&w, req] { return w.poll_workflow_task(req); });
+        serving = true;
     }
-    if (w.threads.empty())
+    if (w.opts.activities && !w.steps.empty()) {
+        auto req = w.poll_request<wf::PollActivityTaskQueueRequest>();
+        for (unsigned i = 0; i < std::max(1u, std::min(w.opts.activity_pollers, concurrency)); ++i)
+            w.skeleton.fetcher("PollActivityTaskQueue on '" + w.queue + "'",
+                               [&w, req, concurrency] { return w.poll_activity_task(req, concurrency); });
+        w.skeleton.slots(concurrency, [&w](wf::PollActivityTaskQueueResponse& task) {
+            kit::task_context ctx;
+            kit::run_task(w, task, ctx);
+        });
+        w.skeleton.threads().spawn([&w] { w.heartbeater(); });
+        serving = true;
+    }
+    if (!serving)
         throw weft::config_error("weft: the Temporal worker on '" + w.queue + "' serves nothing: call serve() first");
 }
 
 void worker::run() {
     start();
-    std::unique_lock l(impl_->wake_mutex);
-    impl_->wake.wait(l, [&] { return impl_->stopping.load(); });
+    impl_->skeleton.threads().wait_until_stopped();
 }
 
-void worker::stop() {
-    impl& w = *impl_;
-    {
-        std::lock_guard l(w.wake_mutex);
-        w.stopping = true;
-    }
-    w.wake.notify_all();
-    w.task_ready.notify_all();
-    {
-        std::lock_guard l(w.polls_mutex);
-        for (auto* ctx : w.polls) ctx->TryCancel();
-    }
-    for (auto& t : w.threads)
-        if (t.joinable()) t.join();
-    w.threads.clear();
-}
+void worker::stop() { impl_->skeleton.stop(); }
 
 worker::counters worker::stats() const {
     std::lock_guard l(impl_->stats_mutex);
     return impl_->stats;
 }
 
-}  // namespace weft::temporal
+}  // namespace weft::temporal_detail

@@ -9,8 +9,8 @@
 int main() {
     const char* me = "consumer_temporal";
     const std::string address = "127.0.0.1:1";  // nothing listens on port 1
-    weft::client<weft::temporal::backend> typed(weft::temporal::settings{
-        .address = address, .task_queue = "weft.package", .rpc_timeout = std::chrono::seconds(2)});
+    weft::client<weft::temporal> typed(weft::temporal::options{
+        .address = address, .task_queue = "weft.package", .timeout = std::chrono::seconds(2)});
     const std::string error = consumer::start_error(typed, me, address);
     auto configured = weft::any_client(weft::config::parse(
         "backend = temporal\n[temporal]\naddress = " + address + "\ntask_queue = weft.package\n", "consumer.conf"));

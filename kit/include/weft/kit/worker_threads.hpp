@@ -34,7 +34,10 @@ public:
     // Blocks until stop() (from another thread or a signal handler's thread).
     void wait_until_stopped() const;
 
-    // Asks every thread to finish, interrupts them, joins them; idempotent. Returns once all ended.
+    // Asks every thread to finish: stopping() turns true, sleepers wake, the interrupt hooks run
+    // (once). Returns at once; idempotent.
+    void request_stop();
+    // request_stop(), then joins every thread; idempotent. Returns once all ended.
     void stop();
     bool running() const noexcept { return !threads_.empty() && !stopping(); }
 

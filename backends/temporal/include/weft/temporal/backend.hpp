@@ -1,7 +1,7 @@
 // Temporal as a weft backend: a run of a weft DAG is a Temporal workflow run, served by
 // weft::temporal::worker processes (the workflow type is the DAG's name).
 //
-//     weft::client<weft::temporal::backend> client({.address = "127.0.0.1:7233", .task_queue = "orders"});
+//     weft::client<weft::temporal> client({.address = "127.0.0.1:7233", .task_queue = "orders"});
 //     auto run = client.start(orders::workflow, order{...});   // workflow id "<name>-<uuid>"
 //     receipt r = run.get();                                    // a failed step throws weft::step_failed
 //
@@ -15,21 +15,49 @@
 #include <weft/backend.hpp>
 #include <weft/remote_client.hpp>
 #include <weft/temporal/client.hpp>
+#include <weft/temporal/errors.hpp>
+#include <weft/temporal/worker.hpp>
 
-namespace weft::temporal {
+namespace weft {
 
-// The tag of weft::client<weft::temporal::backend>.
-struct backend {
+// weft::temporal: the tag of weft::client<weft::temporal>, and the names of the Temporal backend's
+// typed client, worker, options and errors.
+struct temporal {
     static constexpr std::string_view name = "temporal";
+
+    using options = temporal_detail::options;
+    using start_options = temporal_detail::start_options;
+    using worker_options = temporal_detail::worker_options;
+    using worker = temporal_detail::worker;
+    using client = temporal_detail::client;
+    template <class Output>
+    using workflow_handle = temporal_detail::workflow_handle<Output>;
+    using workflow_execution = temporal_detail::workflow_execution;
+    using workflow_status = temporal_detail::workflow_status;
+    using failure = temporal_detail::failure;
+
+    using rpc_error = temporal_detail::rpc_error;
+    using workflow_already_started = temporal_detail::workflow_already_started;
+    using not_found = temporal_detail::not_found;
+    using namespace_not_found = temporal_detail::namespace_not_found;
+    using unavailable = temporal_detail::unavailable;
+    using workflow_failed = temporal_detail::workflow_failed;
+    using workflow_cancelled = temporal_detail::workflow_cancelled;
+    using workflow_terminated = temporal_detail::workflow_terminated;
+    using workflow_timed_out = temporal_detail::workflow_timed_out;
+    using wait_timeout = temporal_detail::wait_timeout;
+    using unsupported_payload = temporal_detail::unsupported_payload;
 };
 
-// The weft::backend behind client<temporal::backend> and any_client.
-class dag_backend final : public weft::backend {
+namespace temporal_detail {
+
+// The weft::backend behind client<temporal> and any_client.
+class backend_impl final : public weft::backend {
 public:
-    explicit dag_backend(settings s);
-    ~dag_backend() override;
-    std::string_view name() const noexcept override { return temporal::backend::name; }
-    // Starts the workflow type wf.name on the settings' task queue with one json/plain payload per input
+    explicit backend_impl(options s);
+    ~backend_impl() override;
+    std::string_view name() const noexcept override { return temporal::name; }
+    // Starts the workflow type wf.name on the options' task queue with one json/plain payload per input
     // value; the handle's id() is the workflow id.
     std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
 
@@ -39,19 +67,14 @@ private:
     std::shared_ptr<state> state_;
 };
 
-std::vector<setting_doc> settings_docs();  // the table behind settings::from_config
+inline const bool registered = register_backend<backend_impl>(temporal::name, settings(), &options_from);
 
-inline const bool registered = weft::register_backend<dag_backend>(temporal::backend::name, settings_docs(),
-                                                                   &settings::from_config);
-
-}  // namespace weft::temporal
-
-namespace weft {
+}  // namespace temporal_detail
 
 template <>
-class client<temporal::backend> : public remote_client<temporal::dag_backend> {
+class client<temporal> : public remote_client<temporal_detail::backend_impl> {
 public:
-    explicit client(temporal::settings s) : remote_client(std::move(s)) {}
+    explicit client(temporal::options s) : remote_client(std::move(s)) {}
 };
 
 }  // namespace weft

@@ -16,32 +16,34 @@
 #include <string_view>
 #include <vector>
 
+#include <weft/backend.hpp>
 #include <weft/config.hpp>
 #include <weft/json.hpp>
 #include <weft/run.hpp>
 #include <weft/temporal/errors.hpp>
 
-namespace weft::temporal {
+namespace weft::temporal_detail {
 
 // temporal.api.enums.v1.WorkflowExecutionStatus.
 enum class workflow_status { unspecified, running, completed, failed, canceled, terminated, continued_as_new, timed_out, paused };
 
 std::string_view to_string(workflow_status s) noexcept;
 
-struct settings {
+struct options {
     std::string address = "127.0.0.1:7233";
     std::string namespace_name = "default";
-    std::string task_queue;  // the default for start() when start_options leaves it empty
+    std::string task_queue;  // runs start here unless start_options names one; a worker polls it
     std::string identity;    // shown in the server's history; empty: "<pid>@<host>" like the SDKs
-    std::chrono::milliseconds rpc_timeout{10'000};  // deadline of each unary call
-
-    // temporal.address, temporal.namespace, temporal.task_queue (WEFT_TEMPORAL_ADDRESS, ...).
-    static settings from_config(const weft::config& c);
+    std::chrono::milliseconds timeout{10'000};  // deadline of each unary call
 };
+
+// The temporal.* settings (WEFT_TEMPORAL_ADDRESS, ...): the table behind any_client.
+options options_from(const weft::config& c);
+std::vector<setting_doc> settings();
 
 struct start_options {
     std::string workflow_id;  // required: Temporal deduplicates runs by it
-    std::string task_queue;   // empty: settings::task_queue
+    std::string task_queue;   // empty: options::task_queue
     std::chrono::milliseconds execution_timeout{0};  // 0: unlimited
 };
 
@@ -71,12 +73,12 @@ private:
 
 class client {
 public:
-    explicit client(settings s);
+    explicit client(options s);
     ~client();
     client(client&&) noexcept;
     client& operator=(client&&) noexcept;
 
-    const temporal::settings& configuration() const noexcept;
+    const options& configuration() const noexcept;
 
     // Starts `workflow_type` with one json/plain payload per argument.
     template <class Output, class... Args>
@@ -120,4 +122,4 @@ void workflow_handle<Output>::terminate(std::string_view reason) const {
     client_->terminate(run_, reason);
 }
 
-}  // namespace weft::temporal
+}  // namespace weft::temporal_detail

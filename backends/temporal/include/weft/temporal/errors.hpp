@@ -10,7 +10,7 @@
 
 #include <weft/run.hpp>
 
-namespace weft::temporal {
+namespace weft::temporal_detail {
 
 // A run of a workflow on the server: the workflow id the user chose, and the run the server made.
 struct workflow_execution {
@@ -86,11 +86,11 @@ class workflow_failed : public std::runtime_error {
 public:
     workflow_failed(workflow_execution run, failure f);
     const workflow_execution& execution() const noexcept { return run_; }
-    const temporal::failure& failure() const noexcept { return failure_; }
+    const temporal_detail::failure& failure() const noexcept { return failure_; }
 
 private:
     workflow_execution run_;
-    temporal::failure failure_;
+    temporal_detail::failure failure_;
 };
 
 // The run was cancelled; a weft::run_cancelled, like a cancelled run on any backend.
@@ -137,4 +137,4 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-}  // namespace weft::temporal
+}  // namespace weft::temporal_detail

@@ -1,6 +1,7 @@
 // weft::temporal::worker: serves weft workflows on a Temporal task queue, with no Temporal SDK.
 //
-//     weft::temporal::worker w({.server = {.address = "127.0.0.1:7233"}, .task_queue = "orders"});
+//     weft::temporal::worker_options o{{.address = "127.0.0.1:7233", .task_queue = "orders"}};
+//     weft::temporal::worker w(o);
 //     w.serve(orders::workflow);   // the workflow type "orders" and every step of it
 //     w.run();                     // until stop()
 //
@@ -26,14 +27,14 @@
 #include <weft/step_table.hpp>
 #include <weft/temporal/client.hpp>
 
-namespace weft::temporal {
+namespace weft::temporal_detail {
 
-struct worker_options {
-    temporal::settings server;  // address, namespace, identity, rpc_timeout
-    std::string task_queue;     // empty: server.task_queue
+// The server's options (address, namespace, identity, timeout, and task_queue: the queue it polls),
+// then the worker's own.
+struct worker_options : options {
     bool workflows = true;      // poll workflow tasks for the served workflows
     bool activities = true;     // poll activity tasks for the served steps
-    unsigned concurrency = 8;  // steps running at once in this worker
+    unsigned concurrency = 8;   // steps running at once in this worker
     unsigned activity_pollers = 2;
     unsigned workflow_pollers = 2;
     std::chrono::milliseconds poll_timeout{70'000};  // gRPC deadline of a long poll; the server answers empty after 60 s
@@ -85,4 +86,4 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
-}  // namespace weft::temporal
+}  // namespace weft::temporal_detail

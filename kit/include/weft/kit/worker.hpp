@@ -1,0 +1,186 @@
+// The skeleton of every server backend's worker: fetch -> decode -> invoke the step with its context
+// -> classify the outcome -> report. A backend writes what only it knows (how to fetch from its
+// server, how a task names its step and carries its arguments, how an outcome is reported); the
+// skeleton owns the threads, the hand-off from fetchers to slots, reconnect backoff and stopping.
+//
+//     kit::worker_skeleton<task> w({.what = "weft hatchet worker", .log = log, .backoff = opts.backoff});
+//     w.fetcher("the assignment stream", [&] { return listen_once(w); });  // pushes with w.push(t)
+//     w.slots(opts.concurrency, [&](task& t) { kit::run_task(hooks, t, ctx_of(t)); });
+//     ...
+//     w.stop();   // no more fetching, slots finish what is in hand, threads joined
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <weft/dsl/policy.hpp>
+#include <weft/kit/step_runner.hpp>
+#include <weft/kit/worker_threads.hpp>
+
+namespace weft::kit {
+
+using log_fn = std::function<void(std::string_view level, std::string_view text)>;
+
+// The context of one attempt on a server worker: what weft::this_step reports, and the reasons the
+// step should stop, raised by the backend (its server cancelled the attempt, a revoke) or by time.
+class task_context final : public step_context {
+public:
+    using clock = std::chrono::steady_clock;
+
+    std::atomic<bool> cancelled{false};   // the server cancelled this attempt; its outcome is moot
+    std::atomic<bool> timed_out{false};   // a deadline the backend watches (heartbeats) passed
+    clock::time_point deadline = clock::time_point::max();  // stop_requested() from then on
+    const worker_threads* worker = nullptr;                  // set: stop_requested() once it stops
+
+    bool stop_requested() const override {
+        return cancelled.load(std::memory_order_relaxed) || timed_out.load(std::memory_order_relaxed) ||
+               (worker && worker->stopping()) || (deadline != clock::time_point::max() && clock::now() >= deadline);
+    }
+};
+
+// One task through the pipeline. `hooks` is the backend's, with:
+//     const erased_step* find(const Task&)                   // nullptr: this worker does not serve it
+//     void begin(Task&, const erased_step&, task_context&)   // before decoding: attempt, deadline,
+//                                                            // cancellation, a "started" event
+//     json::array decode(const Task&, const erased_step&)    // one value per parameter; may throw
+//     void report(Task&, const erased_step*, step_outcome&, task_context&)   // always called
+// A task whose step is not served reports kind::unknown_step (begin is not called). Arguments that
+// cannot be decoded, or that do not fit the step's parameters, report kind::bad_payload: no attempt
+// would do better. Otherwise the step runs with `ctx` in scope and its outcome is reported.
+template <class Hooks, class Task>
+void run_task(Hooks& hooks, Task& task, task_context& ctx) {
+    const erased_step* step = hooks.find(task);
+    step_outcome out;
+    if (!step) {
+        out.what = step_outcome::kind::unknown_step;
+        hooks.report(task, step, out, ctx);
+        return;
+    }
+    ctx.workflow = step->workflow();
+    ctx.step = step->name();
+    hooks.begin(task, *step, ctx);
+    try {
+        const json::array args = hooks.decode(task, *step);
+        out = run_step(*step, args, ctx);
+    } catch (const json::decode_error& e) {
+        out = bad_payload(e);
+    } catch (const std::exception& e) {  // the task's payload is not even the backend's format
+        out.what = step_outcome::kind::bad_payload;
+        out.error = e.what();
+        out.error_type = bad_payload_type;
+    }
+    hooks.report(task, step, out, ctx);
+}
+
+// Spawns a thread on `threads` that calls `fetch_once` until they stop: the loop behind
+// worker_skeleton::fetcher, for a worker that schedules its tasks itself (Celery's prefetch and ETAs).
+void fetch_loop(worker_threads& threads, std::string what, log_fn log, retry_policy backoff,
+                std::function<bool()> fetch_once);
+
+// The threads of a worker: fetchers that bring tasks from the server and `slots` threads that run
+// them, with the hand-off between them.
+template <class Task>
+class worker_skeleton {
+public:
+    struct options {
+        std::string what;       // "weft hatchet worker": how log lines name it
+        log_fn log;             // where they go
+        retry_policy backoff;   // between failed fetches
+    };
+
+    explicit worker_skeleton(options o) : opts_(std::move(o)) {}
+    ~worker_skeleton() { stop(); }
+
+    // A thread that calls `fetch_once` until stop(). One call blocks for at most a poll (or the life
+    // of a stream); it pushes what it brings. A call that throws is logged and retried after the
+    // backoff; one that returns true (it brought tasks, the stream was healthy) resets the backoff;
+    // one that returns false does neither (a poll that expired empty).
+    void fetcher(std::string what, std::function<bool()> fetch_once) {
+        fetch_loop(threads_, std::move(what), opts_.log, opts_.backoff, std::move(fetch_once));
+    }
+
+    // `n` threads that take pushed tasks, oldest first, and run them one at a time. At stop() they
+    // finish what is in hand before they return.
+    void slots(unsigned n, std::function<void(Task&)> run) {
+        for (unsigned i = 0; i < n; ++i)
+            threads_.spawn([this, run] {
+                while (std::optional<Task> t = pop()) {
+                    run(*t);
+                    std::lock_guard l(m_);
+                    --running_;
+                    room_.notify_one();
+                }
+            });
+    }
+
+    // A task for the slots; `reserved`: it fills a place reserve() took.
+    void push(Task t, bool reserved = false) {
+        {
+            std::lock_guard l(m_);
+            queue_.push_back(std::move(t));
+            if (reserved) --reserved_;
+        }
+        ready_.notify_one();  // one slot is enough; waking all of them costs CPU per task
+    }
+
+    // For a fetcher that must not bring more than the slots can run (a long poll hands its task
+    // over as it arrives): blocks until fewer than `limit` tasks are queued, running or reserved,
+    // then reserves a place. False when stopping. A fetch that brought nothing calls unreserve().
+    bool reserve(std::size_t limit) {
+        std::unique_lock l(m_);
+        room_.wait(l, [&] { return threads_.stopping() || queue_.size() + running_ + reserved_ < limit; });
+        if (threads_.stopping()) return false;
+        ++reserved_;
+        return true;
+    }
+    void unreserve() {
+        {
+            std::lock_guard l(m_);
+            --reserved_;
+        }
+        room_.notify_one();
+    }
+
+    worker_threads& threads() noexcept { return threads_; }
+    const options& settings() const noexcept { return opts_; }
+    bool stopping() const noexcept { return threads_.stopping(); }
+
+    // Stops fetching (the fetchers' on_stop interrupts run), lets the slots finish what was
+    // fetched, and joins every thread. Idempotent.
+    void stop() {
+        threads_.request_stop();
+        {
+            std::lock_guard l(m_);  // no slot misses the wake-up between its check and its wait
+        }
+        ready_.notify_all();
+        room_.notify_all();
+        threads_.stop();
+    }
+
+private:
+    std::optional<Task> pop() {
+        std::unique_lock l(m_);
+        ready_.wait(l, [&] { return threads_.stopping() || !queue_.empty(); });
+        if (queue_.empty()) return std::nullopt;  // stopping, and nothing left in hand
+        Task t = std::move(queue_.front());
+        queue_.pop_front();
+        ++running_;
+        return t;
+    }
+
+    options opts_;
+    std::mutex m_;
+    std::condition_variable ready_, room_;
+    std::deque<Task> queue_;
+    std::size_t running_ = 0, reserved_ = 0;
+    worker_threads threads_;  // last: joined before the queue goes
+};
+
+}  // namespace weft::kit
