@@ -41,6 +41,12 @@ public:
         return run<typename W::output>(backend_->start(full_erasure<W>, &in, std::move(opts)));
     }
 
+    // The handle of a run started elsewhere (another process, an earlier request), by its id().
+    template <workflow_type W>
+    run<typename W::output> attach(W, std::string_view id) {
+        return run<typename W::output>(backend_->attach(full_erasure<W>, id));
+    }
+
 private:
     std::unique_ptr<weft::backend> backend_;
 };

@@ -24,6 +24,10 @@ public:
     virtual std::string_view name() const noexcept = 0;
     // input: the workflow's input tuple.
     virtual std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) = 0;
+    // A handle on a run of `wf` started elsewhere (another handle, another process), by its id().
+    // Throws run_not_found when the backend has no such run, config_error when the run it finds is
+    // of another workflow.
+    virtual std::shared_ptr<run_control> attach(const erased_workflow& wf, std::string_view id) = 0;
 };
 
 // Backends linked into this program, by name. Each backend's header adds itself (register_backend),

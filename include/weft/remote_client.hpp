@@ -45,6 +45,17 @@ public:
         }
     }
 
+    // The handle of a run started elsewhere (another process, an earlier request), by its id():
+    // the same typed handle start() gives.
+    template <workflow_type W>
+    run<typename W::output> attach(W, std::string_view id) {
+        if constexpr (!accepts<W>()) {
+            return run<typename W::output>(nullptr);
+        } else {
+            return run<typename W::output>(backend_.attach(remote_erasure<W>, id));
+        }
+    }
+
 protected:
     template <workflow_type W>
     static consteval bool accepts() {

@@ -72,6 +72,14 @@ public:
         : std::runtime_error("weft: the run of workflow '" + std::string(workflow) + "' was cancelled") {}
 };
 
+// attach() found no run with that id where the backend keeps runs.
+class run_not_found : public std::runtime_error {
+public:
+    run_not_found(std::string_view backend, std::string_view workflow, std::string_view id, std::string_view why)
+        : std::runtime_error("weft: " + std::string(backend) + " has no run '" + std::string(id) + "' of workflow '" +
+                             std::string(workflow) + "'" + (why.empty() ? "" : ": " + std::string(why))) {}
+};
+
 // A bad setting, an unknown backend, a misuse of the API.
 class config_error : public std::runtime_error {
 public:

@@ -1,6 +1,8 @@
 // The embedded engine: concurrency, typed values, retries, timeouts, failure, cancellation, status.
 #include <catch2/catch.hpp>
 
+#include <weft/any_client.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -41,6 +43,33 @@ TEST_CASE("a diamond passes typed values from parents to the join in declaration
     weft::client<weft::local> client;
     CHECK(client.start(diamond, 4).get() == "n=4 sum=10");
     CHECK(client.start(diamond, 100).get() == "n=100 sum=5050");
+}
+
+TEST_CASE("a run is attached by its id while it runs and while a handle remains; other ids are refused") {
+    weft::client<weft::local> client;
+    auto started = client.start(diamond, 4);
+    auto attached = client.attach(diamond, started.id());
+    CHECK(attached.id() == started.id());
+    CHECK(attached.get() == "n=4 sum=10");  // the same typed handle start() gives
+    CHECK(attached.state() == weft::run_state::succeeded);
+
+    CHECK_THROWS_WITH(client.attach(diamond, "no-such-run"),
+                      Catch::Contains("local has no run 'no-such-run' of workflow 'diamond'") &&
+                          Catch::Contains("process that started it"));
+    constexpr auto other = weft::workflow<"other">(step<sum>);
+    CHECK_THROWS_AS(client.attach(other, started.id()), weft::config_error);
+
+    // Once it finished and no handle is left, the embedded engine has forgotten it.
+    const std::string id = started.id();
+    started = client.start(diamond, 1);
+    attached = started;
+    CHECK(started.get() == "n=1 sum=1");
+    CHECK_THROWS_AS(client.attach(diamond, id), weft::run_not_found);
+
+    // any_client reaches the same engine's runs.
+    auto any = weft::any_client(weft::config::parse("", "attach.conf"));
+    auto r = any.start(diamond, 3);
+    CHECK(any.attach(diamond, r.id()).get() == "n=3 sum=6");
 }
 
 TEST_CASE("every step of a finished run reports succeeded with one attempt") {

@@ -45,7 +45,10 @@ struct backend_impl::state {
     std::unique_ptr<redis_connection> broker_conn;
     std::unique_ptr<redis_connection> result_conn;
 
+    bool same_server = false;  // the broker's Redis is the result backend's: one connection does both
     std::string meta(std::string_view id) const { return opts.result_keyprefix + meta_key(id); }
+    // weft's record of a run it started, beside the result metas.
+    std::string run_record(std::string_view id) const { return opts.result_keyprefix + "weft-run-" + std::string(id); }
     std::string list_of(std::string_view queue, int priority) const {
         return opts.global_keyprefix + priority_list(queue, priority);
     }
@@ -99,6 +102,15 @@ bool closed(const graph_view& g, const std::vector<task_meta>& metas) {
     for (auto& m : metas)
         if (m.state == task_state::failure || m.state == task_state::revoked) return true;
     return std::all_of(g.sinks.begin(), g.sinks.end(), [&](std::size_t s) { return is_ready(metas[s].state); });
+}
+
+// A run's task ids, one per node, from its id (its first source's task id): derived rather than
+// drawn, so that any process that knows the run id reads the same metas (attach).
+std::vector<std::string> task_ids(const graph_view& g, std::string_view run_id) {
+    std::vector<std::string> ids(g.size());
+    for (std::size_t i = 0; i < g.size(); ++i)
+        ids[i] = i == g.sources[0] ? std::string(run_id) : std::string(run_id) + "." + std::to_string(i);
+    return ids;
 }
 
 class celery_run final : public kit::remote_run {
@@ -193,32 +205,63 @@ private:
 backend_impl::backend_impl(celery::options opts) : state_(std::make_shared<state>()) {
     state_->broker = redis_url::parse(opts.broker_url);
     state_->results = redis_url::parse(opts.result_url.empty() ? opts.broker_url : opts.result_url);
+    state_->same_server = state_->broker.same_as(state_->results);
     state_->opts = std::move(opts);
 }
 
 backend_impl::~backend_impl() = default;
 
 std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
-    std::vector<std::vector<std::string>> commands;
+    batch commands;
     auto run = prepare(wf, input, commands);
     send(wf, commands);
-    // on_step: polled from the result backend, so a state held for less than one poll interval
-    // (running, for a fast step) may not be seen; every settled state is.
-    if (opts.on_step)
-        state_->watchers.watch(wf.graph, std::move(opts.on_step),
-                               [st = state_.get(), &g = wf.graph, ids = static_cast<const celery_run&>(*run).ids()](std::vector<step_status>& steps,
-                                                                                      std::stop_token) {
-                                   auto metas = st->metas(ids);
-                                   steps = statuses(g, metas);
-                                   return closed(g, metas);
-                               },
-                               std::chrono::milliseconds(100));
+    watch(wf, *run, std::move(opts));
     return run;
+}
+
+// Celery cannot tell an unknown task id from a pending one (AsyncResult of any id is PENDING), so
+// start() leaves a record of the run beside the result metas, with the same expiry: attach reads it
+// to know the run and its workflow.
+std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std::string_view id) {
+    redis_reply r;
+    {
+        std::lock_guard lock(state_->m);
+        r = state_->result_connection().command({"GET", state_->run_record(id)});
+    }
+    if (r.type != redis_reply::kind::string)
+        throw run_not_found("celery", wf.graph.name, id,
+                            "the result backend (" + state_->results.redacted() + ") has no record '" +
+                                state_->run_record(id) + "' of it: not started through weft, or older than result_expires (" +
+                                std::to_string(state_->opts.result_expires.count()) + " s)");
+    std::string workflow;
+    try {
+        workflow = std::string(json::parse(r.str).as_object().at("workflow").as_string());
+    } catch (const std::exception& e) {
+        throw wire_error("weft: celery: the run record " + state_->run_record(id) + " is not weft's: " + e.what());
+    }
+    if (workflow != wf.graph.name)
+        throw config_error("weft: celery run '" + std::string(id) + "' is a run of workflow '" + workflow + "', not '" +
+                           std::string(wf.graph.name) + "'");
+    return std::make_shared<celery_run>(state_, wf, task_ids(wf.graph, id));
+}
+
+// on_step: polled from the result backend, so a state held for less than one poll interval
+// (running, for a fast step) may not be seen; every settled state is.
+void backend_impl::watch(const erased_workflow& wf, const run_control& run, run_options opts) {
+    if (!opts.on_step) return;
+    state_->watchers.watch(wf.graph, std::move(opts.on_step),
+                           [st = state_.get(), &g = wf.graph, ids = static_cast<const celery_run&>(run).ids()](
+                               std::vector<step_status>& steps, std::stop_token) {
+                               auto metas = st->metas(ids);
+                               steps = statuses(g, metas);
+                               return closed(g, metas);
+                           },
+                           std::chrono::milliseconds(100));
 }
 
 std::vector<std::shared_ptr<run_control>> backend_impl::start_many(const erased_workflow& wf,
                                                                    std::span<const void* const> inputs) {
-    std::vector<std::vector<std::string>> commands;
+    batch commands;
     std::vector<std::shared_ptr<run_control>> runs;
     runs.reserve(inputs.size());
     for (const void* input : inputs) runs.push_back(prepare(wf, input, commands));
@@ -226,9 +269,9 @@ std::vector<std::shared_ptr<run_control>> backend_impl::start_many(const erased_
     return runs;
 }
 
-// The messages that start one run, appended to `commands` (a chord's size is stored at once).
-std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, const void* input,
-                                                   std::vector<std::vector<std::string>>& commands) {
+// What starts one run, appended to `commands`: its record and its chords' sizes for the result
+// backend, its messages for the broker.
+std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, const void* input, batch& commands) {
     const graph_view& g = wf.graph;
     auto plan = lower_to_stages(g.size(), g.topological_order, [&](std::size_t i) { return g.parent_count(i); },
                                 [&](std::size_t i, std::size_t k) { return g.parent(i, k); });
@@ -237,8 +280,7 @@ std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, co
                            "' as Celery canvas: the parents of step '" + std::string(wf.graph.names[plan.culprit]) +
                            "' are not exactly the previous stage (see weft/celery/lowering.hpp)");
     auto& stages = plan.stages;
-    std::vector<std::string> ids(wf.graph.names.size());
-    for (auto& id : ids) id = new_id();
+    std::vector<std::string> ids = task_ids(g, new_id());
     feed from{ids[stages[0][0]], std::nullopt, state_->opts.queue, wf.codec->encode_input(input).as_array()};
     // A parallel stage's members in the order its join declares its parents (= group_index order).
     for (std::size_t s = 0; s + 1 < stages.size(); ++s)
@@ -259,26 +301,39 @@ std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, co
     // The client applies the first element itself, as Python's apply_async does; the rest rides in
     // its chain (next step last).
     auto out = apply(from, elements.front(), {elements.rbegin(), elements.rend() - 1});
-    for (auto& [gid, size] : out.chord_sizes) {
-        std::lock_guard lock(state_->m);
-        state_->result_connection().command({"SET", state_->opts.result_keyprefix + taskset_key(gid) + ".s",
-                                             std::to_string(size), "EX", std::to_string(state_->opts.result_expires.count())});
-    }
+    const std::string expires = std::to_string(state_->opts.result_expires.count());
+    json::object record;
+    record["workflow"] = wf.graph.name;
+    record["started"] = iso_utc(std::chrono::system_clock::now());
+    commands.results.push_back({"SET", state_->run_record(ids[g.sources[0]]), boost::json::serialize(record), "EX", expires});
+    for (auto& [gid, size] : out.chord_sizes)
+        commands.results.push_back(
+            {"SET", state_->opts.result_keyprefix + taskset_key(gid) + ".s", std::to_string(size), "EX", expires});
     for (auto& m : out.messages) {
         m.origin = state_->origin;
-        commands.push_back({"LPUSH", state_->list_of(m.queue, m.priority), encode_envelope(m)});
+        commands.broker.push_back({"LPUSH", state_->list_of(m.queue, m.priority), encode_envelope(m)});
     }
     return std::make_shared<celery_run>(state_, wf, std::move(ids));
 }
 
-// One pipeline, one round trip.
-void backend_impl::send(const erased_workflow& wf, const std::vector<std::vector<std::string>>& commands) {
+// The result backend's commands first (a chord's size before its header runs), then the broker's:
+// one pipeline, one round trip, when both are the same Redis.
+void backend_impl::send(const erased_workflow& wf, batch& commands) {
+    auto check = [&](const std::vector<redis_reply>& replies, const redis_url& to) {
+        for (auto& r : replies)
+            if (r.type == redis_reply::kind::error)
+                throw redis_error("weft: Redis at " + to.redacted() + " refused to start workflow '" +
+                                  std::string(wf.graph.name) + "': " + redact(r.str));
+    };
     std::lock_guard lock(state_->m);
-    auto replies = state_->broker_connection().pipeline(commands);
-    for (auto& r : replies)
-        if (r.type == redis_reply::kind::error)
-            throw redis_error("weft: Redis at " + state_->broker.redacted() + " refused to start workflow '" +
-                              std::string(wf.graph.name) + "': " + redact(r.str));
+    if (state_->same_server) {
+        commands.results.insert(commands.results.end(), std::make_move_iterator(commands.broker.begin()),
+                                std::make_move_iterator(commands.broker.end()));
+        check(state_->broker_connection().pipeline(commands.results), state_->broker);
+        return;
+    }
+    check(state_->result_connection().pipeline(commands.results), state_->results);
+    check(state_->broker_connection().pipeline(commands.broker), state_->broker);
 }
 
 namespace {

@@ -32,6 +32,10 @@ struct redis_url {
     // redis://[[user]:password@]host[:port][/db]; throws redis_error (with the password redacted).
     static redis_url parse(std::string_view url);
     std::string redacted() const;  // the URL with the password replaced by ***
+    // The same server and database with the same credentials: one connection serves both.
+    bool same_as(const redis_url& o) const {
+        return host == o.host && port == o.port && username == o.username && password == o.password && db == o.db;
+    }
 };
 
 // Replaces the password of every redis:// URL in `text` by ***.

@@ -59,7 +59,7 @@ struct celery::worker::impl {
     explicit impl(worker_options o)
         : opts(std::move(o)), broker(redis_url::parse(opts.broker_url)),
           results(redis_url::parse(opts.result_url.empty() ? opts.broker_url : opts.result_url)),
-          same_server(broker.redacted() == results.redacted() && broker.password == results.password),
+          same_server(broker.same_as(results)),
           queues(opts.global_keyprefix, opts.queues, same_server ? opts.result_keyprefix + meta_key("") : ""),
           prefetch(opts.prefetch_multiplier * opts.concurrency) {}
 

@@ -174,19 +174,44 @@ std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, cons
     req.set_input(boost::json::serialize(run_input(wf.codec->encode_input(input).as_array())));
     auto resp = state_->conn.administer("v1.AdminService/TriggerWorkflowRun",
                                         &connection::admin::Stub::TriggerWorkflowRun, req);
-    auto run = std::make_shared<hatchet_run>(state_, wf, resp.external_id());
+    return handle(wf, resp.external_id(), std::move(opts));
+}
+
+// The run's external id names it. GetRunDetails says whether it exists (a run just triggered may
+// not be readable for a moment) and which tasks it has: those must be steps of `wf`.
+std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std::string_view id) {
+    const std::string run_id(id);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    std::optional<v1::GetRunDetailsResponse> d;
+    try {
+        while (!(d = read_details(*state_, run_id, std::chrono::steady_clock::now())) &&
+               std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(state_->opts.poll_interval);
+    } catch (const rpc_error& e) {
+        if (e.code() != grpc::StatusCode::INVALID_ARGUMENT) throw;
+        throw run_not_found("hatchet", wf.graph.name, id, "not a Hatchet run id (the engine's external ids are UUIDs)");
+    }
+    if (!d) throw run_not_found("hatchet", wf.graph.name, id, "the engine has no run with that external id");
+    for (const auto& [task, _] : d->task_runs())
+        if (std::find(wf.graph.names.begin(), wf.graph.names.end(), task) == wf.graph.names.end())
+            throw config_error("weft: hatchet run '" + run_id + "' has a task '" + task + "' that workflow '" +
+                               std::string(wf.graph.name) + "' does not declare: it is a run of another workflow");
+    return handle(wf, run_id, {});
+}
+
+std::shared_ptr<run_control> backend_impl::handle(const erased_workflow& wf, std::string id, run_options opts) {
     // on_step: polled (Hatchet has no per-run step event stream this backend subscribes to), so a
     // state held for less than one poll interval is not seen, e.g. running for a fast step.
     if (opts.on_step)
         state_->watchers.watch(wf.graph, std::move(opts.on_step),
-                               [st = state_.get(), &g = wf.graph, id = resp.external_id(),
-                                created = std::chrono::steady_clock::now()](std::vector<step_status>& steps, std::stop_token) {
+                               [st = state_.get(), &g = wf.graph, id, created = std::chrono::steady_clock::now()](
+                                   std::vector<step_status>& steps, std::stop_token) {
                                    auto d = read_details(*st, id, created);
                                    steps = steps_of(g, d);
                                    return d && d->done();
                                },
                                state_->opts.poll_interval);
-    return run;
+    return std::make_shared<hatchet_run>(state_, wf, std::move(id));
 }
 
 namespace {

@@ -96,6 +96,11 @@ struct engine::impl {
     std::mutex runs_mutex;
     std::condition_variable runs_cv;
     std::vector<std::pair<run_core*, std::weak_ptr<run_core>>> runs;  // active runs, to cancel at shutdown
+    // The last runs to finish, for attach while a handle on them remains: a ring, so finishing a
+    // run costs one weak_ptr copy and holds no output alive.
+    static constexpr std::size_t recent_size = 1024;
+    std::vector<std::weak_ptr<run_core>> recent = std::vector<std::weak_ptr<run_core>>(recent_size);
+    std::size_t recent_next = 0;
     bool timer_stopping = false;
     std::thread timer_thread;
 
@@ -200,8 +205,18 @@ void engine::run_finished(run_core* run) {
     {
         std::lock_guard lock(impl_->runs_mutex);
         std::erase_if(impl_->runs, [run](const auto& r) { return r.first == run; });
+        impl_->recent[impl_->recent_next++ % impl::recent_size] = run->self_;
     }
     impl_->runs_cv.notify_all();
+}
+
+std::shared_ptr<run_core> engine::find(std::string_view id) const {
+    std::lock_guard lock(impl_->runs_mutex);
+    for (auto& [raw, weak] : impl_->runs)
+        if (raw->id() == id) return weak.lock();
+    for (auto& weak : impl_->recent)
+        if (auto r = weak.lock(); r && r->id() == id) return r;
+    return nullptr;
 }
 
 unsigned engine::threads() const noexcept { return static_cast<unsigned>(impl_->workers.size()); }
@@ -527,6 +542,18 @@ std::shared_ptr<run_control> start(engine& eng, const erased_workflow& wf, const
     return r;
 }
 
+std::shared_ptr<run_control> attach(engine& eng, const erased_workflow& wf, std::string_view id) {
+    auto r = eng.find(id);
+    if (!r)
+        throw run_not_found("local", wf.graph.name, id,
+                            "the embedded engine keeps a run in the process that started it, while it runs and "
+                            "while a handle on it remains; for runs that outlive a process, use a durable backend");
+    if (r->graph().name != wf.graph.name)
+        throw config_error("weft: local run '" + std::string(id) + "' is a run of workflow '" + std::string(r->graph().name) +
+                           "', not '" + std::string(wf.graph.name) + "'");
+    return r;
+}
+
 local_backend::local_backend(local::options opts)
     : engine_(std::make_unique<engine>(engine_options{opts.threads})) {}
 local_backend::~local_backend() = default;
@@ -538,6 +565,10 @@ std::shared_ptr<run_control> local_backend::start(const erased_workflow& wf, con
                            "' was handed over without its step code (by a server backend's client): start it "
                            "through weft::any_client or weft::client<weft::local>");
     return local_detail::start(*engine_, wf, input, std::move(opts));
+}
+
+std::shared_ptr<run_control> local_backend::attach(const erased_workflow& wf, std::string_view id) {
+    return local_detail::attach(*engine_, wf, id);
 }
 
 namespace {

@@ -159,6 +159,31 @@ std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, cons
     for (const json::value& v : values.as_array()) args.push_back(boost::json::serialize(v));
     const std::string id = std::string(wf.graph.name) + "-" + connection::request_id();
     workflow_execution run = state_->client.start_json(wf.graph.name, args, {.workflow_id = id});
+    return handle(wf, std::move(run), std::move(opts));
+}
+
+// The workflow id names the run; DescribeWorkflowExecution says whether it exists, which type it is,
+// and its latest run.
+std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std::string_view id) {
+    wf::DescribeWorkflowExecutionRequest req;
+    req.set_namespace_(state_->conn.configuration().namespace_name);
+    req.mutable_execution()->set_workflow_id(std::string(id));
+    wf::DescribeWorkflowExecutionResponse resp;
+    try {
+        resp = state_->conn.call("DescribeWorkflowExecution", &connection::service::Stub::DescribeWorkflowExecution, req);
+    } catch (const not_found& e) {
+        throw run_not_found("temporal", wf.graph.name, id,
+                            "namespace '" + state_->conn.configuration().namespace_name + "' has no such workflow id (" +
+                                e.what() + ")");
+    }
+    const auto& info = resp.workflow_execution_info();
+    if (info.type().name() != wf.graph.name)
+        throw config_error("weft: temporal run '" + std::string(id) + "' is a workflow of type '" + info.type().name() +
+                           "', not '" + std::string(wf.graph.name) + "'");
+    return handle(wf, {info.execution().workflow_id(), info.execution().run_id()}, {});
+}
+
+std::shared_ptr<run_control> backend_impl::handle(const erased_workflow& wf, workflow_execution run, run_options opts) {
     if (opts.on_step)
         state_->watchers.watch(wf.graph, std::move(opts.on_step), follow(*state_, wf.graph, run), std::chrono::milliseconds(0));
     return std::make_shared<dag_run>(state_, wf, std::move(run));

@@ -79,6 +79,8 @@ public:
     ~backend_impl() override;
     std::string_view name() const noexcept override { return celery::name; }
     std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
+    // id: the run's id(), its first task's id (the other tasks' ids derive from it).
+    std::shared_ptr<run_control> attach(const erased_workflow& wf, std::string_view id) override;
     // Many runs of one workflow, all their messages in one pipeline.
     std::vector<std::shared_ptr<run_control>> start_many(const erased_workflow& wf, std::span<const void* const> inputs);
     // Whether canvas can express W; a workflow it cannot is diagnosed at compile time.
@@ -88,9 +90,12 @@ public:
     struct state;
 
 private:
-    std::shared_ptr<run_control> prepare(const erased_workflow& wf, const void* input,
-                                         std::vector<std::vector<std::string>>& commands);
-    void send(const erased_workflow& wf, const std::vector<std::vector<std::string>>& commands);
+    struct batch {  // what starts runs: commands for the result backend, then for the broker
+        std::vector<std::vector<std::string>> results, broker;
+    };
+    std::shared_ptr<run_control> prepare(const erased_workflow& wf, const void* input, batch& commands);
+    void send(const erased_workflow& wf, batch& commands);
+    void watch(const erased_workflow& wf, const run_control& run, run_options opts);
     std::shared_ptr<state> state_;
 };
 

@@ -67,6 +67,8 @@ public:
     ~backend_impl() override;
     std::string_view name() const noexcept override { return hatchet::name; }
     std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
+    // id: the run's external id.
+    std::shared_ptr<run_control> attach(const erased_workflow& wf, std::string_view id) override;
     // Step names that collide once Hatchet lowercases them are diagnosed at compile time.
     template <workflow_type W>
     static consteval bool accepts() {
@@ -76,6 +78,7 @@ public:
     struct state;
 
 private:
+    std::shared_ptr<run_control> handle(const erased_workflow& wf, std::string id, run_options opts);
     std::shared_ptr<state> state_;
 };
 

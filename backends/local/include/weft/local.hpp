@@ -31,6 +31,8 @@ struct local {
 namespace local_detail {
 // Starts a run of `wf` on `eng`; wf must carry its in-process steps. input: the workflow's input tuple.
 std::shared_ptr<run_control> start(engine& eng, const erased_workflow& wf, const void* input, run_options opts);
+// The run with this id on `eng` (while it runs, or while a handle on it remains); throws run_not_found.
+std::shared_ptr<run_control> attach(engine& eng, const erased_workflow& wf, std::string_view id);
 }  // namespace local_detail
 
 template <class Backend>
@@ -54,6 +56,13 @@ public:
     run<typename W::output> start(W, run_options opts = {}) {
         const std::tuple<> in;
         return run<typename W::output>(local_detail::start(*engine_, in_process_erasure<W>, &in, std::move(opts)));
+    }
+
+    // The handle of a run this client started, by its id(): while it runs, or while a handle on it
+    // remains (runs of the embedded engine live in the process that started them).
+    template <workflow_type W>
+    run<typename W::output> attach(W, std::string_view id) {
+        return run<typename W::output>(local_detail::attach(*engine_, in_process_erasure<W>, id));
     }
 
     // Start, wait, and return the output (or throw step_failed / run_cancelled).

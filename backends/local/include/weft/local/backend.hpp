@@ -16,6 +16,7 @@ public:
     std::string_view name() const noexcept override { return local::name; }
     // Throws config_error when wf carries no in-process steps (it came from a server backend's client).
     std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
+    std::shared_ptr<run_control> attach(const erased_workflow& wf, std::string_view id) override;
 
 private:
     std::unique_ptr<engine> engine_;

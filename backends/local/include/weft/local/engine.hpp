@@ -125,6 +125,9 @@ public:
     void post_after(std::chrono::steady_clock::duration delay, std::shared_ptr<run_core> run, std::size_t node,
                     std::uint32_t attempt, timer_kind kind);
 
+    // The run with this id while it runs, or after it finished as long as a handle on it remains
+    // (among the last runs to finish); null otherwise.
+    std::shared_ptr<run_core> find(std::string_view id) const;
     void run_started(run_core* run);
     void run_finished(run_core* run);
 

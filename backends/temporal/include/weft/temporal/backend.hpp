@@ -60,10 +60,13 @@ public:
     // Starts the workflow type wf.name on the options' task queue with one json/plain payload per input
     // value; the handle's id() is the workflow id.
     std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
+    // id: the workflow id (the latest run of it).
+    std::shared_ptr<run_control> attach(const erased_workflow& wf, std::string_view id) override;
 
     struct state;
 
 private:
+    std::shared_ptr<run_control> handle(const erased_workflow& wf, workflow_execution run, run_options opts);
     std::shared_ptr<state> state_;
 };
 
