@@ -3,6 +3,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <cstdio>
+#include <optional>
 
 namespace weft::celery_wire {
 
@@ -155,12 +156,12 @@ std::string kombu::queue_of(std::string_view list) const {
 std::string kombu::load_script(redis_connection& c) const { return c.command({"SCRIPT", "LOAD", fetch_lua}).str; }
 
 // `sha`: fetch_lua's SHA1 from this connection's SCRIPT LOAD; null: send the script (EVAL).
-std::vector<std::string> kombu::fetch_command(unsigned n, const std::string* sha) const {
+std::vector<std::string> kombu::fetch_command(unsigned n, const std::string* sha, const std::string& score) const {
     std::vector<std::string> cmd{sha ? "EVALSHA" : "EVAL", sha ? *sha : fetch_lua, std::to_string(keys_.size() + 2),
                                  unacked_, unacked_index_};
     cmd.insert(cmd.end(), keys_.begin(), keys_.end());
     cmd.push_back(std::to_string(n));
-    cmd.push_back(unix_score());
+    cmd.push_back(score);
     cmd.push_back(meta_prefix_);
     return cmd;
 }
@@ -202,11 +203,12 @@ void kombu::check(redis_connection& c, delivery& d, const std::string& exchange,
 }
 
 std::vector<delivery> kombu::fetch(redis_connection& c, const std::string& sha, unsigned n, bool block,
-                                   const log_fn& log) const {
+                                   const log_fn& log, std::string& score) const {
     std::vector<delivery> out;
-    auto r = c.pipeline({fetch_command(n, &sha)}).front();
+    score = unix_score();  // every message this fetch records has it: reclaim() finds them by it
+    auto r = c.pipeline({fetch_command(n, &sha, score)}).front();
     if (r.type == redis_reply::kind::error && r.str.rfind("NOSCRIPT", 0) == 0)
-        r = c.pipeline({fetch_command(n, nullptr)}).front();  // a restarted Redis: EVAL caches it again
+        r = c.pipeline({fetch_command(n, nullptr, score)}).front();  // a restarted Redis: EVAL caches it again
     take(c, r, out, log);
     if (out.empty() && block) {
         std::vector<std::string> cmd{"BRPOP"};
@@ -225,7 +227,7 @@ std::vector<delivery> kombu::fetch(redis_connection& c, const std::string& sha, 
         }
         bool read_meta = !meta_prefix_.empty() && !m.id.empty();
         if (read_meta) cmds.push_back({"GET", meta_prefix_ + m.id});
-        if (n > 1) cmds.push_back(fetch_command(n - 1, &sha));
+        if (n > 1) cmds.push_back(fetch_command(n - 1, &sha, score));
         std::vector<redis_reply> replies;
         if (!cmds.empty()) replies = c.pipeline(cmds);
         std::size_t at = d.tag.empty() ? 0 : 2;
@@ -240,6 +242,23 @@ std::vector<delivery> kombu::fetch(redis_connection& c, const std::string& sha, 
     return out;
 }
 
+std::string kombu::readable_id(std::string_view raw) {
+    for (std::size_t at = raw.find("\"id\""); at != std::string_view::npos; at = raw.find("\"id\"", at + 1)) {
+        std::size_t c = at + 4;
+        while (c < raw.size() && raw[c] == ' ') ++c;
+        if (c >= raw.size() || raw[c] != ':') continue;
+        ++c;
+        while (c < raw.size() && raw[c] == ' ') ++c;
+        if (c >= raw.size() || raw[c] != '"') continue;
+        std::size_t end = raw.find('"', c + 1);
+        if (end == std::string_view::npos) return {};
+        std::string_view v = raw.substr(c + 1, end - c - 1);
+        if (v.find('\\') != std::string_view::npos || v.empty()) continue;
+        return std::string(v);
+    }
+    return {};
+}
+
 std::vector<std::vector<std::string>> kombu::ack_commands(const std::vector<std::string>& tags) const {
     std::vector<std::vector<std::string>> cmds{{"ZREM", unacked_index_}, {"HDEL", unacked_}};
     for (auto& t : tags) {
@@ -249,46 +268,117 @@ std::vector<std::vector<std::string>> kombu::ack_commands(const std::vector<std:
     return cmds;
 }
 
+namespace {
+
+// Moves an unacked entry back to its list, only if this sweep still owns it (another worker's sweep,
+// or the worker acking it, may have taken it since it was read).
+constexpr const char* restore_lua = R"lua(
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+if KEYS[3] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[2]) end
+return 1
+)lua";
+
+struct unacked_entry {
+    std::string envelope;  // as it goes back on the list
+    std::string routing_key;
+    int priority = 0;
+};
+
+// An unacked entry is [envelope, exchange, routing_key] (kombu's and weft's), normally JSON; an
+// envelope that is not JSON (the fetch records a message whose tag it could read) still has its
+// exchange and routing key at the end, where this finds them, so it goes back all the same and the
+// worker that takes it dead-letters it with a FAILURE meta for its id.
+std::optional<unacked_entry> read_entry(const std::string& text) {
+    try {
+        auto entry = json::parse(text).as_array();
+        unacked_entry out{{}, std::string(entry.at(2).as_string())};
+        if (auto* o = entry[0].if_object()) {
+            if (auto p = o->find("properties"); p != o->end() && p->value().is_object()) {
+                auto& props = p->value().get_object();
+                if (auto pr = props.find("priority"); pr != props.end() && pr->value().is_int64())
+                    out.priority = static_cast<int>(pr->value().get_int64());
+                if (auto di = props.find("delivery_info"); di != props.end() && di->value().is_object())
+                    di->value().get_object()["redelivered"] = true;
+            }
+            if (auto h = o->find("headers"); h != o->end() && h->value().is_object())
+                h->value().get_object()["redelivered"] = true;
+        }
+        out.envelope = entry[0].is_string() ? std::string(entry[0].get_string()) : boost::json::serialize(entry[0]);
+        return out;
+    } catch (const std::exception&) {
+    }
+    if (text.size() < 2 || text.front() != '[' || text.back() != ']') return std::nullopt;
+    // The last two `, "` separators: [<envelope>, "<exchange>", "<routing_key>"].
+    std::size_t last = text.rfind(", \"");
+    std::size_t before = last == std::string::npos || last == 0 ? std::string::npos : text.rfind(", \"", last - 1);
+    if (before == std::string::npos) return std::nullopt;
+    try {
+        auto tail = json::parse("[" + text.substr(before + 2)).as_array();
+        if (tail.size() != 2 || !tail[1].is_string()) return std::nullopt;
+        return unacked_entry{text.substr(1, before - 1), std::string(tail[1].get_string())};
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+}  // namespace
+
 // Under the unacked_mutex lock, put back every message unacked for longer than the visibility
 // timeout (a worker that died holding it), at the consuming end, flagged redelivered as kombu
-// flags it.
-unsigned kombu::restore_visible(redis_connection& c, std::chrono::seconds visibility_timeout, const log_fn& log) const {
+// flags it. An entry is read before it is removed, and removed only with the move back (one
+// script): nothing leaves unacked without going somewhere. One that cannot be read at all goes to
+// `unreadable` (the worker dead-letters it) before it is removed.
+unsigned kombu::restore_visible(redis_connection& c, std::chrono::seconds visibility_timeout, const log_fn& log,
+                                const std::function<void(const std::string& entry, const std::string& reason)>& unreadable) const {
     auto token = new_id();
     auto got = c.command({"SET", unacked_mutex_, token, "NX", "PX", "300000"});
     if (got.type != redis_reply::kind::status) return 0;  // another worker is sweeping
     unsigned restored = 0;
     auto due = c.command({"ZRANGEBYSCORE", unacked_index_, "0", unix_score(static_cast<double>(visibility_timeout.count()))});
     for (auto& t : due.elements) {
-        auto r = c.pipeline({{"HGET", unacked_, t.str}, {"ZREM", unacked_index_, t.str}, {"HDEL", unacked_, t.str}});
-        if (r[0].type != redis_reply::kind::string || r[1].integer == 0) continue;  // someone else took it
-        try {
-            auto entry = json::parse(r[0].str).as_array();
-            std::string rk(entry.at(2).as_string());
-            int priority = 0;
-            if (auto* o = entry[0].if_object()) {
-                if (auto p = o->find("properties"); p != o->end() && p->value().is_object()) {
-                    auto& props = p->value().get_object();
-                    if (auto pr = props.find("priority"); pr != props.end() && pr->value().is_int64())
-                        priority = static_cast<int>(pr->value().get_int64());
-                    if (auto di = props.find("delivery_info"); di != props.end() && di->value().is_object())
-                        di->value().get_object()["redelivered"] = true;
-                }
-                if (auto h = o->find("headers"); h != o->end() && h->value().is_object())
-                    h->value().get_object()["redelivered"] = true;
-            }
-            std::string env = entry[0].is_string() ? std::string(entry[0].get_string()) : boost::json::serialize(entry[0]);
-            c.command({"RPUSH", list_of(rk, priority), env});
-            ++restored;
-            log("warning", "restored unacked message " + t.str + " to queue " + rk +
-                               " (its worker held it past the visibility timeout)");
-        } catch (const std::exception& e) {
-            log("error", "cannot restore unacked message " + t.str + ": " + e.what());
+        auto r = c.command({"HGET", unacked_, t.str});
+        if (r.type != redis_reply::kind::string) {  // acked meanwhile, or an index entry without its message
+            c.command({"EVAL", restore_lua, "3", unacked_index_, unacked_, "", t.str, ""});
+            continue;
         }
+        auto entry = read_entry(r.str);
+        if (!entry) {
+            unreadable(r.str, "unacked entry " + t.str + " is not [envelope, exchange, routing_key]");
+            c.command({"EVAL", restore_lua, "3", unacked_index_, unacked_, "", t.str, ""});
+            log("error", "dead-lettered unacked message " + t.str + ": its entry cannot be read");
+            continue;
+        }
+        auto moved = c.command({"EVAL", restore_lua, "3", unacked_index_, unacked_, list_of(entry->routing_key, entry->priority),
+                                t.str, entry->envelope});
+        if (moved.integer != 1) continue;  // someone else took it
+        ++restored;
+        log("warning", "restored unacked message " + t.str + " to queue " + entry->routing_key +
+                           " (its worker held it past the visibility timeout)");
     }
     // Release the lock only if it is still ours.
     auto cur = c.command({"GET", unacked_mutex_});
     if (cur.str == token) c.command({"DEL", unacked_mutex_});
     return restored;
+}
+
+// A fetch whose reply was lost (the connection broke after the script ran) recorded its messages
+// in unacked with its own score, and nobody holds them: they go back to their lists now rather
+// than after the visibility timeout.
+unsigned kombu::reclaim(redis_connection& c, const std::string& score, const log_fn& log) const {
+    unsigned back = 0;
+    auto tags = c.command({"ZRANGEBYSCORE", unacked_index_, score, score});
+    for (auto& t : tags.elements) {
+        auto r = c.command({"HGET", unacked_, t.str});
+        if (r.type != redis_reply::kind::string) continue;
+        auto entry = read_entry(r.str);
+        if (!entry) continue;  // restore_visible dead-letters it in time
+        auto moved = c.command({"EVAL", restore_lua, "3", unacked_index_, unacked_, list_of(entry->routing_key, entry->priority),
+                                t.str, entry->envelope});
+        back += moved.integer == 1;
+    }
+    if (back) log("warning", "put back " + std::to_string(back) + " message(s) a fetch took while the connection broke");
+    return back;
 }
 
 // As kombu's restore_unacked at shutdown: back at the consuming end, out of unacked, atomically.

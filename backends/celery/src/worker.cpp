@@ -3,6 +3,7 @@
 // in Celery's format with PUBLISH, and everything it cannot run dead-lettered. Fetching and acks are kombu.cpp's, what runs next is
 // canvas.cpp's, chords are joined in chord.cpp, revokes come through revoke.cpp.
 #include <weft/celery.hpp>
+#include <weft/kit/backoff.hpp>
 #include <weft/kit/worker.hpp>
 #include "canvas.hpp"
 #include "chord.hpp"
@@ -93,6 +94,7 @@ struct celery::worker::impl {
     std::vector<scheduled> timers;  // a min-heap on `due`
     std::uint64_t timer_seq = 0;
     unsigned held = 0;      // fetched and not finished; ETA messages do not count (as in Celery)
+    std::vector<std::string> lost_fetches;  // scores of fetches whose reply was lost, to reclaim
     unsigned prefetch;      // prefetch_multiplier × concurrency; 0: no limit
 
     // Result stores and acks that need no answer; the flusher sends them in pipelines.
@@ -102,6 +104,10 @@ struct celery::worker::impl {
     std::vector<std::string> deferred_acks;                  // delivery tags
     bool flusher_stop = false;
     std::thread flusher;
+    static constexpr std::chrono::seconds stop_flush_limit{30};  // how long stop() waits for Redis
+    static constexpr int max_handle_attempts = 25;  // about 2 minutes of backoff for one message
+    static constexpr retry_policy reconnect{.initial = std::chrono::milliseconds(100), .multiplier = 2.0,
+                                            .maximum = std::chrono::seconds(5)};
 
     void log(std::string_view level, const std::string& text) {
         auto safe = redact(text);
@@ -180,6 +186,9 @@ struct celery::worker::impl {
     }
 
     void dead_letter(connections& c, std::string_view list, const std::string& raw, const std::string& reason) {
+        dead_letter(c.broker(), list, raw, reason);
+    }
+    void dead_letter(redis_connection& broker_conn, std::string_view list, const std::string& raw, const std::string& reason) {
         json::object o;
         o["reason"] = reason;
         o["queue"] = queues.queue_of(list);
@@ -195,7 +204,7 @@ struct celery::worker::impl {
             o["message_encoding"] = "base64";
             text = boost::json::serialize(o);
         }
-        c.broker().command({"LPUSH", opts.global_keyprefix + opts.dead_letter, text});
+        broker_conn.command({"LPUSH", opts.global_keyprefix + opts.dead_letter, text});
         ++dead_lettered;
     }
 
@@ -231,28 +240,50 @@ struct celery::worker::impl {
             }
             std::vector<std::vector<std::string>> acks;
             if (!tags.empty()) acks = queues.ack_commands(tags);
-            for (int attempt = 0; attempt < 2; ++attempt) {
+            if (same_server) {
+                stores.insert(stores.end(), std::make_move_iterator(acks.begin()), std::make_move_iterator(acks.end()));
+                acks.clear();
+            }
+            // A batch is sent again until Redis takes it (its commands are idempotent), and the next
+            // batch waits for it: a result is never acked before it is stored, and a Redis restart
+            // strands nothing. Only at stop is there a limit, after which the visibility timeout
+            // brings back what was not acked.
+            kit::backoff b(reconnect);
+            std::optional<std::chrono::steady_clock::time_point> give_up;
+            for (;;) {
                 try {
                     if (!bc) bc = std::make_unique<redis_connection>(broker, opts.timeout);
                     if (!same_server && !rc) rc = std::make_unique<redis_connection>(results, opts.timeout);
-                    std::vector<redis_reply> replies;
-                    if (same_server) {
-                        stores.insert(stores.end(), acks.begin(), acks.end());
-                        acks.clear();
-                        replies = bc->pipeline(stores);
-                    } else {
-                        replies = rc->pipeline(stores);
-                        auto more = bc->pipeline(acks);
-                        replies.insert(replies.end(), more.begin(), more.end());
-                    }
+                    auto replies = (same_server ? bc : rc)->pipeline(stores);
+                    stores.clear();  // stored: a failure of the acks does not send them again
+                    auto more = acks.empty() ? std::vector<redis_reply>{} : bc->pipeline(acks);
+                    replies.insert(replies.end(), more.begin(), more.end());
                     for (auto& r : replies)
                         if (r.type == redis_reply::kind::error) log("error", "storing a result or an ack: " + r.str);
+                    if (b.failures() > 0)
+                        log("info", "flusher: Redis took the results and acks again after " + std::to_string(b.failures()) +
+                                        " failed attempts");
                     break;
                 } catch (const std::exception& e) {
-                    // What was lost is still unacked: the visibility timeout brings it back.
-                    log("error", std::string("flusher: ") + e.what());
                     bc.reset();
                     rc.reset();
+                    const auto delay = b.failed();
+                    bool stopping;
+                    {
+                        std::lock_guard lock(defer_m);
+                        stopping = flusher_stop;
+                    }
+                    if (stopping && !give_up) give_up = std::chrono::steady_clock::now() + stop_flush_limit;
+                    if (give_up && std::chrono::steady_clock::now() + delay > *give_up) {
+                        log("error", "flusher: " + std::string(e.what()) + "; stopping with " + std::to_string(stores.size()) +
+                                         " result command(s) and " + std::to_string(tags.size()) +
+                                         " ack(s) unsent: the visibility timeout restores those tasks");
+                        break;
+                    }
+                    if (b.worth_logging())
+                        log("warning", "flusher: " + std::string(e.what()) + "; " + std::to_string(tags.size()) +
+                                           " ack(s) wait, retrying in " + std::to_string(delay.count()) + " ms");
+                    std::this_thread::sleep_for(delay);
                 }
             }
         }
@@ -266,10 +297,19 @@ struct celery::worker::impl {
         redis_connection c(broker, opts.timeout);
         c.set_timeout(opts.timeout + std::chrono::seconds(1));  // above BRPOP's 1 s
         const std::string sha = queues.load_script(c);
+        std::vector<std::string> lost;
+        {
+            std::lock_guard lock(work_m);
+            lost.swap(lost_fetches);
+        }
+        for (auto& score : lost) restored += queues.reclaim(c, score, logger);
         while (!threads.stopping()) {
             if (std::chrono::steady_clock::now() - last_sweep >= opts.restore_interval) {
                 last_sweep = std::chrono::steady_clock::now();
-                restored += queues.restore_visible(c, opts.visibility_timeout, logger);
+                restored += queues.restore_visible(c, opts.visibility_timeout, logger,
+                                                   [&](const std::string& entry, const std::string& reason) {
+                                                       dead_letter(c, queues.list_of(opts.queues.front(), 0), entry, reason);
+                                                   });
             }
             unsigned room;
             {
@@ -292,11 +332,13 @@ struct celery::worker::impl {
     // Fetches up to `n` messages (already counted in `held`) for the step threads; returns how many.
     std::size_t refill(redis_connection& c, const std::string& sha, unsigned n, bool block) {
         std::vector<delivery> got;
+        std::string score;
         try {
-            got = queues.fetch(c, sha, n, block, logger);
+            got = queues.fetch(c, sha, n, block, logger, score);
         } catch (...) {
             std::lock_guard lock(work_m);
             held -= n;
+            if (!score.empty()) lost_fetches.push_back(score);
             throw;
         }
         {
@@ -314,10 +356,14 @@ struct celery::worker::impl {
             const wire_error& e = *d.error;
             log("error", "dropping a malformed message from " + (d.m.queue.empty() ? queues.queue_of(d.list) : d.m.queue) +
                              ": " + e.reason() + (e.id().empty() ? "" : " (task id " + e.id() + ")"));
-            if (!e.id().empty())
-                store(c, make_meta(message{.id = e.id()}, task_state::failure,
-                                   exception_info{"ValueError", "builtins", json::array{std::string(e.what())}}.to_value()));
+            // The dead letter first: whoever sees the failure can find its dead letter already. A
+            // message that is not even JSON may still name its task: its failure is stored, or a
+            // client's get() would wait for ever.
             dead_letter(c, d.list, d.raw, e.reason());
+            const std::string id = e.id().empty() ? kombu::readable_id(d.raw) : e.id();
+            if (!id.empty())
+                store(c, make_meta(message{.id = id}, task_state::failure,
+                                   exception_info{"ValueError", "builtins", json::array{std::string(e.what())}}.to_value()));
             ack(c, d.tag);
             return;
         }
@@ -386,9 +432,9 @@ struct celery::worker::impl {
         auto step = steps.find(m.task);
         if (step == steps.end()) {
             log("error", "Received unregistered task of type '" + m.task + "' (id " + m.id + ")");
+            dead_letter(c, d.list, d.raw, "NotRegistered: " + m.task);  // before the failure is seen
             store(c, make_meta(m, task_state::failure,
                                exception_info{"NotRegistered", "celery.exceptions", json::array{m.task}}.to_value()));
-            dead_letter(c, d.list, d.raw, "NotRegistered: " + m.task);
             return false;
         }
         auto now = std::chrono::system_clock::now();
@@ -600,21 +646,38 @@ struct celery::worker::impl {
                     tried = false;
                 }
             }
-            try {
-                if (!c.broker_conn) {
-                    c.broker_conn = std::make_unique<redis_connection>(broker, opts.timeout);
-                    if (!same_server) c.results_conn = std::make_unique<redis_connection>(results, opts.timeout);
-                    c.fetch_sha = queues.load_script(*c.broker_conn);
+            // A lost connection or a Redis error: reconnect after the backoff and handle the same
+            // message again (a Redis restart takes seconds; leaving the message to the visibility
+            // timeout would hold it back for an hour). Its meta is read again, so a result stored
+            // before the failure stands and only what follows it is redone. Never die.
+            kit::backoff b(reconnect);
+            for (int attempt = 1;; ++attempt) {
+                try {
+                    if (!c.broker_conn) {
+                        c.broker_conn = std::make_unique<redis_connection>(broker, opts.timeout);
+                        if (!same_server) c.results_conn = std::make_unique<redis_connection>(results, opts.timeout);
+                        c.fetch_sha = queues.load_script(*c.broker_conn);
+                    }
+                    if (due) run_due(c, *due);
+                    else handle(c, *d);
+                    break;
+                } catch (const std::exception& e) {
+                    c.broker_conn.reset();
+                    c.results_conn.reset();
+                    if (attempt >= max_handle_attempts || threads.stopping()) {
+                        log("error", "worker thread " + std::to_string(index) + ": " + e.what() +
+                                         "; the message stays unacked, for the visibility timeout to bring back");
+                        break;
+                    }
+                    const auto delay = b.failed();
+                    if (b.worth_logging())
+                        log("warning", "worker thread " + std::to_string(index) + ": " + e.what() +
+                                           "; handling the message again in " + std::to_string(delay.count()) + " ms");
+                    threads.sleep_for(delay);
+                    delivery& again = due ? due->d : *d;
+                    again.meta.reset();
+                    again.meta_read = false;
                 }
-                if (due) run_due(c, *due);
-                else handle(c, *d);
-            } catch (const std::exception& e) {
-                // A lost connection or a Redis error: the message stays unacked (the visibility
-                // timeout brings it back); reconnect after a pause, never die.
-                log("error", "worker thread " + std::to_string(index) + ": " + e.what());
-                c.broker_conn.reset();
-                c.results_conn.reset();
-                threads.sleep_for(std::chrono::milliseconds(500));
             }
             if (d) {
                 std::unique_lock lock(work_m);
@@ -670,7 +733,7 @@ void celery::worker::start() {
         w.work_cv.notify_all();
         w.room_cv.notify_all();
     });
-    const retry_policy reconnect{.initial = std::chrono::milliseconds(500), .multiplier = 2.0, .maximum = std::chrono::seconds(5)};
+    const retry_policy reconnect = impl::reconnect;
     const std::string channel = w.opts.global_keyprefix + pidbox_channel(w.broker.db);
     kit::fetch_loop(w.threads, "the revoke listener", w.kit_log, reconnect, [&w, channel] {
         w.revokes.listen_once(w.broker, w.opts.timeout, channel, w.threads);
