@@ -1,0 +1,95 @@
+// A journal that cannot be used gives an error naming the file and what to do, and loses nothing:
+// a file that is not a database, a damaged one, another program's database, and a locked one.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include <sqlite3.h>
+
+#include <weft/durable.hpp>
+
+#include "journal_file.hpp"
+
+using weft::step;
+using durable_test::journal_file;
+using durable_test::query;
+
+namespace {
+
+struct twice { static constexpr std::string_view name = "twice"; int operator()(int x) const { return 2 * x; } };
+constexpr auto wf = weft::workflow<"twice">(step<twice>);
+
+std::string open_error(const std::string& path, std::chrono::milliseconds busy = std::chrono::milliseconds(5000)) {
+    try {
+        weft::client<weft::durable> client({.journal = path, .busy_timeout = busy});
+        (void)client.start(wf, 1).get();
+    } catch (const weft::durable::journal_error& e) {
+        CHECK(e.path() == path);
+        return e.what();
+    }
+    return "no error";
+}
+
+TEST_CASE("a journal file that is not a database is refused, naming the file and how to recover") {
+    journal_file j("garbage");
+    std::ofstream(j.path) << std::string(8192, 'x');
+    const std::string e = open_error(j.path);
+    CHECK_THAT(e, Catch::StartsWith("weft: durable: the journal '" + j.path + "' is corrupted or is not a SQLite database"));
+    CHECK_THAT(e, Catch::Contains("restore it from a backup or salvage it with `sqlite3 " + j.path + " .recover`"));
+    CHECK_THAT(e, Catch::Contains("move it aside"));
+}
+
+TEST_CASE("a journal damaged inside is refused, naming the file and how to recover") {
+    journal_file j("damaged");
+    {
+        weft::client<weft::durable> client({.journal = j.path});
+        for (int i = 0; i < 50; ++i) (void)client.start(wf, i).get();
+    }
+    // Overwrite every page but the header page: the schema and the tables are gone.
+    {
+        std::fstream f(j.path, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(0, std::ios::end);
+        const auto size = static_cast<std::size_t>(f.tellp());
+        REQUIRE(size > 8192);
+        f.seekp(100);  // the 100-byte file header stays valid
+        const std::string junk(size - 100, '\x5a');
+        f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    }
+    const std::string e = open_error(j.path);
+    CHECK_THAT(e, Catch::StartsWith("weft: durable: the journal '" + j.path + "' is corrupted or is not a SQLite database"));
+}
+
+TEST_CASE("another program's SQLite database is not taken for a journal") {
+    journal_file j("foreign");
+    sqlite3* db = nullptr;
+    sqlite3_open(j.path.c_str(), &db);
+    sqlite3_exec(db, "CREATE TABLE invoices(id INTEGER PRIMARY KEY)", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+    CHECK(open_error(j.path) == "weft: durable: '" + j.path + "' is a SQLite database of another program, not a weft "
+                                "journal: point durable.journal at a new file or at a journal weft created");
+    CHECK(query(j.path, "SELECT count(*) FROM sqlite_schema") == "1");  // untouched
+}
+
+TEST_CASE("a journal locked by another connection gives an error naming the file and what to do") {
+    journal_file j("locked");
+    { weft::client<weft::durable> create({.journal = j.path}); }
+    sqlite3* holder = nullptr;
+    REQUIRE(sqlite3_open(j.path.c_str(), &holder) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(holder, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    const std::string e = open_error(j.path, std::chrono::milliseconds(200));
+    sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(holder);
+    CHECK_THAT(e, Catch::StartsWith("weft: durable: the journal '" + j.path + "' is locked by another connection"));
+    CHECK_THAT(e, Catch::Contains("`fuser " + j.path + "`"));
+    CHECK_THAT(e, Catch::Contains("raise durable.busy_timeout_ms"));
+    // Nothing was half written: the journal works again once the lock is gone.
+    weft::client<weft::durable> client({.journal = j.path});
+    CHECK(client.start(wf, 21).get() == 42);
+}
+
+TEST_CASE("a journal in a directory that does not exist names the path") {
+    const std::string path = "/nonexistent-weft-dir/runs.db";
+    CHECK_THAT(open_error(path), Catch::StartsWith("weft: durable: cannot open the journal '" + path + "'"));
+}
+
+}  // namespace
