@@ -149,7 +149,20 @@ struct journal::tx {
     }
 };
 
-journal::journal(const durable::options& opts) : path_(opts.journal) {
+// Bookkeeping that may be lost with power (an attempt's start, a failure that leads to a retry) is
+// written without its own fsync: in WAL mode the next synchronous commit (a result's) syncs the whole
+// log, these rows with it. A lost one costs at most an extra attempt, never a result.
+struct journal::unsynced {
+    journal& j;
+    explicit unsynced(journal& jj) : j(jj) {
+        if (j.full_) j.exec("PRAGMA synchronous = NORMAL", "writing without waiting for the disk");
+    }
+    ~unsynced() {
+        if (j.full_) sqlite3_exec(j.db_, "PRAGMA synchronous = FULL", nullptr, nullptr, nullptr);
+    }
+};
+
+journal::journal(const durable::options& opts) : path_(opts.journal), full_(opts.synchronous != "normal") {
     try {
         open_checked(opts);
     } catch (...) {
@@ -378,6 +391,7 @@ bool journal::cancel_run(std::string_view id) {
 
 void journal::begin_attempt(std::string_view run, std::string_view step, int attempt, std::string_view owner) {
     std::lock_guard l(m_);
+    unsynced u(*this);
     prepare("INSERT INTO step_attempts(run_id, step, attempt, owner, started_at) VALUES(?, ?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING")
         .bind(1, run).bind(2, step).bind(3, std::int64_t{attempt}).bind(4, owner).bind(5, now_ms())
@@ -387,6 +401,7 @@ void journal::begin_attempt(std::string_view run, std::string_view step, int att
 void journal::fail_attempt(std::string_view run, std::string_view step, int attempt, std::string_view error,
                            bool timed_out) {
     std::lock_guard l(m_);
+    unsynced u(*this);
     prepare("UPDATE step_attempts SET outcome = ?, error = ?, finished_at = ? WHERE run_id = ? AND step = ? AND attempt = ?")
         .bind(1, timed_out ? std::string_view("timed_out") : std::string_view("failed")).bind(2, error).bind(3, now_ms())
         .bind(4, run).bind(5, step).bind(6, std::int64_t{attempt})

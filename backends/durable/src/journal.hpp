@@ -86,11 +86,13 @@ public:
 private:
     class statement;
     struct tx;
+    struct unsynced;
     [[noreturn]] void fail(int rc, std::string_view doing) const;
     void exec(const char* sql, std::string_view doing);
     void open_checked(const durable::options& opts);
 
     std::string path_;
+    bool full_;  // synchronous = full: every commit waits for the disk, unless `unsynced`
     sqlite3* db_ = nullptr;
     std::mutex m_;  // one transaction at a time on the connection
     std::vector<std::unique_ptr<statement>> statements_;
