@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include <sqlite3.h>
@@ -226,6 +227,24 @@ TEST_CASE("a run driven by a live client is observed, not taken over, by another
     gate_open = true;
     CHECK(seen.get() == 9);
     CHECK(run.get() == 9);
+}
+
+TEST_CASE("a handle on a run whose process stopped takes the run over and finishes it") {
+    gate_open = false;
+    journal_file j("take_over");
+    weft::client<weft::durable> observer({.journal = j.path, .poll_interval = 5ms});
+    std::optional<weft::run<int>> seen;
+    {
+        weft::client<weft::durable> driver({.journal = j.path});
+        auto run = driver.start(gated, 11);
+        while (run.step("gate").state != step_state::running) std::this_thread::sleep_for(1ms);
+        seen.emplace(observer.attach(gated, run.id()));
+        CHECK_FALSE(seen->wait_for(20ms));  // driven elsewhere: observed
+    }  // the driver stops and hands the run back, its gate attempt cut short
+    CHECK(query(j.path, "SELECT count(*) FROM step_results WHERE step = 'gate'") == "0");
+    gate_open = true;  // for the attempt that runs after the take-over
+    CHECK(seen->get() == 11);
+    CHECK(seen->step("gate").attempts == 2);
 }
 
 // ---- configuration ----

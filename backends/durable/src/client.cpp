@@ -46,22 +46,28 @@ public:
           poll_(poll) {}
 
     std::vector<step_status> steps() const override {
-        if (driven()) return live_->steps();
+        if (auto l = driven()) return l->steps();
         auto row = read();
         return steps_from(wf_.graph, row, journal_->steps_of(id_));
     }
 
     void cancel() override {
         journal_->cancel_run(id_);
-        if (live_)
-            if (auto eng = engine_.lock()) eng->cancel(*live_);
+        if (auto l = live())
+            if (auto eng = engine_.lock()) eng->cancel(*l);
     }
 
 private:
-    bool driven() const {
-        if (!live_) return false;
-        std::lock_guard l(live_->m);
-        return !live_->detached;
+    std::shared_ptr<live_run> live() const {
+        std::lock_guard l(m_);
+        return live_;
+    }
+    // The run as this process drives it, if it does.
+    std::shared_ptr<live_run> driven() const {
+        auto r = live();
+        if (!r) return nullptr;
+        std::lock_guard l(r->m);
+        return r->detached ? nullptr : r;
     }
 
     run_row read() const {
@@ -74,26 +80,36 @@ private:
     }
 
     run_state live_state() const override {
-        if (live_) {
-            std::lock_guard l(live_->m);
-            if (live_->closed) return live_->row.state;
-            if (!live_->detached) return run_state::running;
+        if (auto r = live()) {
+            std::lock_guard l(r->m);
+            if (r->closed) return r->row.state;
+            if (!r->detached) return run_state::running;
         }
         return read().state;
     }
 
     std::optional<outcome> await(std::chrono::milliseconds timeout) const override {
         const auto deadline = std::chrono::steady_clock::now() + timeout;
-        if (live_) {
-            if (!live_->wait_for(timeout)) return std::nullopt;
-            std::lock_guard l(live_->m);
-            if (live_->closed) return outcome_of(live_->row);
-            if (live_->error) return outcome{run_state::failed, {}, live_->error};
+        if (auto r = live()) {
+            if (!r->wait_for(timeout)) return std::nullopt;
+            std::lock_guard l(r->m);
+            if (r->closed) return outcome_of(r->row);
+            if (r->error) return outcome{run_state::failed, {}, r->error};
             // Detached without an error: the engine stopped; another process may finish the run.
         }
         for (;;) {
             run_row row = read();
             if (row.state != run_state::running) return outcome_of(row);
+            // Its process stopped (released it, died, or let its lease lapse): drive it here.
+            if (auto eng = engine_.lock(); eng && eng->claimable(row.owner, row.lease_until))
+                if (auto r = eng->take_over(wf_, row, {})) {
+                    {
+                        std::lock_guard l(m_);
+                        live_ = r;
+                    }
+                    const auto now = std::chrono::steady_clock::now();
+                    return await(std::chrono::duration_cast<std::chrono::milliseconds>(std::max(deadline - now, std::chrono::steady_clock::duration::zero())));
+                }
             const auto now = std::chrono::steady_clock::now();
             if (now >= deadline) return std::nullopt;
             std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(poll_, deadline - now));
@@ -112,7 +128,8 @@ private:
     std::string id_;
     std::shared_ptr<journal> journal_;
     std::weak_ptr<engine> engine_;
-    std::shared_ptr<live_run> live_;  // null: another process drives the run, or it had closed
+    mutable std::mutex m_;
+    mutable std::shared_ptr<live_run> live_;  // null: another process drives the run, or it had closed
     std::chrono::milliseconds poll_;
 };
 
