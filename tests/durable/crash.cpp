@@ -5,7 +5,10 @@
 // have two results, every output must be built from the committed results, and no step may have run
 // again once its result was committed (each execution appends a line to a side file).
 //
-//     durable_crash_test [--kills 100] [--seconds 240]       bounded in kills, children and time
+//     durable_crash_test [--kills 100] [--seconds 240] [--parallel 1]   bounded in kills, children and time
+//
+// --parallel N runs N children on the journal at once (several processes on one SQLite file): each
+// starts its own keys, and any of them takes over the runs of a child that was killed.
 #include <weft/durable.hpp>
 
 #include <boost/json/serialize.hpp>
@@ -77,7 +80,10 @@ std::string kill_point;
 int kill_at = 0;
 std::atomic<int> hits{0};  // the hook runs on the engine's threads
 
-int child(const std::string& journal, const std::string& side, long runs, const std::string& point, int hit) {
+// Slot `slot` of `parallel` children at once starts the keys n with n % parallel == slot, so that
+// no two children start the same key; any child resumes any unfinished run no live child drives.
+int child(const std::string& journal, const std::string& side, long runs, const std::string& point, int hit, int slot,
+          int parallel) {
     side_fd = ::open(side.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
     if (side_fd < 0) return 3;
     kill_point = point;
@@ -91,19 +97,25 @@ int child(const std::string& journal, const std::string& side, long runs, const 
     std::istringstream inputs(durable_test::query(journal, "SELECT substr(input, 2, length(input) - 2) FROM runs"));
     for (std::string line; std::getline(inputs, line);) present.insert(std::stol(line));
     for (long n = 1; n <= runs; ++n)
-        if (!present.count(n)) handles.push_back(client.start(diamond, n));
+        if (n % parallel == slot && !present.count(n)) handles.push_back(client.start(diamond, n));
     for (auto& h : handles) h.wait();
     return 0;
 }
 
 // ---- the parent ----
 
-int spawn_child(const std::vector<std::string>& args, std::chrono::seconds limit) {
+pid_t spawn_child(const std::vector<std::string>& args) {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     pid_t pid = 0;
     if (::posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ) != 0) return -1;
+    return pid;
+}
+
+// Its exit code, 128 + the signal that killed it, -1 if it did not start, -2 if it outlived `limit`.
+int wait_child(pid_t pid, std::chrono::seconds limit) {
+    if (pid <= 0) return -1;
     const auto until = std::chrono::steady_clock::now() + limit;
     for (;;) {
         int status = 0;
@@ -123,7 +135,7 @@ void fail(const std::string& what) {
     if (++failures <= 20) std::fprintf(stderr, "FAIL: %s\n", what.c_str());
 }
 
-int parent(int target_kills, int seconds) {
+int parent(int target_kills, int seconds, int parallel) {
     durable_test::journal_file j("crash");
     const std::string side = j.path + ".executions";
     std::remove(side.c_str());
@@ -136,26 +148,39 @@ int parent(int target_kills, int seconds) {
     long runs = 40;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
     constexpr int max_children = 1000;
-    while (kills < target_kills && children < max_children && std::chrono::steady_clock::now() < deadline) {
-        const std::string& point = points[static_cast<std::size_t>(children) % points.size()];
-        const int hit = 1 + static_cast<int>(rng() % (point.starts_with("result") ? 16 : 4));
-        ++children;
-        const int rc = spawn_child({"durable_crash_test", "--child", j.path, side, std::to_string(runs), point,
-                                    std::to_string(hit)},
-                                   std::chrono::seconds(60));
-        if (rc == 128 + SIGKILL) {
-            ++kills;
-            ++kills_at[point];
-        } else if (rc == 0) {
-            runs += 20;  // every run finished before the point was hit: give the next children more work
-        } else {
-            fail("child " + std::to_string(children) + " (" + point + " #" + std::to_string(hit) + ") exited with " +
-                 std::to_string(rc));
-            break;
+    while (kills < target_kills && children < max_children && std::chrono::steady_clock::now() < deadline &&
+           failures == 0) {
+        struct started {
+            pid_t pid;
+            std::string point;
+            int hit;
+        };
+        std::vector<started> round;  // `parallel` children on the journal at once
+        for (int slot = 0; slot < parallel; ++slot) {
+            const std::string& point = points[static_cast<std::size_t>(children) % points.size()];
+            const int hit = 1 + static_cast<int>(rng() % (point.starts_with("result") ? 16 : 4));
+            ++children;
+            round.push_back({spawn_child({"durable_crash_test", "--child", j.path, side, std::to_string(runs), point,
+                                          std::to_string(hit), std::to_string(slot), std::to_string(parallel)}),
+                             point, hit});
         }
+        bool some_finished = false;
+        for (auto& c : round) {
+            const int rc = wait_child(c.pid, std::chrono::seconds(60));
+            if (rc == 128 + SIGKILL) {
+                ++kills;
+                ++kills_at[c.point];
+            } else if (rc == 0) {
+                some_finished = true;
+            } else {
+                fail("a child (" + c.point + " #" + std::to_string(c.hit) + ") exited with " + std::to_string(rc));
+            }
+        }
+        if (some_finished) runs += 20;  // its runs finished before the point was hit: more work for the next
     }
-    const int last = spawn_child({"durable_crash_test", "--child", j.path, side, std::to_string(runs), "none", "0"},
-                                 std::chrono::seconds(120));
+    const int last = wait_child(spawn_child({"durable_crash_test", "--child", j.path, side, std::to_string(runs), "none",
+                                             "0", "0", "1"}),
+                                std::chrono::seconds(120));
     if (last != 0) fail("the last child, which is not killed, exited with " + std::to_string(last));
     if (kills < target_kills) fail("only " + std::to_string(kills) + " kills in the time and children allowed");
 
@@ -241,7 +266,7 @@ int parent(int target_kills, int seconds) {
         }
     }
 
-    std::printf("durable crash test (seed %u): %d children, %d kills (", seed_value, children, kills);
+    std::printf("durable crash test (seed %u, %d at once): %d children, %d kills (", seed_value, parallel, children, kills);
     for (auto& [p, k] : kills_at) std::printf("%s %d; ", p.c_str(), k);
     std::printf("), %ld runs, %zu step executions for %zu committed results\n", runs, lines, committed.size());
     std::printf("lost runs: %d, results recorded twice: %d, completed steps run again: %d, results without execution: %d\n",
@@ -254,12 +279,14 @@ int parent(int target_kills, int seconds) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc == 7 && std::strcmp(argv[1], "--child") == 0)
-        return child(argv[2], argv[3], std::stol(argv[4]), argv[5], std::atoi(argv[6]));
-    int kills = 100, seconds = 240;
+    if (argc == 9 && std::strcmp(argv[1], "--child") == 0)
+        return child(argv[2], argv[3], std::stol(argv[4]), argv[5], std::atoi(argv[6]), std::atoi(argv[7]),
+                     std::atoi(argv[8]));
+    int kills = 100, seconds = 240, parallel = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (std::strcmp(argv[i], "--kills") == 0) kills = std::atoi(argv[i + 1]);
         else if (std::strcmp(argv[i], "--seconds") == 0) seconds = std::atoi(argv[i + 1]);
+        else if (std::strcmp(argv[i], "--parallel") == 0) parallel = std::max(1, std::atoi(argv[i + 1]));
     }
-    return parent(kills, seconds);
+    return parent(kills, seconds, parallel);
 }

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <thread>
 
 namespace weft::durable_detail {
 
@@ -187,6 +188,8 @@ void journal::open_checked(const durable::options& opts) {
     sqlite3_busy_timeout(db_, static_cast<int>(opts.busy_timeout.count()));
 
     // The header is read here first: a file that is not a database fails now, with the file's name.
+    // One read transaction for both reads: another process may be creating the tables meanwhile.
+    exec("BEGIN", "reading its header");
     auto& id = prepare("PRAGMA application_id");
     id.step("reading its header");
     const auto app = id.integer(0);
@@ -195,16 +198,32 @@ void journal::open_checked(const durable::options& opts) {
     tables.step("reading its schema");
     const auto table_count = tables.integer(0);
     tables.done();
+    exec("COMMIT", "reading its header");
     if ((app != 0 && app != application_id) || (app == 0 && table_count != 0))
         throw durable::journal_error(
             "weft: durable: '" + path_ + "' is a SQLite database of another program, not a weft journal: "
             "point durable.journal at a new file or at a journal weft created",
             path_, SQLITE_NOTADB);
 
-    auto& mode = prepare("PRAGMA journal_mode = WAL");
-    mode.step("switching it to WAL mode");
-    const std::string m = mode.text(0);
-    mode.done();
+    auto& current = prepare("PRAGMA journal_mode");
+    current.step("reading its journal mode");
+    std::string m = current.text(0);
+    current.done();
+    // Switching to WAL needs the file to itself, and SQLite does not wait for that (no busy handler):
+    // another process opening a new journal at the same moment gets SQLITE_BUSY at once. Retry for
+    // as long as a write would wait.
+    for (auto until = std::chrono::steady_clock::now() + opts.busy_timeout; m != "wal";) {
+        try {
+            auto& mode = prepare("PRAGMA journal_mode = WAL");
+            mode.step("switching it to WAL mode");
+            m = mode.text(0);
+            mode.done();
+            break;
+        } catch (const durable::journal_error& e) {
+            if ((e.sqlite_code() & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() > until) throw;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    }
     if (m != "wal")
         throw durable::journal_error("weft: durable: the journal '" + path_ + "' cannot use WAL mode (SQLite kept '" + m +
                                          "'): put it on a local file system that supports shared memory (not NFS)",
