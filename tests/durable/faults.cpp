@@ -1,13 +1,16 @@
 // A journal that cannot be used gives an error naming the file and what to do, and loses nothing:
-// a file that is not a database, a damaged one, another program's database, and a locked one.
+// a file that is not a database, a damaged one, another program's database, a locked one (at open
+// and in the middle of a run).
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <thread>
 
 #include <sqlite3.h>
 
 #include <weft/durable.hpp>
 
+#include "../engine_steps.hpp"
 #include "journal_file.hpp"
 
 using weft::step;
@@ -85,6 +88,41 @@ TEST_CASE("a journal locked by another connection gives an error naming the file
     // Nothing was half written: the journal works again once the lock is gone.
     weft::client<weft::durable> client({.journal = j.path});
     CHECK(client.start(wf, 21).get() == 42);
+}
+
+TEST_CASE("a journal locked while a run goes on fails that run's handle, and the run resumes later") {
+    using namespace engine_steps;
+    gate_open = false;
+    downstream_calls = 0;
+    journal_file j("locked_mid_run");
+    std::string id;
+    {
+        weft::client<weft::durable> client({.journal = j.path, .busy_timeout = std::chrono::milliseconds(200)});
+        auto run = client.start(gated, 3);
+        id = run.id();
+        while (run.step("gate").state != weft::step_state::running) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        sqlite3* holder = nullptr;
+        REQUIRE(sqlite3_open(j.path.c_str(), &holder) == SQLITE_OK);
+        REQUIRE(sqlite3_exec(holder, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+        gate_open = true;  // gate's result cannot be committed now
+        try {
+            (void)run.get();
+            FAIL("get() should have thrown");
+        } catch (const weft::durable::journal_error& e) {
+            CHECK(e.path() == j.path);
+            CHECK_THAT(e.what(), Catch::Contains("is locked by another connection") &&
+                                     Catch::Contains("while committing a step's result"));
+        }
+        sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr);
+        sqlite3_close(holder);
+    }  // the program ends: it hands its unfinished run back
+    CHECK(query(j.path, "SELECT state FROM runs") == "running");  // not lost
+    weft::client<weft::durable> next({.journal = j.path});
+    auto resumed = next.resume(gated);
+    REQUIRE(resumed.size() == 1);
+    CHECK(resumed[0].id() == id);
+    CHECK(resumed[0].get() == 3);
+    CHECK(downstream_calls == 1);
 }
 
 TEST_CASE("a journal in a directory that does not exist names the path") {
