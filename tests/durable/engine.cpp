@@ -247,6 +247,25 @@ TEST_CASE("a handle on a run whose process stopped takes the run over and finish
     CHECK(seen->step("gate").attempts == 2);
 }
 
+// ---- retention ----
+TEST_CASE("finished runs are removed after the retention, unfinished ones are kept") {
+    gate_open = false;
+    journal_file j("retention");
+    weft::client<weft::durable> client({.journal = j.path, .lease = 300ms, .retention = 1s});
+    auto done = client.start(diamond, 2);
+    done.wait();
+    auto open = client.start(gated, 1);  // unfinished while the gate is closed
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (query(j.path, "SELECT count(*) FROM runs") != "1" && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(50ms);
+    CHECK(query(j.path, "SELECT id FROM runs") == open.id());
+    CHECK(query(j.path, "SELECT count(*) FROM step_results WHERE run_id = '" + done.id() + "'") == "0");
+    CHECK(query(j.path, "SELECT count(*) FROM step_attempts WHERE run_id = '" + done.id() + "'") == "0");
+    CHECK_THROWS_WITH(client.attach(diamond, done.id()), Catch::Contains("durable.retention_s"));
+    gate_open = true;
+    CHECK(open.get() == 1);
+}
+
 // ---- configuration ----
 struct scoped_env {
     std::string name;

@@ -74,7 +74,7 @@ private:
         auto row = journal_->read_run(id_);
         if (!row)
             throw durable::journal_error("weft: durable: run " + id_ + " is no longer in the journal '" + journal_->path() +
-                                             "' (deleted by something other than weft)",
+                                             "' (removed after durable.retention_s, or by something other than weft)",
                                          journal_->path(), 0);
         return *row;
     }
@@ -181,7 +181,10 @@ std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std
     require_json_steps(wf);
     const auto& j = engine_->journal_ptr();
     auto row = j->read_run(id);
-    if (!row) throw config_error("weft: durable: the journal '" + j->path() + "' has no run '" + std::string(id) + "'");
+    if (!row)
+        throw config_error("weft: durable: the journal '" + j->path() + "' has no run '" + std::string(id) +
+                           "' (finished runs are removed " + std::to_string(engine_->options().retention.count()) +
+                           " s after they end: durable.retention_s)");
     if (row->workflow != wf.graph.name)
         throw config_error("weft: durable: run " + std::string(id) + " is a run of workflow '" + row->workflow +
                            "', not of '" + std::string(wf.graph.name) + "'");
@@ -223,6 +226,7 @@ const kit::settings_table<durable::options>& table() {
              }},
             {"lease_ms", &o::lease, "a run whose process stopped renewing it this long is taken over by another"},
             {"poll_ms", &o::poll_interval, "how often a handle reads a run that another process drives"},
+            {"retention_s", &o::retention, "finished runs are removed this long after they end; 0: kept for ever"},
             {"resume", &o::resume, "the first start() of a workflow resumes its unfinished runs"},
             {"resume_changed", &o::resume_changed,
              "resume runs recorded with a different DAG than this program's (results matched by step name)"},

@@ -189,8 +189,19 @@ void engine::time() {
 
 void engine::heartbeat() {
     const auto every = std::max(opts_.lease / 3, std::chrono::milliseconds(10));
+    // Retention is enforced by whichever process has the journal open, at most once a minute (or
+    // once per retention, if shorter), in batches that keep each write transaction short.
+    const millis retention_ms = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.retention).count();
+    const millis cleanup_every = std::min<millis>(60'000, std::max<millis>(retention_ms, 1));
+    millis last_cleanup = 0;
     while (threads_.sleep_for(every)) {
         try {
+            const millis now = now_ms();
+            if (retention_ms > 0 && now - last_cleanup >= cleanup_every) {
+                last_cleanup = now;
+                while (journal_->remove_finished(now - retention_ms, 500) == 500 && !threads_.stopping()) {
+                }
+            }
             journal_->renew(owner_, now_ms() + opts_.lease.count());
             // A run cancelled by another process: stop its steps here too.
             std::vector<std::shared_ptr<live_run>> runs;

@@ -34,6 +34,7 @@ CREATE TABLE runs(
   finished_at INTEGER
 );
 CREATE INDEX runs_unfinished ON runs(workflow, created_at) WHERE state = 'running';
+CREATE INDEX runs_finished ON runs(finished_at) WHERE state <> 'running';
 CREATE TABLE step_attempts(
   run_id TEXT NOT NULL,
   step TEXT NOT NULL,
@@ -404,6 +405,23 @@ bool journal::cancel_run(std::string_view id) {
             "WHERE id = ? AND state = 'running'")
         .bind(1, now).bind(2, now).bind(3, id).run("cancelling a run");
     return sqlite3_changes(db_) == 1;
+}
+
+int journal::remove_finished(millis cutoff, int limit) {
+    std::lock_guard l(m_);
+    tx t(*this, "removing finished runs past their retention");
+    constexpr const char* doing = "removing finished runs past their retention";
+    prepare("CREATE TEMP TABLE IF NOT EXISTS expired(id TEXT PRIMARY KEY)").run(doing);
+    prepare("DELETE FROM temp.expired").run(doing);
+    prepare("INSERT INTO temp.expired SELECT id FROM runs WHERE state <> 'running' AND finished_at < ? LIMIT ?")
+        .bind(1, cutoff).bind(2, std::int64_t{limit}).run(doing);
+    const int n = sqlite3_changes(db_);
+    if (n == 0) return 0;
+    prepare("DELETE FROM step_results WHERE run_id IN temp.expired").run(doing);
+    prepare("DELETE FROM step_attempts WHERE run_id IN temp.expired").run(doing);
+    prepare("DELETE FROM runs WHERE id IN temp.expired").run(doing);
+    t.commit(doing);
+    return n;
 }
 
 // ---- steps ---------------------------------------------------------------------------------------

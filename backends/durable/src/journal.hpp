@@ -75,6 +75,9 @@ public:
     // Closes a running run; false when it was already closed (cancelled, or finished elsewhere).
     bool finish_run(const run_row& r);
     bool cancel_run(std::string_view id);
+    // Removes up to `limit` runs that finished before `cutoff`, with their attempts and results;
+    // returns how many.
+    int remove_finished(millis cutoff, int limit);
 
     void begin_attempt(std::string_view run, std::string_view step, int attempt, std::string_view owner);
     void fail_attempt(std::string_view run, std::string_view step, int attempt, std::string_view error, bool timed_out);
