@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -220,13 +222,31 @@ TEST_CASE("a run driven by a live client is observed, not taken over, by another
     auto run = driver.start(gated, 9);
     while (run.step("gate").state != step_state::running) std::this_thread::sleep_for(1ms);
     weft::client<weft::durable> observer({.journal = j.path, .poll_interval = 5ms});
-    auto seen = observer.attach(gated, run.id());
+    std::mutex m;
+    std::vector<std::string> events;  // polled from the journal
+    auto seen = observer.attach(gated, run.id(), {.on_step = [&](const weft::step_event& e) {
+                                    std::lock_guard l(m);
+                                    events.push_back(std::string(e.step) + " " + std::string(to_string(e.state)));
+                                }});
     CHECK(seen.state() == weft::run_state::running);
     CHECK(seen.step("gate").state == step_state::running);
     CHECK_FALSE(seen.wait_for(50ms));
     gate_open = true;
     CHECK(seen.get() == 9);
     CHECK(run.get() == 9);
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    for (;;) {
+        {
+            std::lock_guard l(m);
+            if (!events.empty() && events.back() == "downstream succeeded") break;
+        }
+        REQUIRE(std::chrono::steady_clock::now() < until);
+        std::this_thread::sleep_for(5ms);
+    }
+    std::lock_guard l(m);
+    CHECK(events.front() == "root succeeded");
+    CHECK(std::find(events.begin(), events.end(), "gate running") != events.end());
+    CHECK(std::find(events.begin(), events.end(), "gate succeeded") != events.end());
 }
 
 TEST_CASE("a handle on a run whose process stopped takes the run over and finishes it") {

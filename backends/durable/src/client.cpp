@@ -194,9 +194,17 @@ std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std
                            " already runs in this process: give on_step to the start() or attach() that began driving it");
     if (!live && row->state == run_state::running) {
         live = engine_->take_over(wf, *row, opts);
+        // Driven by another process: its step states come from the journal, polled (a state held for
+        // less than poll_ms may not be seen).
         if (!live && opts.on_step)
-            throw config_error("weft: durable: run " + std::string(id) +
-                               " is driven by another process; on_step for such a run is not supported yet");
+            engine_->watchers().watch(wf.graph, std::move(opts.on_step),
+                                      [j, &g = wf.graph, run = std::string(id)](std::vector<step_status>& steps, std::stop_token) {
+                                          auto now = j->read_run(run);
+                                          if (!now) return true;
+                                          steps = steps_from(g, *now, j->steps_of(run));
+                                          return now->state != run_state::running;
+                                      },
+                                      engine_->options().poll_interval);
     }
     return std::make_shared<durable_run>(wf, std::string(id), j, engine_, live, engine_->options().poll_interval);
 }

@@ -17,6 +17,7 @@
 
 #include <weft/durable.hpp>
 #include <weft/json.hpp>
+#include <weft/kit/step_watcher.hpp>
 #include <weft/kit/worker_threads.hpp>
 
 #include "journal.hpp"
@@ -91,6 +92,8 @@ public:
     bool claimable(const std::string& owner, millis lease_until) const;
     // On the first start of a workflow, when options().resume: resume its unfinished runs.
     void resume_once(const erased_workflow& wf);
+    // on_step for the runs other processes drive: polled from the journal.
+    kit::step_watchers& watchers() noexcept { return watchers_; }
 
 private:
     struct task {
@@ -147,7 +150,8 @@ private:
     std::map<std::string, std::shared_ptr<live_run>, std::less<>> active_;
     std::vector<std::string> resumed_;  // workflows resume_once has seen
 
-    kit::worker_threads threads_;  // last: stopped and joined before the queues they read go away
+    kit::worker_threads threads_;  // stopped and joined before the queues they read go away
+    kit::step_watchers watchers_;  // last: their polls hold the journal, not the engine
 };
 
 }  // namespace weft::durable_detail
