@@ -13,6 +13,7 @@
 #include <thread>
 
 #include <sqlite3.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <weft/any_client.hpp>
@@ -265,6 +266,34 @@ TEST_CASE("a handle on a run whose process stopped takes the run over and finish
     gate_open = true;  // for the attempt that runs after the take-over
     CHECK(seen->get() == 11);
     CHECK(seen->step("gate").attempts == 2);
+}
+
+// A step that ends its process (a crash in it, the OOM killer) would be resumed for ever.
+struct dies { static constexpr std::string_view name = "dies"; int operator()(int) const { ::_exit(3); } };
+constexpr auto deadly = weft::workflow<"deadly">(step<counted_root> >> step<dies>);
+
+TEST_CASE("a step whose process dies every time it runs fails after max_interrupts, instead of a crash loop") {
+    journal_file j("interrupts");
+    for (int i = 0; i < 3; ++i) {
+        const pid_t pid = ::fork();
+        if (pid == 0) {  // a real process, killed by its step
+            weft::client<weft::durable> c({.journal = j.path, .max_interrupts = 3});
+            if (i == 0) c.start(deadly, 1).wait();
+            else c.resume(deadly).at(0).wait();
+            ::_exit(0);
+        }
+        int status = 0;
+        REQUIRE(::waitpid(pid, &status, 0) == pid);
+        CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 3));
+    }
+    CHECK(query(j.path, "SELECT count(*) FROM step_attempts WHERE step = 'dies' AND outcome IS NULL") == "3");
+    root_calls = 0;
+    weft::client<weft::durable> c({.journal = j.path, .max_interrupts = 3});
+    auto runs = c.resume(deadly);
+    REQUIRE(runs.size() == 1);
+    CHECK_THROWS_WITH(runs[0].get(), Catch::Contains("the process died 3 times while this step ran") &&
+                                         Catch::Contains("durable.max_interrupts = 3"));
+    CHECK(root_calls == 0);  // committed in the first process: not run again
 }
 
 // ---- retention ----

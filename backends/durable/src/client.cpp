@@ -28,7 +28,10 @@ std::vector<step_status> steps_from(const graph_view& g, const run_row& row, con
         } else if (rec && rec->last_attempt > 0) {
             s.attempts = rec->last_attempt;
             s.error = rec->last_error;
-            s.state = !open ? step_state::cancelled : rec->last_open ? step_state::running : step_state::retrying;
+            s.state = !open              ? step_state::cancelled
+                      : rec->last_open     ? step_state::running
+                      : rec->last_failed   ? step_state::retrying
+                                           : step_state::pending;  // stopped by a shutdown, to run again
         } else {
             s.state = open ? step_state::pending
                            : row.state == run_state::cancelled ? step_state::cancelled : step_state::skipped;
@@ -235,6 +238,8 @@ const kit::settings_table<durable::options>& table() {
             {"lease_ms", &o::lease, "a run whose process stopped renewing it this long is taken over by another"},
             {"poll_ms", &o::poll_interval, "how often a handle reads a run that another process drives"},
             {"retention_s", &o::retention, "finished runs are removed this long after they end; 0: kept for ever"},
+            {"max_interrupts", &o::max_interrupts,
+             "a step whose process died this often while it ran fails instead of running again; 0: no bound", 1000000},
             {"resume", &o::resume, "the first start() of a workflow resumes its unfinished runs"},
             {"resume_changed", &o::resume_changed,
              "resume runs recorded with a different DAG than this program's (results matched by step name)"},

@@ -363,7 +363,7 @@ std::shared_ptr<live_run> engine::take_over(const erased_workflow& wf, const run
             if (n.waiting != 0) continue;
             const retry_policy& rp = g.policies[i].retry;
             const step_record* rec = of[i];
-            if (rec && !rec->last_open && n.failures > 0) {
+            if (rec && rec->last_failed) {
                 n.state = step_state::running;
                 if (n.failures >= rp.max_attempts) {
                     exhausted.emplace_back(i, rec->last_error);
@@ -375,8 +375,16 @@ std::shared_ptr<live_run> engine::take_over(const erased_workflow& wf, const run
                 retries.push_back({std::chrono::milliseconds(std::max<millis>(0, due - t)), i, n.attempt + 1});
                 continue;
             }
-            // Never started, or its process died while it ran: run it (again).
+            // Never started, or stopped, or its process died while it ran: run it (again), unless
+            // it has killed its process too often (a crash loop otherwise).
             n.state = step_state::running;
+            if (rec && opts_.max_interrupts > 0 && rec->interrupted >= static_cast<int>(opts_.max_interrupts)) {
+                exhausted.emplace_back(i, "weft: durable: the process died " + std::to_string(rec->interrupted) +
+                                              " times while this step ran, so it is not run again (durable.max_interrupts = " +
+                                              std::to_string(opts_.max_interrupts) +
+                                              "): find what ends the process during it (memory, a crash in the step)");
+                continue;
+            }
             n.attempt += 1;
             now.push_back({r, i, n.attempt});
         }
@@ -519,8 +527,15 @@ void engine::failed(const std::shared_ptr<live_run>& rp, std::size_t n, int a, s
         std::lock_guard l(r.m);
         auto& nd = r.nodes[n];
         if (r.detached || nd.state != step_state::running || nd.attempt != a) return;
-        // Stopping: the attempt stays open in the journal and runs again where the run resumes.
-        if (threads_.stopping()) return;
+        // Stopping: the attempt runs again where the run resumes.
+        if (threads_.stopping()) {
+            try {
+                journal_->stop_attempt(r.id, g.names[n], a);
+            } catch (const std::exception&) {
+                // Left open, it reads as a crash on resume: one interruption more, nothing lost.
+            }
+            return;
+        }
         nd.error = error;
         cancelled = r.cancel_requested;
         if (cancelled) {

@@ -42,7 +42,7 @@ CREATE TABLE step_attempts(
   owner TEXT,
   started_at INTEGER NOT NULL,
   finished_at INTEGER,
-  outcome TEXT CHECK (outcome IN ('succeeded', 'failed', 'timed_out')),
+  outcome TEXT CHECK (outcome IN ('succeeded', 'failed', 'timed_out', 'stopped')),
   error TEXT,
   PRIMARY KEY (run_id, step, attempt)
 ) WITHOUT ROWID;
@@ -445,6 +445,15 @@ void journal::fail_attempt(std::string_view run, std::string_view step, int atte
         .run("recording a failed step attempt");
 }
 
+void journal::stop_attempt(std::string_view run, std::string_view step, int attempt) {
+    std::lock_guard l(m_);
+    unsynced u(*this);
+    prepare("UPDATE step_attempts SET outcome = 'stopped', finished_at = ? WHERE run_id = ? AND step = ? AND attempt = ? "
+            "AND outcome IS NULL")
+        .bind(1, now_ms()).bind(2, run).bind(3, step).bind(4, std::int64_t{attempt})
+        .run("recording an attempt cut short by a shutdown");
+}
+
 std::optional<step_result> journal::commit_result(std::string_view run, std::string_view step, const step_result& r) {
     std::lock_guard l(m_);
     tx t(*this, "committing a step's result");
@@ -494,7 +503,9 @@ std::vector<step_record> journal::steps_of(std::string_view run) {
         r.last_attempt = static_cast<int>(a.integer(1));
         const std::string outcome = a.text(2);
         r.last_open = a.null(2);
-        if (outcome == "failed" || outcome == "timed_out") ++r.failures;
+        r.last_failed = outcome == "failed" || outcome == "timed_out";
+        if (r.last_failed) ++r.failures;
+        if (r.last_open) ++r.interrupted;
         r.last_finished_at = a.integer(3);
         r.last_error = a.text(4);
     }

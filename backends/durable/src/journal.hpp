@@ -50,7 +50,9 @@ struct step_record {
     std::optional<step_result> result;
     int last_attempt = 0;        // the highest attempt started (0: never started)
     int failures = 0;            // attempts that ended failed or timed out
+    int interrupted = 0;         // attempts without an outcome: their process died while they ran
     bool last_open = false;      // the last attempt has no outcome: it runs, or its process died
+    bool last_failed = false;    // the last attempt failed or timed out: a retry is due
     millis last_finished_at = 0; // when the last attempt ended
     std::string last_error;
 };
@@ -81,6 +83,8 @@ public:
 
     void begin_attempt(std::string_view run, std::string_view step, int attempt, std::string_view owner);
     void fail_attempt(std::string_view run, std::string_view step, int attempt, std::string_view error, bool timed_out);
+    // The attempt was cut short by a shutdown (not a failure, not a crash): it runs again on resume.
+    void stop_attempt(std::string_view run, std::string_view step, int attempt);
     // Commits `result` for (run, step) unless one is committed already; returns the committed one.
     // Nothing when the run is no longer running (cancelled or closed): nothing was written then.
     std::optional<step_result> commit_result(std::string_view run, std::string_view step, const step_result& result);

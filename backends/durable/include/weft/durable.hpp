@@ -40,6 +40,7 @@ struct durable {
         std::chrono::milliseconds lease{10000};         // a run whose owner stops renewing this long is taken over
         std::chrono::milliseconds poll_interval{50};    // how often a handle reads a run another process drives
         std::chrono::seconds retention{7 * 24 * 3600};  // finished runs are removed this long after they end; 0 = kept
+        unsigned max_interrupts = 10;   // a step whose process died this often while it ran fails; 0 = no bound
         bool resume = true;             // the first start() of a workflow also resumes its unfinished runs
         bool resume_changed = false;    // resume runs recorded with a different DAG (hash) than the code's
     };
