@@ -143,6 +143,20 @@ TEST_CASE("cancel stops a run, records it cancelled, and is seen by another clie
     CHECK_FALSE(other.cancel(run.id()));  // closed already
 }
 
+TEST_CASE("a run cancelled from another client stops in the process that drives it") {
+    gate_open = false;
+    downstream_calls = 0;
+    journal_file j("cancel_elsewhere");
+    weft::client<weft::durable> driver({.journal = j.path, .lease = 300ms});
+    auto run = driver.start(gated, 5);
+    while (run.step("gate").state != step_state::running) std::this_thread::sleep_for(1ms);
+    weft::client<weft::durable> other({.journal = j.path});
+    CHECK(other.cancel(run.id()));
+    CHECK_THROWS_AS(run.get(), weft::run_cancelled);  // the driver's lease beat saw it, and gate was asked to stop
+    CHECK(run.step("gate").state == step_state::cancelled);
+    CHECK(downstream_calls == 0);
+}
+
 // ---- recovery ----
 // A client destroyed while `gate` runs hands the run back unfinished (as a crash would leave it, minus
 // the lease); the next client resumes it: root's committed result is used, root does not run again.

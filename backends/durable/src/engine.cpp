@@ -193,7 +193,7 @@ void engine::heartbeat() {
     // once per retention, if shorter), in batches that keep each write transaction short.
     const millis retention_ms = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.retention).count();
     const millis cleanup_every = std::min<millis>(60'000, std::max<millis>(retention_ms, 1));
-    millis last_cleanup = 0;
+    millis last_cleanup = 0, last_beat = now_ms();
     while (threads_.sleep_for(every)) {
         try {
             const millis now = now_ms();
@@ -203,14 +203,12 @@ void engine::heartbeat() {
                 }
             }
             journal_->renew(owner_, now_ms() + opts_.lease.count());
-            // A run cancelled by another process: stop its steps here too.
-            std::vector<std::shared_ptr<live_run>> runs;
-            {
-                std::lock_guard l(am_);
-                for (auto& [id, r] : active_) runs.push_back(r);
-            }
-            for (auto& r : runs)
-                if (auto row = journal_->read_run(r->id); row && row->state != run_state::running) cancel(*r);
+            // A run closed by another process (cancelled there): stop its steps here too. Clocks of
+            // other hosts may differ a little: look back one more beat.
+            const millis since = last_beat - 2 * every.count();
+            last_beat = now;
+            for (const std::string& id : journal_->closed_since(since))
+                if (auto r = find(id)) cancel(*r);
         } catch (const std::exception&) {
             // The next beat tries again. A lease that lapses meanwhile lets another process take the
             // run over; its steps' results still commit once.

@@ -407,6 +407,16 @@ bool journal::cancel_run(std::string_view id) {
     return sqlite3_changes(db_) == 1;
 }
 
+std::vector<std::string> journal::closed_since(millis since) {
+    std::lock_guard l(m_);
+    auto& s = prepare("SELECT id FROM runs WHERE state <> 'running' AND finished_at >= ?");
+    s.bind(1, since);
+    std::vector<std::string> out;
+    while (s.step("listing runs closed lately")) out.push_back(s.text(0));
+    s.done();
+    return out;
+}
+
 int journal::remove_finished(millis cutoff, int limit) {
     std::lock_guard l(m_);
     tx t(*this, "removing finished runs past their retention");

@@ -77,6 +77,7 @@ public:
     // Closes a running run; false when it was already closed (cancelled, or finished elsewhere).
     bool finish_run(const run_row& r);
     bool cancel_run(std::string_view id);
+    std::vector<std::string> closed_since(millis since);  // runs closed (by anyone) at or after `since`
     // Removes up to `limit` runs that finished before `cutoff`, with their attempts and results;
     // returns how many.
     int remove_finished(millis cutoff, int limit);
