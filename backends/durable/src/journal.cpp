@@ -115,6 +115,13 @@ public:
         }
         done();
     }
+    // The first column of every row, as text.
+    std::vector<std::string> column(std::string_view doing) {
+        std::vector<std::string> out;
+        while (step(doing)) out.push_back(text(0));
+        done();
+        return out;
+    }
     void done() {
         sqlite3_reset(s_);
         sqlite3_clear_bindings(s_);
@@ -346,11 +353,7 @@ std::optional<run_row> journal::read_run(std::string_view id) {
 std::vector<std::string> journal::unfinished_runs(std::string_view workflow) {
     std::lock_guard l(m_);
     auto& s = prepare("SELECT id FROM runs WHERE workflow = ? AND state = 'running' ORDER BY created_at");
-    s.bind(1, workflow);
-    std::vector<std::string> out;
-    while (s.step("listing unfinished runs")) out.push_back(s.text(0));
-    s.done();
-    return out;
+    return s.bind(1, workflow).column("listing unfinished runs");
 }
 
 bool journal::claim(std::string_view id, std::string_view seen_owner, millis seen_lease, std::string_view owner,
@@ -410,11 +413,7 @@ bool journal::cancel_run(std::string_view id) {
 std::vector<std::string> journal::closed_since(millis since) {
     std::lock_guard l(m_);
     auto& s = prepare("SELECT id FROM runs WHERE state <> 'running' AND finished_at >= ?");
-    s.bind(1, since);
-    std::vector<std::string> out;
-    while (s.step("listing runs closed lately")) out.push_back(s.text(0));
-    s.done();
-    return out;
+    return s.bind(1, since).column("listing runs closed lately");
 }
 
 int journal::remove_finished(millis cutoff, int limit) {
