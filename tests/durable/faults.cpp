@@ -3,10 +3,16 @@
 // and in the middle of a run).
 #include <catch2/catch.hpp>
 
+#include <csignal>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 #include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <weft/durable.hpp>
 
@@ -123,6 +129,52 @@ TEST_CASE("a journal locked while a run goes on fails that run's handle, and the
     CHECK(resumed[0].id() == id);
     CHECK(resumed[0].get() == 3);
     CHECK(downstream_calls == 1);
+}
+
+// A disk that is full for one process: its file-size limit (the test cannot fill a real disk), which
+// SQLite meets as a failed write (EFBIG).
+TEST_CASE("a full disk gives an error naming the journal, and what was committed before stays") {
+    journal_file j("full");
+    { weft::client<weft::durable> create({.journal = j.path}); }
+    const std::string message = j.path + ".message";
+    const pid_t pid = ::fork();
+    if (pid == 0) {  // a process whose files may not grow past a limit: the disk is full for it
+        std::signal(SIGXFSZ, SIG_IGN);
+        int code = 1;
+        try {
+            weft::client<weft::durable> client({.journal = j.path, .synchronous = "normal"});
+            const std::uintmax_t size = std::filesystem::file_size(j.path) + std::filesystem::file_size(j.path + "-wal");
+            const rlimit limit{size + 256 * 1024, size + 256 * 1024};
+            ::setrlimit(RLIMIT_FSIZE, &limit);
+            for (int i = 0; i < 100000; ++i) (void)client.start(wf, i).get();
+        } catch (const weft::durable::journal_error& e) {
+            std::ofstream(message) << e.what();
+            code = 0;
+        } catch (const std::exception& e) {
+            std::ofstream(message) << "unexpected: " << e.what();
+        }
+        ::_exit(code);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    std::ifstream in(message);
+    const std::string e((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::filesystem::remove(message);
+    INFO(e);
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    // SQLite reports the failed write as an I/O error (it keeps SQLITE_FULL for ENOSPC); when it
+    // passes the errno on, the message names the limit.
+    CHECK_THAT(e, Catch::StartsWith("weft: durable: ") && Catch::Contains("the journal '" + j.path + "'"));
+    CHECK_THAT(e, Catch::Contains("reached the largest file this process may write (ulimit -f)") ||
+                      Catch::Contains("(disk I/O error") && Catch::Contains("check the disk it is on"));
+    CHECK_THAT(e, Catch::Contains("the run stays unfinished in the journal and resumes from its committed steps"));
+    // The journal is whole: every run it holds is either finished or resumes and finishes.
+    const int finished = std::stoi(query(j.path, "SELECT count(*) FROM runs WHERE state = 'succeeded'"));
+    CHECK(finished > 0);
+    weft::client<weft::durable> after({.journal = j.path});
+    for (auto& r : after.resume(wf)) CHECK(r.get() % 2 == 0);
+    CHECK(query(j.path, "SELECT count(*) FROM runs WHERE state <> 'succeeded'") == "0");
+    CHECK(query(j.path, "PRAGMA integrity_check") == "ok");
 }
 
 TEST_CASE("a journal in a directory that does not exist names the path") {

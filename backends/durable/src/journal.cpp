@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <thread>
 
@@ -280,6 +282,16 @@ void journal::fail(int rc, std::string_view doing) const {
     const std::string where = "the journal '" + path_ + "'";
     const std::string while_ = " while " + std::string(doing);
     std::string msg;
+    // A full disk reaches SQLite as SQLITE_FULL or, mid-write, as an I/O error whose errno tells.
+    const int sys = db_ ? sqlite3_system_errno(db_) : 0;
+    const std::string resumes = ": nothing of this write was recorded. ";
+    const std::string kept = "; the run stays unfinished in the journal and resumes from its committed steps";
+    if ((rc & 0xff) == SQLITE_IOERR && sys == EFBIG) {
+        msg = where + " reached the largest file this process may write (ulimit -f) (" + detail + ")" + while_ +
+              resumes + "Raise that limit" + kept;
+        throw durable::journal_error("weft: durable: " + msg, path_, rc);
+    }
+    if ((rc & 0xff) == SQLITE_IOERR && sys == ENOSPC) rc = SQLITE_FULL;
     switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -295,9 +307,7 @@ void journal::fail(int rc, std::string_view doing) const {
               " .recover`; to start afresh, move it aside (the runs it holds are then not resumed)";
         break;
     case SQLITE_FULL:
-        msg = "the disk holding " + where + " is full (" + detail + ")" + while_ +
-              ": nothing of this write was recorded. Free space there; the run stays unfinished in the journal and "
-              "resumes from its committed steps";
+        msg = "the disk holding " + where + " is full (" + detail + ")" + while_ + resumes + "Free space there" + kept;
         break;
     case SQLITE_CANTOPEN:
         msg = "cannot open " + where + " (" + detail + "): check that its directory exists and is writable";
@@ -305,6 +315,10 @@ void journal::fail(int rc, std::string_view doing) const {
     case SQLITE_READONLY:
     case SQLITE_PERM:
         msg = where + " is read-only (" + detail + ")" + while_ + ": weft writes to its journal; make it and its directory writable";
+        break;
+    case SQLITE_IOERR:
+        msg = "cannot read or write " + where + " (" + detail + (sys ? std::string(": ") + std::strerror(sys) : "") + ")" +
+              while_ + ": check the disk it is on" + kept;
         break;
     default:
         msg = where + ": " + detail + while_;
