@@ -9,6 +9,7 @@
 
 #include <weft/erased.hpp>
 #include <weft/json.hpp>
+#include <weft/step_table.hpp>
 
 namespace weft {
 
@@ -34,9 +35,11 @@ struct codec_hooks {
 template <class W>
 inline constexpr workflow_codec codec_of{&codec_hooks<W>::encode_input, &codec_hooks<W>::decode_output};
 template <class W>
-inline constexpr erased_workflow remote_erasure{graph_of<W>, &codec_of<W>, nullptr};
+inline constexpr erased_workflow remote_erasure{graph_of<W>, &codec_of<W>, nullptr, nullptr};
 template <class W>
-inline constexpr erased_workflow full_erasure{graph_of<W>, &codec_of<W>, &in_process_of<W>};
+inline constexpr erased_workflow json_erasure{graph_of<W>, &codec_of<W>, nullptr, step_table_of<W>.data()};
+template <class W>
+inline constexpr erased_workflow full_erasure{graph_of<W>, &codec_of<W>, &in_process_of<W>, step_table_of<W>.data()};
 }  // namespace detail
 
 template <workflow_type W>
@@ -44,6 +47,10 @@ inline constexpr const workflow_codec& codec_of = detail::codec_of<std::remove_c
 // The workflow as a server backend sees it: graph and codec, no step code.
 template <workflow_type W>
 inline constexpr const erased_workflow& remote_erasure = detail::remote_erasure<std::remove_cvref_t<W>>;
+// The workflow as an engine that runs steps on JSON values sees it (a journaling engine): graph, codec
+// and the JSON steps, no typed step code.
+template <workflow_type W>
+inline constexpr const erased_workflow& json_erasure = detail::json_erasure<std::remove_cvref_t<W>>;
 // Everything, for a client that may pick an in-process engine at run time (any_client).
 template <workflow_type W>
 inline constexpr const erased_workflow& full_erasure = detail::full_erasure<std::remove_cvref_t<W>>;

@@ -62,14 +62,17 @@ json::value invoke_json(const json::array& args) {
     }(std::make_index_sequence<n>{});
 }
 
+// Constant data, so an erased_workflow can point at it (<weft/codec.hpp>'s json_erasure).
+template <class W>
+inline constexpr auto step_table_of = []<std::size_t... I>(std::index_sequence<I...>) {
+    return std::array<erased_step, W::size>{erased_step{&graph_of<W>, I, &invoke_json<W, I>}...};
+}(std::make_index_sequence<W::size>{});
+
 }  // namespace detail
 
 template <workflow_type W>
 std::span<const erased_step> step_table(W) {
-    static const auto table = []<std::size_t... I>(std::index_sequence<I...>) {
-        return std::array<erased_step, W::size>{erased_step{&graph_of<W>, I, &detail::invoke_json<W, I>}...};
-    }(std::make_index_sequence<W::size>{});
-    return table;
+    return detail::step_table_of<std::remove_cvref_t<W>>;
 }
 
 }  // namespace weft

@@ -8,36 +8,15 @@
 #include <thread>
 #include <weft/weft.hpp>
 
+#include "../engine_steps.hpp"
+
 using namespace std::chrono_literals;
 using weft::step;
 using weft::step_state;
 
 namespace {
 
-template <class Pred>
-bool eventually(Pred p, std::chrono::milliseconds limit = 5s) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (p()) return true;
-        std::this_thread::sleep_for(1ms);
-    }
-    return p();
-}
-
-// ---- a diamond with typed values ----
-struct numbers { std::vector<int> values; std::string label; };
-BOOST_DESCRIBE_STRUCT(numbers, (), (values, label))
-
-struct load { static constexpr std::string_view name = "load";
-    numbers operator()(int n) const { numbers r{{}, "n=" + std::to_string(n)}; for (int i = 1; i <= n; ++i) r.values.push_back(i); return r; } };
-struct sum { static constexpr std::string_view name = "sum";
-    long operator()(const numbers& x) const { long s = 0; for (int v : x.values) s += v; return s; } };
-struct label_of { static constexpr std::string_view name = "label";
-    std::string operator()(const numbers& x) const { return x.label; } };
-struct report { static constexpr std::string_view name = "report";
-    std::string operator()(long s, const std::string& l) const { return l + " sum=" + std::to_string(s); } };
-
-constexpr auto diamond = weft::workflow<"diamond">(step<load> >> (step<sum>, step<label_of>) >> step<report>);
+using namespace engine_steps;
 
 TEST_CASE("a diamond passes typed values from parents to the join in declaration order") {
     weft::client<weft::local> client;
@@ -117,13 +96,6 @@ TEST_CASE("independent steps run concurrently") {
 }
 
 // ---- retries with backoff ----
-std::atomic<int> flaky_calls{0};
-struct flaky { static constexpr std::string_view name = "flaky";
-    static constexpr weft::step_policy policy{.retry = {.max_attempts = 3, .initial = 30ms, .multiplier = 2.0, .maximum = 1s}};
-    int operator()(int x) const {
-        if (++flaky_calls < 3) throw std::runtime_error("transient failure " + std::to_string(flaky_calls.load()));
-        return x * 10 + weft::this_step::attempt(); } };
-
 TEST_CASE("a failing step is retried with exponential backoff and then succeeds") {
     flaky_calls = 0;
     weft::client<weft::local> client;
@@ -143,15 +115,6 @@ TEST_CASE("a failing step is retried with exponential backoff and then succeeds"
 }
 
 // ---- failure stops downstream steps ----
-std::atomic<int> after_broken_calls{0};
-struct broken { static constexpr std::string_view name = "broken";
-    static constexpr weft::step_policy policy{.retry = {.max_attempts = 2, .initial = 1ms}};
-    int operator()(int) const { throw std::invalid_argument("disk full on /var/data"); } };
-struct after_broken { static constexpr std::string_view name = "after_broken";
-    int operator()(int x) const { ++after_broken_calls; return x; } };
-struct sibling { static constexpr std::string_view name = "sibling"; int operator()(int x) const { return x; } };
-struct root { static constexpr std::string_view name = "root"; int operator()(int x) const { return x; } };
-
 TEST_CASE("a failed step fails the run with its name and error, and its descendants are skipped") {
     after_broken_calls = 0;
     weft::client<weft::local> client;
@@ -201,13 +164,6 @@ TEST_CASE("a step that overruns its timeout fails with a timeout error and is as
     CHECK(eventually([] { return saw_stop.load(); }));
 }
 
-std::atomic<int> slow_then_fast_calls{0};
-struct slow_then_fast { static constexpr std::string_view name = "slow_then_fast";
-    static constexpr weft::step_policy policy{.retry = {.max_attempts = 2, .initial = 1ms}, .timeout = 40ms};
-    int operator()(int x) const {
-        if (++slow_then_fast_calls == 1) while (!weft::this_step::stop_requested()) std::this_thread::sleep_for(1ms);
-        return x + weft::this_step::attempt(); } };
-
 TEST_CASE("a timed-out attempt is retried and the late result of the first attempt is discarded") {
     slow_then_fast_calls = 0;
     weft::client<weft::local> client;
@@ -215,16 +171,6 @@ TEST_CASE("a timed-out attempt is retried and the late result of the first attem
 }
 
 // ---- cancellation and live status ----
-std::atomic<bool> gate_open{false};
-std::atomic<int> downstream_calls{0};
-struct gate { static constexpr std::string_view name = "gate";
-    int operator()(int x) const {
-        while (!gate_open && !weft::this_step::stop_requested()) std::this_thread::sleep_for(1ms);
-        return x; } };
-struct downstream { static constexpr std::string_view name = "downstream";
-    int operator()(int x) const { ++downstream_calls; return x; } };
-constexpr auto gated = weft::workflow<"gated">(step<root> >> step<gate> >> step<downstream>);
-
 TEST_CASE("per-step status is readable while the run goes on") {
     gate_open = false;
     weft::client<weft::local> client;

@@ -1,0 +1,255 @@
+// The durable backend's face: start / resume / attach / cancel, run handles on kit::remote_run that
+// read the journal (or the engine's memory, for the runs this process drives), and the settings table.
+#include "engine.hpp"
+
+#include <weft/kit/remote_run.hpp>
+#include <weft/kit/settings.hpp>
+
+#include <algorithm>
+#include <thread>
+
+namespace weft::durable_detail {
+
+namespace {
+
+// What the journal says of each step of a run that this process does not drive.
+std::vector<step_status> steps_from(const graph_view& g, const run_row& row, const std::vector<step_record>& records) {
+    std::vector<step_status> out;
+    for (std::size_t i = 0; i < g.size(); ++i) {
+        step_status s{std::string(g.names[i])};
+        const step_record* rec = nullptr;
+        for (const auto& r : records)
+            if (r.step == s.name) rec = &r;
+        const bool open = row.state == run_state::running;
+        if (rec && rec->result) {
+            s.state = rec->result->succeeded ? step_state::succeeded : step_state::failed;
+            s.attempts = std::max(rec->last_attempt, rec->result->attempt);
+            s.error = rec->result->error;
+        } else if (rec && rec->last_attempt > 0) {
+            s.attempts = rec->last_attempt;
+            s.error = rec->last_error;
+            s.state = !open              ? step_state::cancelled
+                      : rec->last_open     ? step_state::running
+                      : rec->last_failed   ? step_state::retrying
+                                           : step_state::pending;  // stopped by a shutdown, to run again
+        } else {
+            s.state = open ? step_state::pending
+                           : row.state == run_state::cancelled ? step_state::cancelled : step_state::skipped;
+        }
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+class durable_run final : public kit::remote_run {
+public:
+    durable_run(const erased_workflow& wf, std::string id, std::shared_ptr<journal> j, std::weak_ptr<engine> eng,
+                std::shared_ptr<live_run> live, std::chrono::milliseconds poll)
+        : remote_run(wf, id), id_(std::move(id)), journal_(std::move(j)), engine_(std::move(eng)), live_(std::move(live)),
+          poll_(poll) {}
+
+    std::vector<step_status> steps() const override {
+        if (auto l = driven()) return l->steps();
+        auto row = read();
+        return steps_from(wf_.graph, row, journal_->steps_of(id_));
+    }
+
+    void cancel() override {
+        journal_->cancel_run(id_);
+        if (auto l = live())
+            if (auto eng = engine_.lock()) eng->cancel(*l);
+    }
+
+private:
+    std::shared_ptr<live_run> live() const {
+        std::lock_guard l(m_);
+        return live_;
+    }
+    // The run as this process drives it, if it does.
+    std::shared_ptr<live_run> driven() const {
+        auto r = live();
+        if (!r) return nullptr;
+        std::lock_guard l(r->m);
+        return r->detached ? nullptr : r;
+    }
+
+    run_row read() const {
+        auto row = journal_->read_run(id_);
+        if (!row)
+            throw durable::journal_error("weft: durable: run " + id_ + " is no longer in the journal '" + journal_->path() +
+                                             "' (removed after durable.retention_s, or by something other than weft)",
+                                         journal_->path(), 0);
+        return *row;
+    }
+
+    run_state live_state() const override {
+        if (auto r = live()) {
+            std::lock_guard l(r->m);
+            if (r->closed) return r->row.state;
+            if (!r->detached) return run_state::running;
+        }
+        return read().state;
+    }
+
+    std::optional<outcome> await(std::chrono::milliseconds timeout) const override {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        if (auto r = live()) {
+            if (!r->wait_for(timeout)) return std::nullopt;
+            std::lock_guard l(r->m);
+            if (r->closed) return outcome_of(r->row);
+            if (r->error) return outcome{run_state::failed, {}, r->error};
+            // Detached without an error: the engine stopped; another process may finish the run.
+        }
+        for (;;) {
+            run_row row = read();
+            if (row.state != run_state::running) return outcome_of(row);
+            // Its process stopped (released it, died, or let its lease lapse): drive it here.
+            if (auto eng = engine_.lock(); eng && eng->claimable(row.owner, row.lease_until))
+                if (auto r = eng->take_over(wf_, row, {})) {
+                    {
+                        std::lock_guard l(m_);
+                        live_ = r;
+                    }
+                    const auto now = std::chrono::steady_clock::now();
+                    return await(std::chrono::duration_cast<std::chrono::milliseconds>(std::max(deadline - now, std::chrono::steady_clock::duration::zero())));
+                }
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= deadline) return std::nullopt;
+            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(poll_, deadline - now));
+        }
+    }
+
+    outcome outcome_of(const run_row& row) const {
+        switch (row.state) {
+        case run_state::succeeded: return {run_state::succeeded, json::parse(row.output), {}};
+        case run_state::cancelled: return cancelled();
+        default:
+            return {run_state::failed, {}, std::make_exception_ptr(step_failed(row.failed_step, row.error, row.attempts))};
+        }
+    }
+
+    std::string id_;
+    std::shared_ptr<journal> journal_;
+    std::weak_ptr<engine> engine_;
+    mutable std::mutex m_;
+    mutable std::shared_ptr<live_run> live_;  // null: another process drives the run, or it had closed
+    std::chrono::milliseconds poll_;
+};
+
+void require_json_steps(const erased_workflow& wf) {
+    if (!wf.json_steps || !wf.codec)
+        throw config_error("weft: the durable backend runs steps in this process and records their outputs as JSON, but "
+                           "workflow '" + std::string(wf.graph.name) +
+                           "' was handed over without its JSON steps (by another backend's client): start it through "
+                           "weft::any_client or weft::client<weft::durable>");
+}
+
+}  // namespace
+
+backend_impl::backend_impl(durable::options opts) : engine_(std::make_shared<engine>(std::move(opts))) {}
+backend_impl::~backend_impl() = default;
+
+const std::string& backend_impl::journal() const noexcept { return engine_->journal_ptr()->path(); }
+
+std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
+    require_json_steps(wf);
+    auto live = engine_->start(wf, input, std::move(opts));
+    return std::make_shared<durable_run>(wf, live->id, engine_->journal_ptr(), engine_, live, engine_->options().poll_interval);
+}
+
+std::vector<std::shared_ptr<run_control>> backend_impl::resume(const erased_workflow& wf, run_options opts) {
+    require_json_steps(wf);
+    const auto& j = engine_->journal_ptr();
+    std::vector<std::shared_ptr<run_control>> out;
+    std::string refused;
+    for (const std::string& id : j->unfinished_runs(wf.graph.name)) {
+        auto row = j->read_run(id);
+        if (!row || row->state != run_state::running) continue;
+        std::shared_ptr<live_run> live;
+        try {
+            live = engine_->take_over(wf, *row, opts);
+        } catch (const config_error& e) {
+            refused += std::string(refused.empty() ? "" : "\n") + e.what();
+            continue;
+        }
+        if (live) out.push_back(std::make_shared<durable_run>(wf, id, j, engine_, live, engine_->options().poll_interval));
+    }
+    if (!refused.empty())
+        throw config_error(refused + (out.empty() ? "" : "\n(the other " + std::to_string(out.size()) +
+                                                           " unfinished runs were resumed)"));
+    return out;
+}
+
+std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std::string_view id, run_options opts) {
+    require_json_steps(wf);
+    const auto& j = engine_->journal_ptr();
+    auto row = j->read_run(id);
+    if (!row)
+        throw run_not_found("durable", wf.graph.name, id,
+                            "the journal '" + j->path() + "' has no such run (finished runs are removed " +
+                                std::to_string(engine_->options().retention.count()) +
+                                " s after they end: durable.retention_s)");
+    if (row->workflow != wf.graph.name)
+        throw config_error("weft: durable: run " + std::string(id) + " is a run of workflow '" + row->workflow +
+                           "', not of '" + std::string(wf.graph.name) + "'");
+    std::shared_ptr<live_run> live = engine_->find(id);
+    if (live && opts.on_step)
+        throw config_error("weft: durable: run " + std::string(id) +
+                           " already runs in this process: give on_step to the start() or attach() that began driving it");
+    if (!live && row->state == run_state::running) {
+        live = engine_->take_over(wf, *row, opts);
+        // Driven by another process: its step states come from the journal, polled (a state held for
+        // less than poll_ms may not be seen).
+        if (!live && opts.on_step)
+            engine_->watchers().watch(wf.graph, std::move(opts.on_step),
+                                      [j, &g = wf.graph, run = std::string(id)](std::vector<step_status>& steps, std::stop_token) {
+                                          auto now = j->read_run(run);
+                                          if (!now) return true;
+                                          steps = steps_from(g, *now, j->steps_of(run));
+                                          return now->state != run_state::running;
+                                      },
+                                      engine_->options().poll_interval);
+    }
+    return std::make_shared<durable_run>(wf, std::string(id), j, engine_, live, engine_->options().poll_interval);
+}
+
+bool backend_impl::cancel(std::string_view id) {
+    const bool closed_now = engine_->journal_ptr()->cancel_run(id);
+    if (auto live = engine_->find(id)) engine_->cancel(*live);
+    return closed_now;
+}
+
+namespace {
+// A function's static, not a namespace-scope one: the registry reads it during static initialization.
+const kit::settings_table<durable::options>& table() {
+    using o = durable::options;
+    static const kit::settings_table<o> t{
+        "durable",
+        {
+            {"journal", &o::journal, "the SQLite file that records runs, attempts and results; created if missing"},
+            {"threads", &o::threads, "steps run at once; 0: one per hardware thread", 4096},
+            {"busy_timeout_ms", &o::busy_timeout, "how long a write waits for another connection's lock before it fails"},
+            {"synchronous", &o::synchronous,
+             "full: a committed result survives power loss; normal: it survives a crash of the process", 0,
+             [](const o& v, const config::setting& s) {
+                 if (v.synchronous != "full" && v.synchronous != "normal")
+                     throw config_error("weft: durable.synchronous = '" + s.value + "' (from " + s.origin +
+                                        "): expected full or normal");
+             }},
+            {"lease_ms", &o::lease, "a run whose process stopped renewing it this long is taken over by another"},
+            {"poll_ms", &o::poll_interval, "how often a handle reads a run that another process drives"},
+            {"retention_s", &o::retention, "finished runs are removed this long after they end; 0: kept for ever"},
+            {"max_interrupts", &o::max_interrupts,
+             "a step whose process died this often while it ran fails instead of running again; 0: no bound", 1000000},
+            {"resume", &o::resume, "the first start() of a workflow resumes its unfinished runs"},
+            {"resume_changed", &o::resume_changed,
+             "resume runs recorded with a different DAG than this program's (results matched by step name)"},
+        }};
+    return t;
+}
+}  // namespace
+
+durable::options options_from(const config& c) { return table().read(c); }
+std::vector<setting_doc> settings() { return table().docs(); }
+
+}  // namespace weft::durable_detail
