@@ -296,6 +296,27 @@ void require_finite(F x, const frame* at) {
         if (std::fabs(x) > std::numeric_limits<double>::max()) encode_failure(at, "number beyond the range of a double");
 }
 
+// The float nearest to d; nothing where d rounds to an infinity (from halfway between FLT_MAX and
+// 2^128 on). FLT_MAX's shortest text, 3.4028235e+38, reads as a double just above FLT_MAX.
+inline std::optional<float> nearest_float(double d) {
+    constexpr double halfway = 0x1.ffffffp+127;  // a tie, which goes to 2^128
+    constexpr float most = std::numeric_limits<float>::max();
+    if (!(std::fabs(d) < halfway)) return std::nullopt;
+    return std::fabs(d) <= most ? static_cast<float>(d) : d > 0 ? most : -most;
+}
+
+// The shortest text of x that reads back as x the way every reader here (and a peer with only
+// doubles) reads it: to the nearest double, then to the nearest float. For one float, 7.038531e-26
+// (and its negative; found by trying all 2^32), that double rounding lands on the neighbour, so it is
+// written with a double's digits.
+inline char* float_text(char* first, char* last, float x) {
+    auto r = std::to_chars(first, last, x);
+    double d = 0;
+    std::from_chars(first, r.ptr, d);
+    if (nearest_float(d) != x) r = std::to_chars(first, last, static_cast<double>(x));
+    return r.ptr;
+}
+
 template <class F>
 double finite_double(F x, const frame* at) {
     require_finite(x, at);
@@ -303,9 +324,9 @@ double finite_double(F x, const frame* at) {
         // The shortest decimal that reads back as this float, held as the nearest double, so a float
         // travels as 0.1 rather than 0.10000000149011612.
         char buf[32];
-        auto r = std::to_chars(buf, buf + sizeof buf, x);
+        auto end = float_text(buf, buf + sizeof buf, x);
         double d = x;
-        std::from_chars(buf, r.ptr, d);
+        std::from_chars(buf, end, d);
         return d;
     } else {
         return static_cast<double>(x);
@@ -362,11 +383,11 @@ struct text_writer {
             require_finite(x, at);
             char buf[32];
             // Shortest text that reads back exactly; a long double travels as a double.
-            auto r = std::is_same_v<T, float> ? std::to_chars(buf, buf + sizeof buf, static_cast<float>(x))
-                                              : std::to_chars(buf, buf + sizeof buf, static_cast<double>(x));
-            out.append(buf, r.ptr);
+            auto end = std::is_same_v<T, float> ? float_text(buf, buf + sizeof buf, static_cast<float>(x))
+                                                : std::to_chars(buf, buf + sizeof buf, static_cast<double>(x)).ptr;
+            out.append(buf, end);
             // Keep a double a double for dynamically typed peers: 5.0 is written 5.0, not 5.
-            if (std::find_if(buf, r.ptr, [](char c) { return c == '.' || c == 'e'; }) == r.ptr) out += ".0";
+            if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e'; }) == end) out += ".0";
         } else if constexpr (std::is_same_v<T, std::string>) {
             string(x, at);
         } else if constexpr (described_enum<T>) {
@@ -535,9 +556,13 @@ void read_floating(const value& v, F& out, const frame* at) {
     case boost::json::kind::double_: {
         double d = v.get_double();
         if (!std::isfinite(d)) mismatch<F>(v, at);
-        if constexpr (std::is_same_v<F, float>)
-            if (std::fabs(d) > static_cast<double>(std::numeric_limits<float>::max())) mismatch<F>(v, at, " (out of range)");
-        out = static_cast<F>(d);
+        if constexpr (std::is_same_v<F, float>) {
+            auto f = nearest_float(d);
+            if (!f) mismatch<F>(v, at, " (out of range)");
+            out = *f;
+        } else {
+            out = static_cast<F>(d);
+        }
         return;
     }
     default: mismatch<F>(v, at);
