@@ -7,7 +7,10 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <cmath>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <sstream>
 
 using namespace weft::celery_wire;
@@ -185,6 +188,71 @@ TEST_CASE("ISO times with and without offsets, and base64, round-trip") {
     CHECK(parse_iso("2026-11-26T10:00:00+01:00") == parse_iso("2026-11-26T09:00:00"));
     CHECK(!parse_iso("yesterday"));
     for (std::string s : {"", "a", "ab", "abc", "abcd", "\x06\x16\xff"}) CHECK(base64_decode(base64_encode(s)) == s);
+}
+
+TEST_CASE("times past 2262 saturate instead of overflowing system_clock, and impossible dates are refused") {
+    using std::chrono::system_clock;
+    CHECK(parse_iso("2300-01-01T00:00:00+00:00") == system_clock::time_point::max());
+    CHECK(parse_iso("9999-12-31T23:59:59.999999+00:00") == system_clock::time_point::max());
+    CHECK(parse_iso("1500-01-01T00:00:00") == system_clock::time_point::min());
+    CHECK(parse_iso("2262-04-11T23:47:15.5Z")->time_since_epoch() == std::chrono::milliseconds(9223372035500));
+    CHECK(parse_iso("1970-01-01T01:00:00+01:00")->time_since_epoch().count() == 0);
+    CHECK(parse_iso("1970-01-01 00:00:00-0130")->time_since_epoch() == std::chrono::minutes(90));
+    CHECK(parse_iso("2024-02-29T12:00:00+05"));
+    for (std::string bad : {"2023-02-29T00:00:00", "2026-13-01T00:00:00", "2026-00-10T00:00:00", "2026-11-31T00:00:00",
+                            "2026-11-26T24:00:00", "2026-11-26T10:60:00", "2026-11-26T10:00:60", "0000-01-01T00:00:00",
+                            "2026-+1-01T00:00:00", "2026- 1-01T00:00:00", "2026-11-26T10:00:00.", "10000-01-01T00:00:00",
+                            "2026-11-26T10:00:00+24:00", "2026-11-26T10:00:00+01:0", "2026-11-26T10:00:00Zjunk",
+                            " 2026-11-26T10:00:00", "2026-11-26", "2026-11-26T10:00:00+01:00:00"}) {
+        INFO(bad);
+        CHECK_FALSE(parse_iso(bad));
+    }
+}
+
+namespace {
+// The recorded simple envelope with headers changed.
+std::string envelope_with(const std::function<void(json::object&)>& patch) {
+    auto env = json::parse(fixture("envelope_simple.json")).as_object();
+    patch(env["headers"].as_object());
+    return boost::json::serialize(env);
+}
+// The reason decode_envelope gives, checking it still names the task.
+std::string refusal(const std::string& text) {
+    try {
+        decode_envelope(text);
+    } catch (const wire_error& e) {
+        CHECK(e.id() == "79671bc4-ca31-4c7f-9fa4-2f72e957780b");
+        return e.reason();
+    }
+    FAIL("accepted: " << text);
+    return {};
+}
+}  // namespace
+
+TEST_CASE("far eta and expires decode, and an impossible one is an error for that message, naming the header") {
+    auto m = decode_envelope(envelope_with([](json::object& h) {
+        h["eta"] = "9999-12-31T23:59:59.999999+00:00";
+        h["expires"] = "2300-01-01T00:00:00+00:00";
+    }));
+    CHECK(parse_iso(*m.expires) > std::chrono::system_clock::now());  // not expired on arrival
+    CHECK(parse_iso(*m.eta) == std::chrono::system_clock::time_point::max());
+    CHECK(*m.eta == "9999-12-31T23:59:59.999999+00:00");  // re-encoded as it came
+    CHECK_THAT(refusal(envelope_with([](json::object& h) { h["expires"] = "2026-02-30T00:00:00"; })),
+               Catch::Contains("headers.expires") && Catch::Contains("2026-02-30"));
+    CHECK_THAT(refusal(envelope_with([](json::object& h) { h["eta"] = "99999-01-01T00:00:00"; })),
+               Catch::Contains("headers.eta"));
+}
+
+TEST_CASE("a deadline after a huge time limit or a far ETA saturates at never instead of wrapping into the past") {
+    using clock = std::chrono::steady_clock;
+    auto now = clock::now();
+    CHECK(deadline_after(now, std::chrono::duration<double>(1e300)) == clock::time_point::max());
+    CHECK(deadline_after(now, std::chrono::duration<double>(HUGE_VAL)) == clock::time_point::max());
+    CHECK(deadline_after(now, std::chrono::system_clock::time_point::max() - std::chrono::system_clock::now()) >
+          now + std::chrono::hours(24 * 365 * 100));
+    CHECK(deadline_after(clock::time_point::max() - std::chrono::seconds(1), std::chrono::seconds(2)) == clock::time_point::max());
+    CHECK(deadline_after(now, std::chrono::duration<double>(1.5)) == now + std::chrono::milliseconds(1500));
+    CHECK(deadline_after(now, std::chrono::duration<double>(-1)) == now);
 }
 
 TEST_CASE("Redis URLs parse, and their passwords never appear in messages") {

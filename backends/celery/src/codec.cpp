@@ -220,9 +220,9 @@ void decode_envelope(std::string_view text, message& m) {
         m.retries = opt_int(headers, "retries", "headers").value_or(0);
         m.eta = opt_string(headers, "eta", "headers");
         m.expires = opt_string(headers, "expires", "headers");
-        if (m.eta && !parse_iso(*m.eta)) throw wire_error("headers.eta is not an ISO 8601 time: " + *m.eta);
-        if (m.expires && !parse_iso(*m.expires))
-            throw wire_error("headers.expires is not an ISO 8601 time: " + *m.expires);
+        for (auto [key, time] : {std::pair{"eta", &m.eta}, std::pair{"expires", &m.expires}})
+            if (*time && !parse_iso(**time))
+                throw wire_error(std::string("headers.") + key + " is not an ISO 8601 time: " + json::detail::quoted(**time, 64));
         if (auto tl = member(headers, "timelimit"); tl && tl->is_array() && tl->get_array().size() == 2) {
             m.hard_time_limit = opt_number(tl->get_array()[0]);
             m.soft_time_limit = opt_number(tl->get_array()[1]);
@@ -421,44 +421,60 @@ std::string iso_utc(std::chrono::system_clock::time_point t) {
 }
 
 std::optional<std::chrono::system_clock::time_point> parse_iso(std::string_view s) {
-    int Y, M, D, h, m, sec, n = 0;
-    std::string str(s);
-    if (std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &n) != 6 || n != 19)
-        return std::nullopt;
-    std::size_t i = 19;
-    long micros = 0;
-    if (i < str.size() && str[i] == '.') {
+    using namespace std::chrono;
+    std::size_t i = 0;
+    // Exactly n digits at i (sscanf's %d would take signs and spaces too).
+    auto digits = [&](std::size_t n, int& out) {
+        if (s.size() - i < n) return false;
+        out = 0;
+        for (std::size_t end = i + n; i < end; ++i) {
+            if (s[i] < '0' || s[i] > '9') return false;
+            out = out * 10 + (s[i] - '0');
+        }
+        return true;
+    };
+    auto skip = [&](char c) {
+        if (i == s.size() || s[i] != c) return false;
         ++i;
-        int digits = 0;
-        while (i < str.size() && std::isdigit(static_cast<unsigned char>(str[i]))) {
-            if (digits < 6) {
-                micros = micros * 10 + (str[i] - '0');
-                ++digits;
-            }
-            ++i;
-        }
-        for (; digits < 6; ++digits) micros *= 10;
+        return true;
+    };
+    int Y, M, D, h, m, sec;
+    if (!digits(4, Y) || !skip('-') || !digits(2, M) || !skip('-') || !digits(2, D) || !(skip('T') || skip(' ')) ||
+        !digits(2, h) || !skip(':') || !digits(2, m) || !skip(':') || !digits(2, sec))
+        return std::nullopt;
+    const year_month_day date{year{Y}, month{static_cast<unsigned>(M)}, day{static_cast<unsigned>(D)}};
+    // Python's datetime has no year 0 and no leap second.
+    if (Y < 1 || !date.ok() || h > 23 || m > 59 || sec > 59) return std::nullopt;
+    std::int64_t micros = 0;
+    if (skip('.')) {
+        std::size_t n = 0;
+        for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, ++n)
+            if (n < 6) micros = micros * 10 + (s[i] - '0');
+        if (n == 0) return std::nullopt;
+        for (; n < 6; ++n) micros *= 10;
     }
-    long offset = 0;  // seconds east of UTC; naive times are UTC (Celery's default timezone)
-    if (i < str.size()) {
-        if (str[i] == 'Z') ++i;
-        else if (str[i] == '+' || str[i] == '-') {
-            int oh, om;
-            if (std::sscanf(str.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
-            offset = (oh * 3600L + om * 60L) * (str[i] == '-' ? -1 : 1);
-            i += 6;
+    std::int64_t offset = 0;  // seconds east of UTC; naive times are UTC (Celery's default timezone)
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+        int sign = s[i++] == '-' ? -1 : 1, oh, om = 0;
+        if (!digits(2, oh)) return std::nullopt;
+        if (i < s.size()) {  // +hh, +hh:mm or +hhmm
+            skip(':');
+            if (!digits(2, om)) return std::nullopt;
         }
-        if (i != str.size()) return std::nullopt;
+        if (oh > 23 || om > 59) return std::nullopt;
+        offset = sign * (oh * 3600 + om * 60);
+    } else {
+        skip('Z');
     }
-    std::tm tm{};
-    tm.tm_year = Y - 1900;
-    tm.tm_mon = M - 1;
-    tm.tm_mday = D;
-    tm.tm_hour = h;
-    tm.tm_min = m;
-    tm.tm_sec = sec;
-    std::time_t t = timegm(&tm);
-    return std::chrono::system_clock::from_time_t(t - offset) + std::chrono::microseconds(micros);
+    if (i != s.size()) return std::nullopt;
+    // In seconds first: system_clock counts nanoseconds in 64 bits (1677 to 2262), and a time beyond
+    // that would overflow it. Such a time saturates: an eta in 9999 is never due, an expires in 2300
+    // never passes.
+    std::int64_t secs = std::int64_t{sys_days(date).time_since_epoch().count()} * 86400 + h * 3600 + m * 60 + sec - offset;
+    constexpr std::int64_t most = duration_cast<seconds>(system_clock::duration::max()).count();
+    if (secs >= most) return system_clock::time_point::max();
+    if (secs <= -most) return system_clock::time_point::min();
+    return system_clock::time_point(duration_cast<system_clock::duration>(seconds(secs) + microseconds(micros)));
 }
 
 namespace {

@@ -403,7 +403,7 @@ struct celery::worker::impl {
             if (due > now) {
                 {
                     std::lock_guard lock(work_m);
-                    auto at = std::chrono::steady_clock::now() + (due - now);
+                    auto at = deadline_after(std::chrono::steady_clock::now(), due - now);  // 9999: never
                     timers.push_back({at, ++timer_seq, std::move(d)});
                     std::push_heap(timers.begin(), timers.end(), std::greater<>{});
                 }
