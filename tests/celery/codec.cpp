@@ -255,6 +255,72 @@ TEST_CASE("a deadline after a huge time limit or a far ETA saturates at never in
     CHECK(deadline_after(now, std::chrono::duration<double>(-1)) == now);
 }
 
+TEST_CASE("retries: negative is refused, huge saturates, and the attempt never overflows") {
+    CHECK_THAT(refusal(envelope_with([](json::object& h) { h["retries"] = -1; })),
+               Catch::Contains("headers.retries is negative: -1"));
+    auto huge = decode_envelope(envelope_with([](json::object& h) { h["retries"] = std::uint64_t(-1); }));
+    CHECK(huge.retries == std::numeric_limits<std::int64_t>::max());
+    // 10**30 from Python: digits that read as a double
+    auto text = envelope_with([](json::object& h) { h["retries"] = 0; });
+    auto at = text.find("\"retries\":0");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 11, "\"retries\":1" + std::string(30, '0'));
+    CHECK(decode_envelope(text).retries == std::numeric_limits<std::int64_t>::max());
+    CHECK_THAT(refusal(envelope_with([](json::object& h) { h["retries"] = 1.5; })), Catch::Contains("headers.retries"));
+    CHECK(attempt_after(0) == 1);
+    CHECK(attempt_after(2) == 3);
+    CHECK(attempt_after(std::numeric_limits<std::int64_t>::max()) == std::numeric_limits<int>::max());
+    CHECK(attempt_after(std::numeric_limits<int>::max() - 1) == std::numeric_limits<int>::max());
+}
+
+TEST_CASE("time limits: null and 0 are none, huge ones are kept, negative and non-numbers are refused") {
+    auto limits = [](json::value tl) {
+        auto m = decode_envelope(envelope_with([&](json::object& h) { h["timelimit"] = tl; }));
+        return std::pair{m.hard_time_limit, m.soft_time_limit};
+    };
+    using none = std::optional<double>;
+    CHECK(limits(json::array{nullptr, nullptr}) == std::pair{none{}, none{}});
+    CHECK(limits(nullptr) == std::pair{none{}, none{}});
+    CHECK(limits(json::array{0, 0.0}) == std::pair{none{}, none{}});  // Python: `time_limit or task.time_limit`
+    CHECK(limits(json::array{1e300, 2}) == std::pair{none{1e300}, none{2.0}});
+    CHECK(limits(json::array{std::uint64_t(-1), nullptr}).first == 18446744073709551615.0);
+    CHECK_THAT(refusal(envelope_with([](json::object& h) { h["timelimit"] = json::array{nullptr, -1}; })),
+               Catch::Contains("headers.timelimit[1] (the soft time limit) is negative: -1"));
+    CHECK_THAT(refusal(envelope_with([](json::object& h) { h["timelimit"] = json::array{"10", nullptr}; })),
+               Catch::Contains("headers.timelimit[0] (the hard time limit) is not a number"));
+    CHECK_THAT(refusal(envelope_with([](json::object& h) { h["timelimit"] = json::array{1}; })),
+               Catch::Contains("headers.timelimit is not [hard, soft]"));
+}
+
+TEST_CASE("a number beyond a double in a header or the body refuses the message, saying where") {
+    auto text = envelope_with([](json::object& h) { h["timelimit"] = json::array{nullptr, nullptr}; });
+    auto at = text.find("[null,null]");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 11, "[1e400,null]");
+    CHECK_THROWS_WITH(decode_envelope(text), Catch::Contains("$.headers.timelimit[0]") && Catch::Contains("1e400"));
+    auto env = json::parse(fixture("envelope_simple.json")).as_object();
+    env["body"] = base64_encode(R"([[2, -1e400], {}, null])");
+    try {
+        decode_envelope(boost::json::serialize(env));
+        FAIL("accepted 1e400 in the args");
+    } catch (const wire_error& e) {
+        CHECK(e.id() == "79671bc4-ca31-4c7f-9fa4-2f72e957780b");
+        CHECK_THAT(e.reason(), Catch::Contains("$[0][1]") && Catch::Contains("-1e400"));
+    }
+}
+
+TEST_CASE("a priority beyond kombu's 0..9 is clamped as kombu clamps it, not wrapped") {
+    auto priority = [](std::int64_t p) {
+        auto env = json::parse(fixture("envelope_simple.json")).as_object();
+        env["properties"].as_object()["priority"] = p;
+        return decode_envelope(boost::json::serialize(env)).priority;
+    };
+    CHECK(priority(255) == 9);
+    CHECK(priority((std::int64_t{1} << 32) + 3) == 9);
+    CHECK(priority(-5) == 0);
+    CHECK(priority(6) == 6);
+}
+
 TEST_CASE("Redis URLs parse, and their passwords never appear in messages") {
     auto u = redis_url::parse("redis://:s3cret@127.0.0.1:16379/2");
     CHECK(u.password == "s3cret");

@@ -4,10 +4,14 @@
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <mutex>
+#include <tuple>
 #include <unistd.h>
 
 namespace weft::celery_wire {
@@ -26,19 +30,40 @@ std::optional<std::string> opt_string(const json::object& o, std::string_view ke
     return std::string(v->get_string());
 }
 
+// A Python int has no bound: one beyond int64 (which Boost.JSON reads as a uint64, or a double past
+// 2^64) saturates, rather than wrap to a negative.
 std::optional<std::int64_t> opt_int(const json::object& o, std::string_view key, const char* where) {
+    constexpr auto most = std::numeric_limits<std::int64_t>::max();
     auto v = member(o, key);
     if (!v || v->is_null()) return std::nullopt;
     if (v->is_int64()) return v->get_int64();
-    if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
+    if (v->is_uint64()) return v->get_uint64() > static_cast<std::uint64_t>(most) ? most : static_cast<std::int64_t>(v->get_uint64());
+    if (v->is_double() && v->get_double() == std::trunc(v->get_double()) && std::fabs(v->get_double()) >= 0x1p63)
+        return v->get_double() > 0 ? most : std::numeric_limits<std::int64_t>::min();
     throw wire_error(std::string(where) + "." + std::string(key) + " is not an integer or null");
 }
 
-std::optional<double> opt_number(const json::value& v) {
-    if (v.is_int64()) return static_cast<double>(v.get_int64());
-    if (v.is_uint64()) return static_cast<double>(v.get_uint64());
-    if (v.is_double()) return v.get_double();
-    return std::nullopt;
+// headers.timelimit [hard, soft] in seconds, each a number or null; a missing or null header is
+// [null, null]. 0 is no limit, as in Python (`time_limit or task.time_limit`), and so is a limit too
+// large for a deadline (the worker saturates it). A negative one has passed before the task starts
+// (Python kills the task at its first check): refused, as is anything not a number. JSON has no
+// infinity or NaN, and json::parse refuses 1e400.
+std::pair<std::optional<double>, std::optional<double>> read_time_limits(const json::object& headers) {
+    auto tl = member(headers, "timelimit");
+    if (!tl || tl->is_null()) return {};
+    auto a = tl->if_array();
+    if (!a || a->size() != 2) throw wire_error("headers.timelimit is not [hard, soft] (seconds or null)");
+    auto limit = [&](std::size_t k) -> std::optional<double> {
+        const json::value& v = (*a)[k];
+        std::string what = "headers.timelimit[" + std::to_string(k) + "] (the " + (k ? "soft" : "hard") + " time limit)";
+        if (v.is_null()) return std::nullopt;
+        if (!v.is_number()) throw wire_error(what + " is not a number or null");
+        double d = v.to_number<double>();
+        if (d < 0) throw wire_error(what + " is negative: " + boost::json::serialize(v));
+        if (d == 0) return std::nullopt;
+        return d;
+    };
+    return {limit(0), limit(1)};
 }
 
 json::value or_null(const std::optional<std::string>& s) { return s ? json::value(*s) : json::value(nullptr); }
@@ -218,15 +243,15 @@ void decode_envelope(std::string_view text, message& m) {
         m.group = opt_string(headers, "group", "headers");
         m.group_index = opt_int(headers, "group_index", "headers");
         m.retries = opt_int(headers, "retries", "headers").value_or(0);
+        // Celery counts up from 0 (Task.retry sends request.retries + 1). A Python worker would take
+        // -1 at its word and allow one retry more than max_retries; weft refuses it instead.
+        if (m.retries < 0) throw wire_error("headers.retries is negative: " + std::to_string(m.retries));
         m.eta = opt_string(headers, "eta", "headers");
         m.expires = opt_string(headers, "expires", "headers");
         for (auto [key, time] : {std::pair{"eta", &m.eta}, std::pair{"expires", &m.expires}})
             if (*time && !parse_iso(**time))
                 throw wire_error(std::string("headers.") + key + " is not an ISO 8601 time: " + json::detail::quoted(**time, 64));
-        if (auto tl = member(headers, "timelimit"); tl && tl->is_array() && tl->get_array().size() == 2) {
-            m.hard_time_limit = opt_number(tl->get_array()[0]);
-            m.soft_time_limit = opt_number(tl->get_array()[1]);
-        }
+        std::tie(m.hard_time_limit, m.soft_time_limit) = read_time_limits(headers);
         if (auto ir = member(headers, "ignore_result"); ir && ir->is_bool()) m.ignore_result = ir->get_bool();
         m.origin = opt_string(headers, "origin", "headers").value_or("");
         if (auto rd = member(headers, "redelivered"); rd && rd->is_bool()) m.redelivered = rd->get_bool();
@@ -237,7 +262,8 @@ void decode_envelope(std::string_view text, message& m) {
         if (!di || !di->is_object()) throw wire_error("properties.delivery_info is missing");
         m.exchange = opt_string(di->get_object(), "exchange", "delivery_info").value_or("");
         m.queue = opt_string(di->get_object(), "routing_key", "delivery_info").value_or("");
-        m.priority = static_cast<int>(opt_int(props, "priority", "properties").value_or(0));
+        // kombu clamps it to 0..9 as well (_get_message_priority).
+        m.priority = static_cast<int>(std::clamp<std::int64_t>(opt_int(props, "priority", "properties").value_or(0), 0, 9));
         m.delivery_tag = opt_string(props, "delivery_tag", "properties").value_or("");
         m.reply_to = opt_string(props, "reply_to", "properties").value_or("");
 

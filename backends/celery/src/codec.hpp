@@ -6,6 +6,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -55,10 +57,10 @@ struct message {
     std::optional<std::string> parent_id;
     std::optional<std::string> group;
     std::optional<std::int64_t> group_index;
-    std::int64_t retries = 0;
+    std::int64_t retries = 0;  // never negative once decoded
     std::optional<std::string> eta;      // ISO 8601 with offset
     std::optional<std::string> expires;  // ISO 8601 with offset
-    std::optional<double> hard_time_limit;  // headers.timelimit is [hard, soft]
+    std::optional<double> hard_time_limit;  // headers.timelimit is [hard, soft]; seconds, > 0 once decoded
     std::optional<double> soft_time_limit;
     bool ignore_result = false;
     std::string origin;
@@ -77,6 +79,13 @@ struct message {
     std::string reply_to;
     bool redelivered = false;
 };
+
+// The attempt after `retries` retries: retries + 1, within the int a retry policy counts in (a
+// header or meta may hold any Python int).
+constexpr int attempt_after(std::int64_t retries) noexcept {
+    constexpr int most = std::numeric_limits<int>::max();
+    return retries < 0 ? 1 : retries >= most ? most : static_cast<int>(retries) + 1;
+}
 
 // The envelope JSON text (a Redis list element).
 std::string encode_envelope(const message& m);
