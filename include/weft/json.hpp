@@ -55,13 +55,14 @@ public:
         : std::runtime_error(message("at " + path, expected, got)),
           path_(std::move(path)), expected_(std::move(expected)), got_(std::move(got)) {}
 
-    // An error in the text itself (invalid JSON or UTF-8, nesting, trailing characters): no path is
-    // known yet, the byte offset is, and what() adds line and column.
-    decode_error(std::size_t offset, std::string where, std::string expected, std::string got)
+    // An error in the text itself (invalid JSON or UTF-8, nesting, trailing characters): the byte
+    // offset is known, and what() adds line and column. A number out of range is valid JSON, so it
+    // has a path as well.
+    decode_error(std::size_t offset, std::string where, std::string expected, std::string got, std::string path = {})
         : std::runtime_error(message(where, expected, got)),
-          expected_(std::move(expected)), got_(std::move(got)), offset_(offset) {}
+          path_(std::move(path)), expected_(std::move(expected)), got_(std::move(got)), offset_(offset) {}
 
-    // "$" for the root; empty for errors in the text.
+    // "$" for the root; empty for errors in the syntax of the text.
     const std::string& path() const noexcept { return path_; }
     // The expected type or form in words: "unsigned 32-bit integer", "one of red|green|blue".
     const std::string& expected() const noexcept { return expected_; }
@@ -295,6 +296,27 @@ void require_finite(F x, const frame* at) {
         if (std::fabs(x) > std::numeric_limits<double>::max()) encode_failure(at, "number beyond the range of a double");
 }
 
+// The float nearest to d; nothing where d rounds to an infinity (from halfway between FLT_MAX and
+// 2^128 on). FLT_MAX's shortest text, 3.4028235e+38, reads as a double just above FLT_MAX.
+inline std::optional<float> nearest_float(double d) {
+    constexpr double halfway = 0x1.ffffffp+127;  // a tie, which goes to 2^128
+    constexpr float most = std::numeric_limits<float>::max();
+    if (!(std::fabs(d) < halfway)) return std::nullopt;
+    return std::fabs(d) <= most ? static_cast<float>(d) : d > 0 ? most : -most;
+}
+
+// The shortest text of x that reads back as x the way every reader here (and a peer with only
+// doubles) reads it: to the nearest double, then to the nearest float. For one float, 7.038531e-26
+// (and its negative; found by trying all 2^32), that double rounding lands on the neighbour, so it is
+// written with a double's digits.
+inline char* float_text(char* first, char* last, float x) {
+    auto r = std::to_chars(first, last, x);
+    double d = 0;
+    std::from_chars(first, r.ptr, d);
+    if (nearest_float(d) != x) r = std::to_chars(first, last, static_cast<double>(x));
+    return r.ptr;
+}
+
 template <class F>
 double finite_double(F x, const frame* at) {
     require_finite(x, at);
@@ -302,9 +324,9 @@ double finite_double(F x, const frame* at) {
         // The shortest decimal that reads back as this float, held as the nearest double, so a float
         // travels as 0.1 rather than 0.10000000149011612.
         char buf[32];
-        auto r = std::to_chars(buf, buf + sizeof buf, x);
+        auto end = float_text(buf, buf + sizeof buf, x);
         double d = x;
-        std::from_chars(buf, r.ptr, d);
+        std::from_chars(buf, end, d);
         return d;
     } else {
         return static_cast<double>(x);
@@ -361,11 +383,11 @@ struct text_writer {
             require_finite(x, at);
             char buf[32];
             // Shortest text that reads back exactly; a long double travels as a double.
-            auto r = std::is_same_v<T, float> ? std::to_chars(buf, buf + sizeof buf, static_cast<float>(x))
-                                              : std::to_chars(buf, buf + sizeof buf, static_cast<double>(x));
-            out.append(buf, r.ptr);
+            auto end = std::is_same_v<T, float> ? float_text(buf, buf + sizeof buf, static_cast<float>(x))
+                                                : std::to_chars(buf, buf + sizeof buf, static_cast<double>(x)).ptr;
+            out.append(buf, end);
             // Keep a double a double for dynamically typed peers: 5.0 is written 5.0, not 5.
-            if (std::find_if(buf, r.ptr, [](char c) { return c == '.' || c == 'e'; }) == r.ptr) out += ".0";
+            if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e'; }) == end) out += ".0";
         } else if constexpr (std::is_same_v<T, std::string>) {
             string(x, at);
         } else if constexpr (described_enum<T>) {
@@ -534,9 +556,13 @@ void read_floating(const value& v, F& out, const frame* at) {
     case boost::json::kind::double_: {
         double d = v.get_double();
         if (!std::isfinite(d)) mismatch<F>(v, at);
-        if constexpr (std::is_same_v<F, float>)
-            if (std::fabs(d) > static_cast<double>(std::numeric_limits<float>::max())) mismatch<F>(v, at, " (out of range)");
-        out = static_cast<F>(d);
+        if constexpr (std::is_same_v<F, float>) {
+            auto f = nearest_float(d);
+            if (!f) mismatch<F>(v, at, " (out of range)");
+            out = *f;
+        } else {
+            out = static_cast<F>(d);
+        }
         return;
     }
     default: mismatch<F>(v, at);
@@ -674,7 +700,7 @@ struct dom_handler {
     bool on_number_part(string_view s, error_code&) { number.append(s.data(), s.size()); return true; }
     bool on_int64(std::int64_t i, string_view, error_code&) { number.clear(); st.push_int64(i); return true; }
     bool on_uint64(std::uint64_t u, string_view, error_code&) { number.clear(); st.push_uint64(u); return true; }
-    bool on_double(double approx, string_view s, error_code&) {
+    bool on_double(double approx, string_view s, error_code& ec) {
         const char* b = s.data();
         const char* e = s.data() + s.size();
         if (!number.empty()) {
@@ -684,22 +710,69 @@ struct dom_handler {
         }
         double d = approx;
         auto r = std::from_chars(b, e, d);
-        if (r.ec == std::errc::result_out_of_range)
-            // Beyond a double (1e400) becomes an infinity that every read rejects; underflow is zero.
-            d = std::fabs(approx) >= 1 ? std::copysign(HUGE_VAL, approx) : std::copysign(0.0, approx);
-        else if (r.ec != std::errc() || r.ptr != e)
+        if (r.ec == std::errc::result_out_of_range) {
+            if (std::fabs(approx) >= 1) {
+                // Beyond a double (1e400): an infinity in the DOM would be serialized as Infinity,
+                // which is not JSON (Python's json writes it so), so the text is refused instead.
+                out_of_range.assign(b, e);
+                out_of_range_at = number.empty() ? s.data() : nullptr;
+                number.clear();
+                ec = boost::json::error::exponent_overflow;
+                return false;
+            }
+            d = std::copysign(0.0, approx);  // below the smallest denormal: zero is the nearest double
+        } else if (r.ec != std::errc() || r.ptr != e) {
             d = approx;  // not reachable for text the parser accepted, kept as a safe fallback
+        }
         number.clear();
         st.push_double(d);
         return true;
     }
+    std::string out_of_range;                // the literal of a number beyond a double
+    const char* out_of_range_at = nullptr;  // where it starts in the text, when it came in one piece
     bool on_bool(bool b, error_code&) { st.push_bool(b); return true; }
     bool on_null(error_code&) { st.push_null(); return true; }
     bool on_comment_part(string_view, error_code&) { return true; }
     bool on_comment(string_view, error_code&) { return true; }
 };
 
-[[noreturn]] inline void text_failure(std::string_view text, std::size_t offset, std::string expected, std::string got) {
+// The path of the value that starts at `offset`, from the text before it (which the parser has
+// accepted), for the one error found in valid JSON while parsing. Keys are shown as written.
+inline std::string path_at(std::string_view text, std::size_t offset) {
+    struct level {
+        bool object;
+        bool want_key;
+        std::size_t index;
+        std::string_view key;
+    };
+    std::vector<level> open;
+    for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+        char c = text[i];
+        if (c == '"') {
+            std::size_t from = ++i;
+            while (i < text.size() && text[i] != '"') i += text[i] == '\\' ? 2 : 1;
+            if (!open.empty() && open.back().want_key) {
+                open.back().key = text.substr(from, i - from);
+                open.back().want_key = false;
+            }
+        } else if (c == '[' || c == '{') {
+            open.push_back({c == '{', c == '{', 0, {}});
+        } else if (c == ']' || c == '}') {
+            if (!open.empty()) open.pop_back();
+        } else if (c == ',' && !open.empty()) {
+            ++open.back().index;
+            open.back().want_key = open.back().object;
+        }
+    }
+    std::vector<frame> chain;
+    chain.reserve(open.size());
+    for (auto& l : open)
+        chain.push_back({chain.empty() ? nullptr : &chain.back(), l.key, l.object ? frame::npos : l.index});
+    return render(chain.empty() ? nullptr : &chain.back());
+}
+
+[[noreturn]] inline void text_failure(std::string_view text, std::size_t offset, std::string expected, std::string got,
+                                      std::string path = {}) {
     std::size_t line = 1, column = 1;
     for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
         if (text[i] == '\n') {
@@ -709,17 +782,19 @@ struct dom_handler {
             ++column;
         }
     }
-    throw decode_error(offset,
-                       "at offset " + std::to_string(offset) + " (line " + std::to_string(line) + ", column " +
-                           std::to_string(column) + ")",
-                       std::move(expected), std::move(got));
+    auto offset_text = "offset " + std::to_string(offset);
+    auto line_text = "line " + std::to_string(line) + ", column " + std::to_string(column);
+    auto where = path.empty() ? "at " + offset_text + " (" + line_text + ")" : "at " + path + " (" + offset_text + ", " + line_text + ")";
+    throw decode_error(offset, std::move(where), std::move(expected), std::move(got), std::move(path));
 }
 
 }  // namespace detail
 
 // Parses JSON text into a DOM with weft's rules: strict RFC 8259 JSON (no comments, no trailing
 // commas), strings must be UTF-8, at most max_depth levels, nothing but whitespace after the value,
-// doubles correctly rounded. Backends parse their envelopes with this too.
+// doubles correctly rounded, no number beyond the range of a double (RFC 8259 section 6 lets a parser
+// limit the range; this one does so that a DOM never holds an infinity, which no serializer can
+// write as JSON). Backends parse their envelopes with this too.
 // The value's memory comes from sp (the default heap resource unless given).
 inline value parse(std::string_view text, boost::json::storage_ptr sp = {}) {
     boost::json::parse_options opt;
@@ -729,6 +804,13 @@ inline value parse(std::string_view text, boost::json::storage_ptr sp = {}) {
     p.handler().st.reset(std::move(sp));
     boost::json::error_code ec;
     std::size_t n = p.write_some(false, text.data(), text.size(), ec);
+    if (const auto& big = p.handler().out_of_range; !big.empty()) {
+        auto at = p.handler().out_of_range_at;
+        std::size_t offset = at >= text.data() && at < text.data() + text.size() ? static_cast<std::size_t>(at - text.data()) : n;
+        detail::text_failure(text, offset, "a number within the range of a double (at most 1.7976931348623157e+308)",
+                             "number " + big.substr(0, 40) + (big.size() > 40 ? "..." : "") + " (out of range)",
+                             detail::path_at(text, offset));
+    }
     if (ec == boost::json::error::too_deep)
         detail::text_failure(text, n, "at most " + std::to_string(max_depth) + " nested arrays and objects",
                              "deeper nesting");

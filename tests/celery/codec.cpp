@@ -7,7 +7,10 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <cmath>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <sstream>
 
 using namespace weft::celery_wire;
@@ -185,6 +188,137 @@ TEST_CASE("ISO times with and without offsets, and base64, round-trip") {
     CHECK(parse_iso("2026-11-26T10:00:00+01:00") == parse_iso("2026-11-26T09:00:00"));
     CHECK(!parse_iso("yesterday"));
     for (std::string s : {"", "a", "ab", "abc", "abcd", "\x06\x16\xff"}) CHECK(base64_decode(base64_encode(s)) == s);
+}
+
+TEST_CASE("times past 2262 saturate instead of overflowing system_clock, and impossible dates are refused") {
+    using std::chrono::system_clock;
+    CHECK(parse_iso("2300-01-01T00:00:00+00:00") == system_clock::time_point::max());
+    CHECK(parse_iso("9999-12-31T23:59:59.999999+00:00") == system_clock::time_point::max());
+    CHECK(parse_iso("1500-01-01T00:00:00") == system_clock::time_point::min());
+    CHECK(parse_iso("2262-04-11T23:47:15.5Z")->time_since_epoch() == std::chrono::milliseconds(9223372035500));
+    CHECK(parse_iso("1970-01-01T01:00:00+01:00")->time_since_epoch().count() == 0);
+    CHECK(parse_iso("1970-01-01 00:00:00-0130")->time_since_epoch() == std::chrono::minutes(90));
+    CHECK(parse_iso("2024-02-29T12:00:00+05"));
+    for (std::string bad : {"2023-02-29T00:00:00", "2026-13-01T00:00:00", "2026-00-10T00:00:00", "2026-11-31T00:00:00",
+                            "2026-11-26T24:00:00", "2026-11-26T10:60:00", "2026-11-26T10:00:60", "0000-01-01T00:00:00",
+                            "2026-+1-01T00:00:00", "2026- 1-01T00:00:00", "2026-11-26T10:00:00.", "10000-01-01T00:00:00",
+                            "2026-11-26T10:00:00+24:00", "2026-11-26T10:00:00+01:0", "2026-11-26T10:00:00Zjunk",
+                            " 2026-11-26T10:00:00", "2026-11-26", "2026-11-26T10:00:00+01:00:00"}) {
+        INFO(bad);
+        CHECK_FALSE(parse_iso(bad));
+    }
+}
+
+namespace {
+// The recorded simple envelope with headers changed.
+std::string envelope_with(const std::function<void(json::object&)>& patch) {
+    auto env = json::parse(fixture("envelope_simple.json")).as_object();
+    patch(env["headers"].as_object());
+    return boost::json::serialize(env);
+}
+// The reason decode_envelope gives, checking it still names the task.
+std::string refusal(const std::string& text) {
+    try {
+        decode_envelope(text);
+    } catch (const wire_error& e) {
+        CHECK(e.id() == "79671bc4-ca31-4c7f-9fa4-2f72e957780b");
+        return e.reason();
+    }
+    FAIL("accepted: " << text);
+    return {};
+}
+}  // namespace
+
+TEST_CASE("far eta and expires decode, and an impossible one is an error for that message, naming the header") {
+    auto m = decode_envelope(envelope_with([](json::object& h) {
+        h["eta"] = "9999-12-31T23:59:59.999999+00:00";
+        h["expires"] = "2300-01-01T00:00:00+00:00";
+    }));
+    CHECK(parse_iso(*m.expires) > std::chrono::system_clock::now());  // not expired on arrival
+    CHECK(parse_iso(*m.eta) == std::chrono::system_clock::time_point::max());
+    CHECK(*m.eta == "9999-12-31T23:59:59.999999+00:00");  // re-encoded as it came
+    CHECK_THAT(refusal(envelope_with([](json::object& h) { h["expires"] = "2026-02-30T00:00:00"; })),
+               Catch::Contains("headers.expires") && Catch::Contains("2026-02-30"));
+    CHECK_THAT(refusal(envelope_with([](json::object& h) { h["eta"] = "99999-01-01T00:00:00"; })),
+               Catch::Contains("headers.eta"));
+}
+
+TEST_CASE("a deadline after a huge time limit or a far ETA saturates at never instead of wrapping into the past") {
+    using clock = std::chrono::steady_clock;
+    auto now = clock::now();
+    CHECK(deadline_after(now, std::chrono::duration<double>(1e300)) == clock::time_point::max());
+    CHECK(deadline_after(now, std::chrono::duration<double>(HUGE_VAL)) == clock::time_point::max());
+    CHECK(deadline_after(now, std::chrono::system_clock::time_point::max() - std::chrono::system_clock::now()) >
+          now + std::chrono::hours(24 * 365 * 100));
+    CHECK(deadline_after(clock::time_point::max() - std::chrono::seconds(1), std::chrono::seconds(2)) == clock::time_point::max());
+    CHECK(deadline_after(now, std::chrono::duration<double>(1.5)) == now + std::chrono::milliseconds(1500));
+    CHECK(deadline_after(now, std::chrono::duration<double>(-1)) == now);
+}
+
+TEST_CASE("retries: negative is refused, huge saturates, and the attempt never overflows") {
+    CHECK_THAT(refusal(envelope_with([](json::object& h) { h["retries"] = -1; })),
+               Catch::Contains("headers.retries is negative: -1"));
+    auto huge = decode_envelope(envelope_with([](json::object& h) { h["retries"] = std::uint64_t(-1); }));
+    CHECK(huge.retries == std::numeric_limits<std::int64_t>::max());
+    // 10**30 from Python: digits that read as a double
+    auto text = envelope_with([](json::object& h) { h["retries"] = 0; });
+    auto at = text.find("\"retries\":0");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 11, "\"retries\":1" + std::string(30, '0'));
+    CHECK(decode_envelope(text).retries == std::numeric_limits<std::int64_t>::max());
+    CHECK_THAT(refusal(envelope_with([](json::object& h) { h["retries"] = 1.5; })), Catch::Contains("headers.retries"));
+    CHECK(attempt_after(0) == 1);
+    CHECK(attempt_after(2) == 3);
+    CHECK(attempt_after(std::numeric_limits<std::int64_t>::max()) == std::numeric_limits<int>::max());
+    CHECK(attempt_after(std::numeric_limits<int>::max() - 1) == std::numeric_limits<int>::max());
+}
+
+TEST_CASE("time limits: null and 0 are none, huge ones are kept, negative and non-numbers are refused") {
+    auto limits = [](json::value tl) {
+        auto m = decode_envelope(envelope_with([&](json::object& h) { h["timelimit"] = tl; }));
+        return std::pair{m.hard_time_limit, m.soft_time_limit};
+    };
+    using none = std::optional<double>;
+    CHECK(limits(json::array{nullptr, nullptr}) == std::pair{none{}, none{}});
+    CHECK(limits(nullptr) == std::pair{none{}, none{}});
+    CHECK(limits(json::array{0, 0.0}) == std::pair{none{}, none{}});  // Python: `time_limit or task.time_limit`
+    CHECK(limits(json::array{1e300, 2}) == std::pair{none{1e300}, none{2.0}});
+    CHECK(limits(json::array{std::uint64_t(-1), nullptr}).first == 18446744073709551615.0);
+    CHECK_THAT(refusal(envelope_with([](json::object& h) { h["timelimit"] = json::array{nullptr, -1}; })),
+               Catch::Contains("headers.timelimit[1] (the soft time limit) is negative: -1"));
+    CHECK_THAT(refusal(envelope_with([](json::object& h) { h["timelimit"] = json::array{"10", nullptr}; })),
+               Catch::Contains("headers.timelimit[0] (the hard time limit) is not a number"));
+    CHECK_THAT(refusal(envelope_with([](json::object& h) { h["timelimit"] = json::array{1}; })),
+               Catch::Contains("headers.timelimit is not [hard, soft]"));
+}
+
+TEST_CASE("a number beyond a double in a header or the body refuses the message, saying where") {
+    auto text = envelope_with([](json::object& h) { h["timelimit"] = json::array{nullptr, nullptr}; });
+    auto at = text.find("[null,null]");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 11, "[1e400,null]");
+    CHECK_THROWS_WITH(decode_envelope(text), Catch::Contains("$.headers.timelimit[0]") && Catch::Contains("1e400"));
+    auto env = json::parse(fixture("envelope_simple.json")).as_object();
+    env["body"] = base64_encode(R"([[2, -1e400], {}, null])");
+    try {
+        decode_envelope(boost::json::serialize(env));
+        FAIL("accepted 1e400 in the args");
+    } catch (const wire_error& e) {
+        CHECK(e.id() == "79671bc4-ca31-4c7f-9fa4-2f72e957780b");
+        CHECK_THAT(e.reason(), Catch::Contains("$[0][1]") && Catch::Contains("-1e400"));
+    }
+}
+
+TEST_CASE("a priority beyond kombu's 0..9 is clamped as kombu clamps it, not wrapped") {
+    auto priority = [](std::int64_t p) {
+        auto env = json::parse(fixture("envelope_simple.json")).as_object();
+        env["properties"].as_object()["priority"] = p;
+        return decode_envelope(boost::json::serialize(env)).priority;
+    };
+    CHECK(priority(255) == 9);
+    CHECK(priority((std::int64_t{1} << 32) + 3) == 9);
+    CHECK(priority(-5) == 0);
+    CHECK(priority(6) == 6);
 }
 
 TEST_CASE("Redis URLs parse, and their passwords never appear in messages") {

@@ -7,6 +7,7 @@ cpp-<run>) as subprocesses, runs each case with bounded timeouts, stops both by 
 Redis key it made. Exits non-zero if any case fails; prints one line per case.
 """
 import base64
+import datetime
 import json
 import re
 import os
@@ -800,6 +801,36 @@ def main():
             check(4.9 <= took < 8, f"the countdown task finished after {took:.1f}s, not ~5s")
             time.sleep(0.2)
             check(not unacked_mentions(later.id), "still unacked after it ran")
+        finally:
+            stop(k1)
+
+    @case
+    def far_dates_and_bad_header_values_from_python_get_one_clear_outcome_each():
+        # Past 2262 system_clock's nanoseconds overflowed: expires=2300 was revoked on arrival and
+        # eta=9999 ran at once. One thread: the eta task must wait without holding it.
+        utc = datetime.timezone.utc
+        k1 = cpp_worker(EQ, log_path=os.path.join(tmp, "far.log"), concurrency=1)
+        try:
+            never = app.send_task("weft.test.add", (1, 1), queue=EQ, eta=datetime.datetime(9999, 12, 31, tzinfo=utc))
+            task_ids.append(never.id)
+            far = app.send_task("weft.test.add", (1, 2), queue=EQ, expires=datetime.datetime(2300, 1, 1, tzinfo=utc))
+            task_ids.append(far.id)
+            check(far.get(timeout=T) == 3, f"expires=2300: {far.status}")
+            huge = app.send_task("weft.test.add", (3, 4), queue=EQ, time_limit=1e300, soft_time_limit=1e300)
+            task_ids.append(huge.id)
+            check(huge.get(timeout=T) == 7, f"time_limit=1e300: {huge.status}")
+            for opts, why in (({"retries": -1}, "headers.retries is negative"),
+                              ({"time_limit": -1}, "headers.timelimit[0] (the hard time limit) is negative")):
+                bad = app.send_task("weft.test.add", (1, 1), queue=EQ, **opts)
+                task_ids.append(bad.id)
+                try:
+                    bad.get(timeout=T)
+                    raise Check(f"{opts} ran")
+                except ValueError as e:
+                    check(why in str(e), str(e))
+            check(never.status == "PENDING", f"eta=9999 did not wait: {never.status}")
+            check(unacked_mentions(never.id), "the eta=9999 task is not held in unacked")
+            check(k1.poll() is None, "the C++ worker died")
         finally:
             stop(k1)
 

@@ -159,11 +159,28 @@ TEST_CASE("huge numbers do not wrap into an int64") {
     REQUIRE(twenty_digits.got == "number 1e+20 (out of range)");
     REQUIRE(decode_failure<std::uint64_t>("18446744073709551616").got == "number 18446744073709551616 (out of range)");
     REQUIRE(decode_failure<std::int64_t>("9.3e18").got == "number 9.3e+18 (out of range)");
-    auto beyond_double = decode_failure<std::int64_t>("1e400");
-    REQUIRE(beyond_double.got == "number beyond the range of a double");
-    REQUIRE(decode_failure<std::int64_t>("-1e400").got == "number beyond the range of a double");
-    REQUIRE(decode_failure<double>("1e400").expected == "64-bit floating-point number");
     REQUIRE(decode_failure<float>("1e39").got == "number 1e+39 (out of range)");
+}
+
+TEST_CASE("a number beyond the range of a double is refused while parsing, with its path and offset") {
+    auto f = decode_failure<shipping::order>(order_with("point", "[0.5, -1e400]"));
+    REQUIRE(f.path == "$.point[1]");
+    REQUIRE(f.expected == "a number within the range of a double (at most 1.7976931348623157e+308)");
+    REQUIRE(f.got == "number -1e400 (out of range)");
+    REQUIRE(f.offset);
+    REQUIRE_THAT(f.what, Catch::Contains("at $.point[1] (offset " + std::to_string(*f.offset) + ", line 1, column "));
+    // Whatever the target type, and wherever the number is: no DOM ever holds an infinity.
+    REQUIRE(decode_failure<std::int64_t>("1e400").path == "$");
+    REQUIRE(decode_failure<double>("  1E+309").offset == 2u);
+    REQUIRE(decode_failure<std::map<std::string, double>>(R"({"a\"b":1, "c": {"d": [1, 2, 1.8e308]}})").path ==
+            R"($.c.d[2])");
+    REQUIRE(decode_failure<shipping::item>(R"({"name":"a","qty":1,"unknown":[)" + std::string(400, '9') + "]}").got ==
+            "number " + std::string(40, '9') + "... (out of range)");
+    REQUIRE_THROWS_AS(weft::json::parse(R"({"x":1e400})"), decode_error);
+    // The largest double is in range; underflow is the nearest double, zero, as in Python.
+    REQUIRE(decode<double>("1.7976931348623157e308") == std::numeric_limits<double>::max());
+    REQUIRE(decode<double>("-1e-400") == 0.0);
+    REQUIRE(std::signbit(decode<double>("-1e-400")));
 }
 
 TEST_CASE("a non-integral number is refused for an integer") {

@@ -9,6 +9,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -236,6 +237,26 @@ TEST_CASE("random double bit patterns round-trip exactly through text, DOM and B
         if (!same_bits(via_boost, d)) FAIL("double " << text << " via Boost's serializer came back as " << encode(via_boost));
     }
     REQUIRE(checked > 190000);
+}
+
+TEST_CASE("the extreme floats round-trip exactly: FLT_MAX, denormals, -0.0") {
+    using limits = std::numeric_limits<float>;
+    for (float f : {limits::max(), limits::lowest(), limits::min(), -limits::min(), limits::denorm_min(),
+                    -limits::denorm_min(), std::nextafter(limits::min(), 0.0f), std::nextafter(limits::max(), 0.0f),
+                    -0.0f, 0.0f, limits::epsilon(),
+                    // Its shortest text's nearest double rounds to the next float up: written longer.
+                    std::strtof("7.038531e-26", nullptr), -std::strtof("7.038531e-26", nullptr)}) {
+        INFO(encode(f));
+        REQUIRE(same_bits(decode<float>(encode(f)), f));
+        REQUIRE(same_bits(from_value<float>(to_value(f)), f));
+        REQUIRE(same_bits(decode<float>(boost::json::serialize(to_value(f))), f));
+    }
+    // Numbers round to the nearest float: up to halfway between FLT_MAX and 2^128 is FLT_MAX.
+    constexpr double halfway = 0x1.ffffffp+127;  // ties to even: to 2^128, out of range
+    REQUIRE(decode<float>(encode(std::nextafter(halfway, 0.0))) == limits::max());
+    REQUIRE(decode<float>(encode(-std::nextafter(halfway, 0.0))) == limits::lowest());
+    REQUIRE_THROWS_AS(decode<float>(encode(halfway)), weft::json::decode_error);
+    REQUIRE_THROWS_AS(decode<float>(encode(-halfway)), weft::json::decode_error);
 }
 
 TEST_CASE("random float bit patterns round-trip exactly and are written shortest") {

@@ -24,7 +24,7 @@ namespace {
 // result_extended), else 1 once the step has a state.
 int attempts_of(const task_meta& m) {
     if (m.state == task_state::pending) return 0;
-    return m.retries ? static_cast<int>(*m.retries) + 1 : 1;
+    return attempt_after(m.retries.value_or(0));
 }
 
 step_state step_state_of(task_state s) {

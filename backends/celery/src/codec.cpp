@@ -4,10 +4,14 @@
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <mutex>
+#include <tuple>
 #include <unistd.h>
 
 namespace weft::celery_wire {
@@ -26,19 +30,40 @@ std::optional<std::string> opt_string(const json::object& o, std::string_view ke
     return std::string(v->get_string());
 }
 
+// A Python int has no bound: one beyond int64 (which Boost.JSON reads as a uint64, or a double past
+// 2^64) saturates, rather than wrap to a negative.
 std::optional<std::int64_t> opt_int(const json::object& o, std::string_view key, const char* where) {
+    constexpr auto most = std::numeric_limits<std::int64_t>::max();
     auto v = member(o, key);
     if (!v || v->is_null()) return std::nullopt;
     if (v->is_int64()) return v->get_int64();
-    if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
+    if (v->is_uint64()) return v->get_uint64() > static_cast<std::uint64_t>(most) ? most : static_cast<std::int64_t>(v->get_uint64());
+    if (v->is_double() && v->get_double() == std::trunc(v->get_double()) && std::fabs(v->get_double()) >= 0x1p63)
+        return v->get_double() > 0 ? most : std::numeric_limits<std::int64_t>::min();
     throw wire_error(std::string(where) + "." + std::string(key) + " is not an integer or null");
 }
 
-std::optional<double> opt_number(const json::value& v) {
-    if (v.is_int64()) return static_cast<double>(v.get_int64());
-    if (v.is_uint64()) return static_cast<double>(v.get_uint64());
-    if (v.is_double()) return v.get_double();
-    return std::nullopt;
+// headers.timelimit [hard, soft] in seconds, each a number or null; a missing or null header is
+// [null, null]. 0 is no limit, as in Python (`time_limit or task.time_limit`), and so is a limit too
+// large for a deadline (the worker saturates it). A negative one has passed before the task starts
+// (Python kills the task at its first check): refused, as is anything not a number. JSON has no
+// infinity or NaN, and json::parse refuses 1e400.
+std::pair<std::optional<double>, std::optional<double>> read_time_limits(const json::object& headers) {
+    auto tl = member(headers, "timelimit");
+    if (!tl || tl->is_null()) return {};
+    auto a = tl->if_array();
+    if (!a || a->size() != 2) throw wire_error("headers.timelimit is not [hard, soft] (seconds or null)");
+    auto limit = [&](std::size_t k) -> std::optional<double> {
+        const json::value& v = (*a)[k];
+        std::string what = "headers.timelimit[" + std::to_string(k) + "] (the " + (k ? "soft" : "hard") + " time limit)";
+        if (v.is_null()) return std::nullopt;
+        if (!v.is_number()) throw wire_error(what + " is not a number or null");
+        double d = v.to_number<double>();
+        if (d < 0) throw wire_error(what + " is negative: " + boost::json::serialize(v));
+        if (d == 0) return std::nullopt;
+        return d;
+    };
+    return {limit(0), limit(1)};
 }
 
 json::value or_null(const std::optional<std::string>& s) { return s ? json::value(*s) : json::value(nullptr); }
@@ -218,15 +243,15 @@ void decode_envelope(std::string_view text, message& m) {
         m.group = opt_string(headers, "group", "headers");
         m.group_index = opt_int(headers, "group_index", "headers");
         m.retries = opt_int(headers, "retries", "headers").value_or(0);
+        // Celery counts up from 0 (Task.retry sends request.retries + 1). A Python worker would take
+        // -1 at its word and allow one retry more than max_retries; weft refuses it instead.
+        if (m.retries < 0) throw wire_error("headers.retries is negative: " + std::to_string(m.retries));
         m.eta = opt_string(headers, "eta", "headers");
         m.expires = opt_string(headers, "expires", "headers");
-        if (m.eta && !parse_iso(*m.eta)) throw wire_error("headers.eta is not an ISO 8601 time: " + *m.eta);
-        if (m.expires && !parse_iso(*m.expires))
-            throw wire_error("headers.expires is not an ISO 8601 time: " + *m.expires);
-        if (auto tl = member(headers, "timelimit"); tl && tl->is_array() && tl->get_array().size() == 2) {
-            m.hard_time_limit = opt_number(tl->get_array()[0]);
-            m.soft_time_limit = opt_number(tl->get_array()[1]);
-        }
+        for (auto [key, time] : {std::pair{"eta", &m.eta}, std::pair{"expires", &m.expires}})
+            if (*time && !parse_iso(**time))
+                throw wire_error(std::string("headers.") + key + " is not an ISO 8601 time: " + json::detail::quoted(**time, 64));
+        std::tie(m.hard_time_limit, m.soft_time_limit) = read_time_limits(headers);
         if (auto ir = member(headers, "ignore_result"); ir && ir->is_bool()) m.ignore_result = ir->get_bool();
         m.origin = opt_string(headers, "origin", "headers").value_or("");
         if (auto rd = member(headers, "redelivered"); rd && rd->is_bool()) m.redelivered = rd->get_bool();
@@ -237,7 +262,8 @@ void decode_envelope(std::string_view text, message& m) {
         if (!di || !di->is_object()) throw wire_error("properties.delivery_info is missing");
         m.exchange = opt_string(di->get_object(), "exchange", "delivery_info").value_or("");
         m.queue = opt_string(di->get_object(), "routing_key", "delivery_info").value_or("");
-        m.priority = static_cast<int>(opt_int(props, "priority", "properties").value_or(0));
+        // kombu clamps it to 0..9 as well (_get_message_priority).
+        m.priority = static_cast<int>(std::clamp<std::int64_t>(opt_int(props, "priority", "properties").value_or(0), 0, 9));
         m.delivery_tag = opt_string(props, "delivery_tag", "properties").value_or("");
         m.reply_to = opt_string(props, "reply_to", "properties").value_or("");
 
@@ -421,44 +447,60 @@ std::string iso_utc(std::chrono::system_clock::time_point t) {
 }
 
 std::optional<std::chrono::system_clock::time_point> parse_iso(std::string_view s) {
-    int Y, M, D, h, m, sec, n = 0;
-    std::string str(s);
-    if (std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &n) != 6 || n != 19)
-        return std::nullopt;
-    std::size_t i = 19;
-    long micros = 0;
-    if (i < str.size() && str[i] == '.') {
+    using namespace std::chrono;
+    std::size_t i = 0;
+    // Exactly n digits at i (sscanf's %d would take signs and spaces too).
+    auto digits = [&](std::size_t n, int& out) {
+        if (s.size() - i < n) return false;
+        out = 0;
+        for (std::size_t end = i + n; i < end; ++i) {
+            if (s[i] < '0' || s[i] > '9') return false;
+            out = out * 10 + (s[i] - '0');
+        }
+        return true;
+    };
+    auto skip = [&](char c) {
+        if (i == s.size() || s[i] != c) return false;
         ++i;
-        int digits = 0;
-        while (i < str.size() && std::isdigit(static_cast<unsigned char>(str[i]))) {
-            if (digits < 6) {
-                micros = micros * 10 + (str[i] - '0');
-                ++digits;
-            }
-            ++i;
-        }
-        for (; digits < 6; ++digits) micros *= 10;
+        return true;
+    };
+    int Y, M, D, h, m, sec;
+    if (!digits(4, Y) || !skip('-') || !digits(2, M) || !skip('-') || !digits(2, D) || !(skip('T') || skip(' ')) ||
+        !digits(2, h) || !skip(':') || !digits(2, m) || !skip(':') || !digits(2, sec))
+        return std::nullopt;
+    const year_month_day date{year{Y}, month{static_cast<unsigned>(M)}, day{static_cast<unsigned>(D)}};
+    // Python's datetime has no year 0 and no leap second.
+    if (Y < 1 || !date.ok() || h > 23 || m > 59 || sec > 59) return std::nullopt;
+    std::int64_t micros = 0;
+    if (skip('.')) {
+        std::size_t n = 0;
+        for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, ++n)
+            if (n < 6) micros = micros * 10 + (s[i] - '0');
+        if (n == 0) return std::nullopt;
+        for (; n < 6; ++n) micros *= 10;
     }
-    long offset = 0;  // seconds east of UTC; naive times are UTC (Celery's default timezone)
-    if (i < str.size()) {
-        if (str[i] == 'Z') ++i;
-        else if (str[i] == '+' || str[i] == '-') {
-            int oh, om;
-            if (std::sscanf(str.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
-            offset = (oh * 3600L + om * 60L) * (str[i] == '-' ? -1 : 1);
-            i += 6;
+    std::int64_t offset = 0;  // seconds east of UTC; naive times are UTC (Celery's default timezone)
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+        int sign = s[i++] == '-' ? -1 : 1, oh, om = 0;
+        if (!digits(2, oh)) return std::nullopt;
+        if (i < s.size()) {  // +hh, +hh:mm or +hhmm
+            skip(':');
+            if (!digits(2, om)) return std::nullopt;
         }
-        if (i != str.size()) return std::nullopt;
+        if (oh > 23 || om > 59) return std::nullopt;
+        offset = sign * (oh * 3600 + om * 60);
+    } else {
+        skip('Z');
     }
-    std::tm tm{};
-    tm.tm_year = Y - 1900;
-    tm.tm_mon = M - 1;
-    tm.tm_mday = D;
-    tm.tm_hour = h;
-    tm.tm_min = m;
-    tm.tm_sec = sec;
-    std::time_t t = timegm(&tm);
-    return std::chrono::system_clock::from_time_t(t - offset) + std::chrono::microseconds(micros);
+    if (i != s.size()) return std::nullopt;
+    // In seconds first: system_clock counts nanoseconds in 64 bits (1677 to 2262), and a time beyond
+    // that would overflow it. Such a time saturates: an eta in 9999 is never due, an expires in 2300
+    // never passes.
+    std::int64_t secs = std::int64_t{sys_days(date).time_since_epoch().count()} * 86400 + h * 3600 + m * 60 + sec - offset;
+    constexpr std::int64_t most = duration_cast<seconds>(system_clock::duration::max()).count();
+    if (secs >= most) return system_clock::time_point::max();
+    if (secs <= -most) return system_clock::time_point::min();
+    return system_clock::time_point(duration_cast<system_clock::duration>(seconds(secs) + microseconds(micros)));
 }
 
 namespace {

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -55,10 +57,10 @@ struct message {
     std::optional<std::string> parent_id;
     std::optional<std::string> group;
     std::optional<std::int64_t> group_index;
-    std::int64_t retries = 0;
+    std::int64_t retries = 0;  // never negative once decoded
     std::optional<std::string> eta;      // ISO 8601 with offset
     std::optional<std::string> expires;  // ISO 8601 with offset
-    std::optional<double> hard_time_limit;  // headers.timelimit is [hard, soft]
+    std::optional<double> hard_time_limit;  // headers.timelimit is [hard, soft]; seconds, > 0 once decoded
     std::optional<double> soft_time_limit;
     bool ignore_result = false;
     std::string origin;
@@ -77,6 +79,13 @@ struct message {
     std::string reply_to;
     bool redelivered = false;
 };
+
+// The attempt after `retries` retries: retries + 1, within the int a retry policy counts in (a
+// header or meta may hold any Python int).
+constexpr int attempt_after(std::int64_t retries) noexcept {
+    constexpr int most = std::numeric_limits<int>::max();
+    return retries < 0 ? 1 : retries >= most ? most : static_cast<int>(retries) + 1;
+}
 
 // The envelope JSON text (a Redis list element).
 std::string encode_envelope(const message& m);
@@ -156,7 +165,22 @@ std::optional<revoke_request> read_revoke(std::string_view envelope);
 std::string new_id();  // a random uuid4, as Celery's ids are
 std::string host_name();
 std::string iso_utc(std::chrono::system_clock::time_point t);  // 2026-11-26T09:12:17.756659+00:00
+// Celery's ISO 8601 (datetime.isoformat(): a fraction and an offset when there are any; naive times
+// are UTC); nothing for anything else or an impossible date. Times beyond system_clock's range
+// (1677 to 2262) saturate at its min and max, which the worker reads as "always" and "never".
 std::optional<std::chrono::system_clock::time_point> parse_iso(std::string_view s);
+// from + d, saturating at time_point::max(), which kit::task_context's deadline and the worker's
+// ETA timers read as never: a huge time limit or a far ETA must not overflow into the past.
+inline std::chrono::steady_clock::time_point deadline_after(std::chrono::steady_clock::time_point from,
+                                                            std::chrono::duration<double> d) {
+    using clock = std::chrono::steady_clock;
+    // Half the clock's range (146 years) is never; below it, the double converts without overflow.
+    constexpr std::chrono::duration<double> never = clock::duration::max() / 2;
+    if (d <= d.zero()) return from;
+    if (!(d < never)) return clock::time_point::max();
+    auto step = std::chrono::duration_cast<clock::duration>(d);
+    return from.time_since_epoch() > clock::duration::max() - step ? clock::time_point::max() : from + step;
+}
 std::string base64_encode(std::string_view bytes);
 std::string base64_decode(std::string_view text);  // throws wire_error
 

@@ -402,10 +402,9 @@ struct celery::worker::impl {
             hard = m.hard_time_limit;
             if (!hard && s.policy().timeout.count() > 0) hard = std::chrono::duration<double>(s.policy().timeout).count();
             if (auto soft = m.soft_time_limit ? m.soft_time_limit : hard)
-                ctx.deadline = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                             std::chrono::duration<double>(*soft));
+                ctx.deadline = deadline_after(started, std::chrono::duration<double>(*soft));
             ctx.worker = &w.threads;
-            ctx.attempt = static_cast<int>(m.retries) + 1;
+            ctx.attempt = attempt_after(m.retries);
             registered = w.revokes.running(m.id, ctx.cancelled);
         }
         static json::array decode(const delivery& d, const erased_step& s) {
@@ -449,7 +448,7 @@ struct celery::worker::impl {
             if (due > now) {
                 {
                     std::lock_guard lock(work_m);
-                    auto at = std::chrono::steady_clock::now() + (due - now);
+                    auto at = deadline_after(std::chrono::steady_clock::now(), due - now);  // 9999: never
                     timers.push_back({at, ++timer_seq, std::move(d)});
                     std::push_heap(timers.begin(), timers.end(), std::greater<>{});
                 }
@@ -537,7 +536,7 @@ struct celery::worker::impl {
         auto exc = to_exception(out);
         std::string tb = "weft C++ step '" + std::string(s.name()) + "' (workflow '" + std::string(s.workflow()) +
                          "') threw " + exc.type + ": " + out.error + "\n";
-        int attempt = static_cast<int>(m.retries) + 1;
+        int attempt = attempt_after(m.retries);
         if (attempt < s.policy().retry.max_attempts) {
             // Celery's retry: the same task id again, retries + 1, due after the backoff.
             auto delay = s.policy().retry.delay_before(attempt + 1);
