@@ -162,6 +162,11 @@ struct first_mutable_param<meta::tlist<Ps...>> {
     using type = meta::at<index, meta::tlist<Ps..., void>>;
 };
 
+// What std::is_default_constructible_v means for a class, without its completeness assertion, which
+// instantiates a handful of traits per step.
+template <class T>
+concept default_constructible = requires { T(); };
+
 template <class T>
 concept has_policy_member = requires { T::policy; };
 template <class T>
@@ -176,7 +181,7 @@ concept policy_is_constant = requires { typename std::bool_constant<(T::policy =
 template <class T>
 concept step_type = detail::complete<T> && std::is_class_v<T> && detail::has_name_member<T> &&
                     detail::has_single_call_operator<T> && detail::signature_of<T>::known &&
-                    std::is_default_constructible_v<T> && !std::is_void_v<typename detail::signature_of<T>::output>;
+                    detail::default_constructible<T> && !std::is_void_v<typename detail::signature_of<T>::output>;
 
 template <class T>
 struct step_traits {
@@ -342,7 +347,7 @@ consteval bool check_step() {
                       ERROR_step_parameter_must_be_taken_by_value_or_const_reference<
                           T, typename first_mutable_param<typename signature_of<T>::declared>::type>);
         return false;
-    } else if constexpr (!std::is_default_constructible_v<T>) {
+    } else if constexpr (!default_constructible<T>) {
         WEFT_DIAGNOSE("weft: a step must be default constructible: workers create it for each invocation",
                       ERROR_step_must_be_default_constructible<T>);
         return false;
