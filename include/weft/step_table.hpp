@@ -25,14 +25,25 @@ namespace weft {
 struct erased_step {
     const graph_view* graph;
     std::size_t node;
-    // Throws json::decode_error when `args` does not fit the parameters (naming the path, e.g. "$[1].qty"),
-    // or whatever the step throws.
-    json::value (*invoke)(const json::array& args);
+    // Decodes `args` as the step's parameters, calls it and encodes its result; invoke checks the
+    // count first. Per step type, not per workflow node: a step's code is the same in every workflow.
+    json::value (*call)(const json::array& args);
 
     std::string_view workflow() const noexcept { return graph->name; }
     std::string_view name() const noexcept { return graph->names[node]; }
     const step_policy& policy() const noexcept { return graph->policies[node]; }
     std::size_t arity() const noexcept { return graph->arity[node]; }  // parameters the step takes
+
+    // Throws json::decode_error when `args` does not fit the parameters (naming the path, e.g. "$[1].qty"),
+    // or whatever the step throws.
+    json::value invoke(const json::array& args) const {
+        const std::size_t n = arity();
+        if (args.size() != n)
+            throw json::decode_error("$", "an array of " + std::to_string(n) + (n == 1 ? " argument" : " arguments") +
+                                              " for step '" + std::string(name()) + "'",
+                                     std::to_string(args.size()) + (args.size() == 1 ? " argument" : " arguments"));
+        return call(args);
+    }
 };
 
 namespace detail {
@@ -47,26 +58,23 @@ T argument(const json::array& args, std::size_t index) {
     }
 }
 
-template <workflow_type W, std::size_t I>
-json::value invoke_json(const json::array& args) {
-    using S = typename W::template step<I>;
-    using params = typename step_traits<S>::params;
-    constexpr std::size_t n = std::tuple_size_v<params>;
-    if (args.size() != n)
-        throw json::decode_error("$", "an array of " + std::to_string(n) + (n == 1 ? " argument" : " arguments") +
-                                          " for step '" + std::string(W::names[I]) + "'",
-                                 std::to_string(args.size()) + (args.size() == 1 ? " argument" : " arguments"));
-    return [&]<std::size_t... K>(std::index_sequence<K...>) {
-        params decoded{argument<std::tuple_element_t<K, params>>(args, K)...};
-        return json::to_value(std::apply(S{}, std::as_const(decoded)));
-    }(std::make_index_sequence<n>{});
-}
+template <class S, class Params = typename step_traits<S>::params,
+          class K = std::make_index_sequence<std::tuple_size_v<Params>>>
+struct json_hook;
+template <class S, class... Ps, std::size_t... K>
+struct json_hook<S, std::tuple<Ps...>, std::index_sequence<K...>> {
+    static json::value call(const json::array& args) {
+        const std::tuple<Ps...> decoded{argument<Ps>(args, K)...};  // in order: the first bad argument is reported
+        S step{};  // a named object, as weft::local calls it, so a &-qualified call operator works
+        return json::to_value(std::apply(step, decoded));
+    }
+};
 
 // Constant data, so an erased_workflow can point at it (<weft/codec.hpp>'s json_erasure).
 template <class W>
-inline constexpr auto step_table_of = []<std::size_t... I>(std::index_sequence<I...>) {
-    return std::array<erased_step, W::size>{erased_step{&graph_of<W>, I, &invoke_json<W, I>}...};
-}(std::make_index_sequence<W::size>{});
+inline constexpr auto step_table_of = []<class... Ns, std::size_t... I>(meta::tlist<Ns...>, std::index_sequence<I...>) {
+    return std::array<erased_step, W::size>{erased_step{&graph_of<W>, I, &json_hook<typename Ns::step_type>::call}...};
+}(typename W::nodes{}, std::make_index_sequence<W::size>{});
 
 }  // namespace detail
 

@@ -54,23 +54,6 @@ using text_of = typename text_of_impl<S>::type;
 template <class... Ts>
 struct tlist {};
 
-template <class... Ls>
-struct concat_impl;
-template <>
-struct concat_impl<> {
-    using type = tlist<>;
-};
-template <class... As>
-struct concat_impl<tlist<As...>> {
-    using type = tlist<As...>;
-};
-template <class... As, class... Bs, class... Rest>
-struct concat_impl<tlist<As...>, tlist<Bs...>, Rest...> {
-    using type = typename concat_impl<tlist<As..., Bs...>, Rest...>::type;
-};
-template <class... Ls>
-using concat = typename concat_impl<Ls...>::type;
-
 template <class L>
 struct size_of;
 template <class... Ts>

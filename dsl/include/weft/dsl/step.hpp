@@ -10,8 +10,8 @@
 // is a second, distinct node running the same code under another wire name.
 //
 // The rules a step must follow (docs/design.md, "Steps"): one public, non-template, non-variadic call
-// operator callable on a named object and on a temporary (unqualified, const, or const&); parameters
-// by value or by const&; the result by value; every parameter and the result a payload; default
+// operator callable on a named object (unqualified, const, & or const&; not && or const&&);
+// parameters by value or by const&; the result by value; every parameter and the result a payload; default
 // constructible; a wire name of printable characters without ':'; a policy, if any, that is a
 // `static constexpr weft::step_policy` with values every backend can honour.
 #pragma once
@@ -42,7 +42,7 @@ struct ERROR_step_call_operator_is_not_accessible;
 template <class Step>
 struct ERROR_step_call_operator_is_c_variadic;
 template <class Step>
-struct ERROR_step_call_operator_must_work_on_named_and_temporary_objects;
+struct ERROR_step_call_operator_must_work_on_a_named_object;
 template <class Step, class Parameter>
 struct ERROR_step_parameter_must_be_taken_by_value_or_const_reference;
 template <class Step>
@@ -76,31 +76,31 @@ struct ERROR_step_policy_priority_is_out_of_range;
 
 namespace detail {
 
-// Engines call a step on a named object (weft::local) and on a temporary (the step table), so the
-// call operator must accept both: unqualified, const, or const&.
+// Every engine calls a step on a named object (weft::local and the step table alike), so the call
+// operator may be unqualified, const, & or const&, but not && or const&&.
 template <class F>
 struct call_signature {
     static constexpr bool known = false;
 };
-#define WEFT_CALL_SIGNATURE_ONE(PARAMS, QUALS, BOTH, VARIADIC) \
-    template <class C, class R, class... A>                    \
-    struct call_signature<R (C::*) PARAMS QUALS> {             \
-        static constexpr bool known = true;                    \
-        static constexpr bool any_object = BOTH;               \
-        static constexpr bool variadic = VARIADIC;             \
-        using output = R;                                      \
-        using declared = meta::tlist<A...>;                    \
-        using params = std::tuple<std::remove_cvref_t<A>...>;  \
+#define WEFT_CALL_SIGNATURE_ONE(PARAMS, QUALS, NAMED, VARIADIC)    \
+    template <class C, class R, class... A>                        \
+    struct call_signature<R (C::*) PARAMS QUALS> {                 \
+        static constexpr bool known = true;                        \
+        static constexpr bool on_named_object = NAMED;             \
+        static constexpr bool variadic = VARIADIC;                 \
+        using output = R;                                          \
+        using declared = meta::tlist<A...>;                        \
+        using params = std::tuple<std::remove_cvref_t<A>...>;      \
     };
-#define WEFT_CALL_SIGNATURE(QUALS, BOTH)                          \
-    WEFT_CALL_SIGNATURE_ONE((A...), QUALS, BOTH, false)           \
-    WEFT_CALL_SIGNATURE_ONE((A...), QUALS noexcept, BOTH, false)  \
-    WEFT_CALL_SIGNATURE_ONE((A..., ...), QUALS, BOTH, true)       \
-    WEFT_CALL_SIGNATURE_ONE((A..., ...), QUALS noexcept, BOTH, true)
+#define WEFT_CALL_SIGNATURE(QUALS, NAMED)                          \
+    WEFT_CALL_SIGNATURE_ONE((A...), QUALS, NAMED, false)           \
+    WEFT_CALL_SIGNATURE_ONE((A...), QUALS noexcept, NAMED, false)  \
+    WEFT_CALL_SIGNATURE_ONE((A..., ...), QUALS, NAMED, true)       \
+    WEFT_CALL_SIGNATURE_ONE((A..., ...), QUALS noexcept, NAMED, true)
 WEFT_CALL_SIGNATURE(, true)
 WEFT_CALL_SIGNATURE(const, true)
 WEFT_CALL_SIGNATURE(const&, true)
-WEFT_CALL_SIGNATURE(&, false)
+WEFT_CALL_SIGNATURE(&, true)
 WEFT_CALL_SIGNATURE(&&, false)
 WEFT_CALL_SIGNATURE(const&&, false)
 #undef WEFT_CALL_SIGNATURE
@@ -162,6 +162,11 @@ struct first_mutable_param<meta::tlist<Ps...>> {
     using type = meta::at<index, meta::tlist<Ps..., void>>;
 };
 
+// What std::is_default_constructible_v means for a class, without its completeness assertion, which
+// instantiates a handful of traits per step.
+template <class T>
+concept default_constructible = requires { T(); };
+
 template <class T>
 concept has_policy_member = requires { T::policy; };
 template <class T>
@@ -176,7 +181,7 @@ concept policy_is_constant = requires { typename std::bool_constant<(T::policy =
 template <class T>
 concept step_type = detail::complete<T> && std::is_class_v<T> && detail::has_name_member<T> &&
                     detail::has_single_call_operator<T> && detail::signature_of<T>::known &&
-                    std::is_default_constructible_v<T> && !std::is_void_v<typename detail::signature_of<T>::output>;
+                    detail::default_constructible<T> && !std::is_void_v<typename detail::signature_of<T>::output>;
 
 template <class T>
 struct step_traits {
@@ -321,10 +326,10 @@ consteval bool check_step() {
                       "each one is decoded from the wire by its type",
                       ERROR_step_call_operator_is_c_variadic<T>);
         return false;
-    } else if constexpr (!signature_of<T>::any_object) {
-        WEFT_DIAGNOSE("weft: engines call a step on a named object and on a temporary: drop the `&` or `&&` "
-                      "qualifier of its call operator (unqualified, const and const& are fine)",
-                      ERROR_step_call_operator_must_work_on_named_and_temporary_objects<T>);
+    } else if constexpr (!signature_of<T>::on_named_object) {
+        WEFT_DIAGNOSE("weft: engines call a step on a named object: drop the `&&` qualifier of its call operator "
+                      "(unqualified, const, & and const& are fine)",
+                      ERROR_step_call_operator_must_work_on_a_named_object<T>);
         return false;
     } else if constexpr (std::is_void_v<typename signature_of<T>::output>) {
         WEFT_DIAGNOSE("weft: a step must return a value: its output is the next step's input and the run's result",
@@ -342,7 +347,7 @@ consteval bool check_step() {
                       ERROR_step_parameter_must_be_taken_by_value_or_const_reference<
                           T, typename first_mutable_param<typename signature_of<T>::declared>::type>);
         return false;
-    } else if constexpr (!std::is_default_constructible_v<T>) {
+    } else if constexpr (!default_constructible<T>) {
         WEFT_DIAGNOSE("weft: a step must be default constructible: workers create it for each invocation",
                       ERROR_step_must_be_default_constructible<T>);
         return false;

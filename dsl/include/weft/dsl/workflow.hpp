@@ -111,9 +111,13 @@ struct unique_nodes<meta::tlist<Ns...>> {
     }();
     template <std::size_t... I>
     static auto pick(std::index_sequence<I...>) -> meta::tlist<meta::at<positions[I], meta::tlist<Ns...>>...>;
-    // Without repeats (every chain) the list is kept as it is, skipping n lookups by index.
-    using type = std::conditional_t<count == raw, meta::tlist<Ns...>,
-                                    decltype(pick(std::make_index_sequence<count>{}))>;
+    // Without repeats (every chain) the list is kept as it is, skipping n lookups by index (each
+    // costs in proportion to n): only the branch taken is instantiated.
+    static auto distinct() {
+        if constexpr (count == raw) return meta::tlist<Ns...>{};
+        else return decltype(pick(std::make_index_sequence<count>{})){};
+    }
+    using type = decltype(distinct());
 };
 
 template <class Tuple>
@@ -284,11 +288,11 @@ struct graph_facts<meta::tlist<Ns...>, Raw> {
     }();
     static constexpr auto param_id = [] {
         std::array<const void*, param_offset[size]> r{};
-        std::size_t n = 0;
-        ((std::copy(type_ids<typename step_traits<typename Ns::step_type>::params>::value.begin(),
-                    type_ids<typename step_traits<typename Ns::step_type>::params>::value.end(), r.begin() + n),
-          n += step_traits<typename Ns::step_type>::arity),
-         ...);
+        // An array and a loop rather than a fold: clang limits a fold to 256 operands.
+        constexpr std::array<const void* const*, size> of_node{
+            type_ids<typename step_traits<typename Ns::step_type>::params>::value.data()...};
+        for (std::size_t i = 0; i < size; ++i)
+            for (std::size_t k = 0; k < arity[i]; ++k) r[param_offset[i] + k] = of_node[i][k];
         return r;
     }();
     static constexpr std::size_t badly_fed = [] {
@@ -429,7 +433,10 @@ namespace detail {
 template <class L>
 inline constexpr bool has_invalid_step = false;
 template <class... Ns>
-inline constexpr bool has_invalid_step<meta::tlist<Ns...>> = (std::is_same_v<Ns, invalid_step> || ...);
+inline constexpr bool has_invalid_step<meta::tlist<Ns...>> = [] {
+    constexpr bool invalid[] = {std::is_same_v<Ns, invalid_step>..., false};  // not a fold: clang allows 256 operands
+    return std::find(std::begin(invalid), std::end(invalid), true) != std::end(invalid);
+}();
 
 template <class... Fragments>
 consteval std::size_t first_non_fragment() {
@@ -439,17 +446,19 @@ consteval std::size_t first_non_fragment() {
     return i;
 }
 
-// Every fragment's edges, over the distinct nodes (fragments name positions in their own lists).
-template <class Unique, class... Fragments>
+// The edges of the flattened fragments, over the distinct nodes, in declaration order with repeats.
+template <class Unique, class Flat>
 consteval auto merged_edges() {
-    edge_list<(flow_of<Fragments>::edges.size() + ... + 0)> r{};
-    std::size_t n = 0, offset = 0;
-    const auto add = [&](const auto& edges, std::size_t nodes) {
-        for (std::size_t i = 0; i < edges.size(); ++i)
-            r.set(n++, {Unique::map[edges.from[i] + offset], Unique::map[edges.to[i] + offset]});
-        offset += nodes;
-    };
-    (add(flow_of<Fragments>::edges, meta::size_of<typename flow_of<Fragments>::nodes>::value), ...);
+    constexpr std::size_t count = [] {
+        std::size_t n = 0;
+        run_program<Unique::raw>(Flat::code, [&](std::size_t, std::size_t) { ++n; });
+        return n;
+    }();
+    edge_list<count> r{};
+    std::size_t n = 0;
+    run_program<Unique::raw>(Flat::code, [&](std::size_t from, std::size_t to) {
+        r.set(n++, {Unique::map[from], Unique::map[to]});
+    });
     return r;
 }
 
@@ -458,13 +467,14 @@ consteval auto merged_edges() {
 // node out of the compilers' "required from" notes.
 template <fixed_string Name, class... Fragments>
 constexpr auto make_workflow() {
-    using raw_nodes = meta::concat<typename flow_of<Fragments>::nodes...>;
+    using flat = typename flatten<Fragments...>::type;
+    using raw_nodes = typename flat::nodes;
     if constexpr (has_invalid_step<raw_nodes>) {
         return invalid_workflow{};  // a malformed step has been reported where it was named
     } else {
         using unique = unique_nodes<raw_nodes>;
         using nodes = typename unique::type;
-        constexpr auto edges = merged_edges<unique, Fragments...>();
+        constexpr auto edges = merged_edges<unique, flat>();
         using facts = graph_facts<nodes, edges>;
             if constexpr (facts::duplicate_name.first != npos) {
                 using a = typename facts::template node_at<facts::duplicate_name.first>::step_type;
