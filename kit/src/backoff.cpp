@@ -1,11 +1,26 @@
 #include <weft/kit/backoff.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <random>
 
 namespace weft::kit {
 
-backoff::backoff(retry_policy p) : policy_(p), state_(std::random_device{}() | 1) {}
+namespace {
+// A seed per backoff without a system call: backoffs are made per message on hot paths (a worker
+// that handles a message again after a reconnect keeps one ready), and jitter needs spread only.
+std::uint64_t seed(const void* self) {
+    thread_local std::uint64_t counter = std::random_device{}();  // once per thread
+    std::uint64_t z = ++counter + reinterpret_cast<std::uintptr_t>(self) +
+                      static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;  // splitmix64's finalizer
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (z ^ (z >> 31)) | 1;
+}
+}  // namespace
+
+backoff::backoff(retry_policy p) : policy_(p), state_(seed(this)) {}
 
 milliseconds backoff::failed() {
     ++failures_;
