@@ -32,6 +32,19 @@
 # from the top-level CMakeLists.txt, before backends/:
 #   weft_add_backend(kit CORE SHARED SOURCES src/... PUBLIC_LINK weft_json)
 # (CORE puts it into weftTargets.cmake; include/ is taken from kit/include).
+# weft_link_backends(<target> <prefix>): links every backend this build has (celery, temporal,
+# hatchet, durable) into <target> and defines <prefix>_<NAME>=1 for each, so that one program can
+# include the headers of those it was built with (a weft::cli program picks among them at run time).
+function(weft_link_backends target prefix)
+  foreach(backend celery temporal hatchet durable)
+    if(TARGET weft_${backend})
+      string(TOUPPER ${backend} upper)
+      target_link_libraries(${target} PRIVATE weft::${backend})
+      target_compile_definitions(${target} PRIVATE ${prefix}_${upper}=1)
+    endif()
+  endforeach()
+endfunction()
+
 function(weft_add_backend name)
   cmake_parse_arguments(PARSE_ARGV 1 ARG "CORE;SHARED" "DEFAULT;NEEDS;DEPENDENCIES"
                         "SOURCES;PUBLIC_LINK;PRIVATE_LINK;CODEGEN;BUNDLE")

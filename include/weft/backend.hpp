@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,22 @@ public:
     virtual std::shared_ptr<run_control> attach(const erased_workflow& wf, std::string_view id) = 0;
 };
 
+// A backend's worker, as a program that picks its backend by configuration runs it (weft::cli's
+// `worker`): the same calls on every backend. stop() lets the steps in hand finish.
+class worker_control {
+public:
+    virtual ~worker_control() = default;
+    virtual void serve(const graph_view& wf, std::span<const erased_step> steps) = 0;
+    virtual void start() = 0;
+    virtual void stop() = 0;
+};
+
+// What the command line may say about a worker over the configuration.
+struct worker_settings {
+    std::vector<std::string> queues;  // empty: the backend's default
+    unsigned concurrency = 0;         // 0: the backend's default
+};
+
 // Backends linked into this program, by name. Each backend's header adds itself (register_backend),
 // so linking a backend and including its header makes it selectable by configuration.
 // One setting a backend reads: under [name] in a file, or WEFT_<NAME>_<KEY> in the environment.
@@ -48,6 +65,8 @@ public:
         std::string name;
         std::vector<setting_doc> settings;
         std::function<std::unique_ptr<backend>(const config&)> make;
+        // Null for a backend without workers (an in-process engine runs steps where runs start).
+        std::function<std::unique_ptr<worker_control>(const config&, const worker_settings&)> make_worker = {};
     };
 
     static backend_registry& instance() {
@@ -62,7 +81,31 @@ public:
         return true;
     }
 
-    std::unique_ptr<backend> make(const config& c) const {
+    std::unique_ptr<backend> make(const config& c) const { return checked(c).make(c); }
+
+    std::unique_ptr<worker_control> make_worker(const config& c, const worker_settings& s) const {
+        const entry& e = checked(c);
+        if (!e.make_worker)
+            throw config_error("weft: backend '" + e.name + "' (from " + c.backend_origin() +
+                               ") has no workers: it runs each step in the process that started the run");
+        return e.make_worker(c, s);
+    }
+
+    // Adds the worker maker of a backend added before (its header's second registration line).
+    bool add_worker(std::string_view name,
+                    std::function<std::unique_ptr<worker_control>(const config&, const worker_settings&)> make) {
+        for (auto& e : entries_)
+            if (e.name == name) {
+                e.make_worker = std::move(make);
+                return true;
+            }
+        return false;
+    }
+
+    const std::vector<entry>& entries() const noexcept { return entries_; }
+
+    // The entry `c` selects, once its sections and keys are checked.
+    const entry& checked(const config& c) const {
         const std::string wanted = c.backend();
         // A section for a backend this program does not link is someone else's (config files are
         // shared between programs); one a letter or two off a linked backend's name is a typo.
@@ -78,7 +121,7 @@ public:
         std::vector<std::string_view> keys;
         for (auto& s : e->settings) keys.push_back(s.key);
         c.check_keys(e->name, keys);
-        return e->make(c);
+        return *e;
     }
 
     const entry* find(std::string_view name) const {
@@ -133,6 +176,29 @@ bool register_backend(std::string_view name, std::vector<setting_doc> settings, 
         std::move(settings),
         [options_from](const config& c) -> std::unique_ptr<backend> { return std::make_unique<Impl>(options_from(c)); },
     });
+}
+
+// A backend's worker class as a worker_control. Its options come from the configuration
+// (`options_from`) with the command line's settings over them (`apply`), both the backend's own.
+template <class Worker>
+class worker_adapter final : public worker_control {
+public:
+    template <class Options>
+    explicit worker_adapter(Options o) : w_(std::move(o)) {}
+    void serve(const graph_view& wf, std::span<const erased_step> steps) override { w_.serve(wf, steps); }
+    void start() override { w_.start(); }
+    void stop() override { w_.stop(); }
+
+private:
+    Worker w_;
+};
+
+template <class Worker, class WorkerOptions>
+bool register_worker(std::string_view name, WorkerOptions (*options_from)(const config&, const worker_settings&)) {
+    backend_registry::instance().add_worker(name, [options_from](const config& c, const worker_settings& s) {
+        return std::unique_ptr<worker_control>(std::make_unique<worker_adapter<Worker>>(options_from(c, s)));
+    });
+    return true;
 }
 
 }  // namespace weft

@@ -1,8 +1,16 @@
 #include <weft/kit/remote_run.hpp>
 
 #include <weft/codec.hpp>
+#include <weft/telemetry.hpp>
 
 namespace weft::kit {
+
+remote_run::remote_run(const erased_workflow& wf, std::string id, std::string_view backend, bool attached)
+    : wf_(wf), id_(std::move(id)), backend_(backend) {
+    if (!backend_.empty() && telemetry::wanted(telemetry::severity::debug))
+        telemetry::emit({.level = telemetry::severity::debug, .event = attached ? "run.attached" : "run.started",
+                         .backend = backend_, .workflow = wf_.graph.name, .run_id = id_});
+}
 
 run_state remote_run::state() const {
     {
@@ -33,14 +41,37 @@ bool remote_run::wait_for(std::chrono::milliseconds timeout) const {
             error = std::current_exception();
         }
     }
-    std::lock_guard l(m_);
-    if (!closed_) {
-        closed_ = true;
-        state_ = o->state;
-        output_ = std::move(output);
-        error_ = error;
+    bool first = false;
+    {
+        std::lock_guard l(m_);
+        if (!closed_) {
+            first = closed_ = true;
+            state_ = o->state;
+            output_ = std::move(output);
+            error_ = error;
+        }
     }
+    if (first && !backend_.empty()) report_end(o->state, error);
     return true;
+}
+
+void remote_run::report_end(run_state st, const std::exception_ptr& error) const {
+    using telemetry::severity;
+    const severity l = st == run_state::failed ? severity::warning : st == run_state::cancelled ? severity::info : severity::debug;
+    if (!telemetry::wanted(l)) return;
+    std::string why;
+    if (error) try {
+            std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+            why = e.what();
+        } catch (...) {
+            why = "an exception that is not a std::exception";
+        }
+    telemetry::emit({.level = l,
+                     .event = st == run_state::failed ? "run.failed" : st == run_state::cancelled ? "run.cancelled" : "run.succeeded",
+                     .backend = backend_, .workflow = wf_.graph.name, .run_id = id_,
+                     .duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since_).count(),
+                     .error = st == run_state::failed ? std::string_view(why) : std::string_view()});
 }
 
 const void* remote_run::result() const {

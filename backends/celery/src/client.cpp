@@ -115,8 +115,9 @@ std::vector<std::string> task_ids(const graph_view& g, std::string_view run_id) 
 
 class celery_run final : public kit::remote_run {
 public:
-    celery_run(std::shared_ptr<backend_impl::state> st, const erased_workflow& wf, std::vector<std::string> ids)
-        : remote_run(wf, ids[wf.graph.sources[0]]), st_(std::move(st)), ids_(std::move(ids)) {}  // the root task id
+    celery_run(std::shared_ptr<backend_impl::state> st, const erased_workflow& wf, std::vector<std::string> ids,
+               bool attached = false)
+        : remote_run(wf, ids[wf.graph.sources[0]], celery::name, attached), st_(std::move(st)), ids_(std::move(ids)) {}  // the root task id
 
     std::vector<step_status> steps() const override { return statuses(wf_.graph, st_->metas(ids_)); }
     const std::vector<std::string>& ids() const noexcept { return ids_; }
@@ -242,7 +243,7 @@ std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std
     if (workflow != wf.graph.name)
         throw config_error("weft: celery run '" + std::string(id) + "' is a run of workflow '" + workflow + "', not '" +
                            std::string(wf.graph.name) + "'");
-    return std::make_shared<celery_run>(state_, wf, task_ids(wf.graph, id));
+    return std::make_shared<celery_run>(state_, wf, task_ids(wf.graph, id), true);
 }
 
 // on_step: polled from the result backend, so a state held for less than one poll interval

@@ -1,5 +1,7 @@
 #include "transport.hpp"
 
+#include <weft/telemetry.hpp>
+
 #include <hiredis/hiredis.h>
 #include <poll.h>
 #include <sys/time.h>
@@ -88,6 +90,7 @@ redis_url redis_url::parse(std::string_view url) {
         authority = authority.substr(0, colon);
     }
     if (!authority.empty()) u.host = authority;
+    telemetry::add_secret(u.password);  // kept out of every log line, whoever writes it
     return u;
 }
 

@@ -70,6 +70,7 @@ struct celery::worker::impl {
     kombu queues;
     std::map<std::string, erased_step, std::less<>> steps;
     std::string hostname = "weft@" + host_name();
+    const kit::origin who{.backend = "celery", .worker = hostname};
     std::string meta_of(std::string_view id) const { return opts.result_keyprefix + meta_key(id); }
     std::string taskset_of(std::string_view gid) const { return opts.result_keyprefix + taskset_key(gid); }
     kit::worker_threads threads;  // the revoke listener, the fetcher, the consumers
@@ -112,7 +113,7 @@ struct celery::worker::impl {
     void log(std::string_view level, const std::string& text) {
         auto safe = redact(text);
         if (opts.log) opts.log(level, safe);
-        else std::fprintf(stderr, "[weft.celery %s] %s\n", std::string(level).c_str(), safe.c_str());
+        else kit::log_message(who, level, safe);
     }
     const log_fn logger = [this](std::string_view level, const std::string& text) { log(level, text); };
     const kit::log_fn kit_log = [this](std::string_view level, std::string_view text) { log(level, std::string(text)); };
@@ -333,8 +334,10 @@ struct celery::worker::impl {
     std::size_t refill(redis_connection& c, const std::string& sha, unsigned n, bool block) {
         std::vector<delivery> got;
         std::string score;
+        const telemetry::stopwatch clock;
         try {
             got = queues.fetch(c, sha, n, block, logger, score);
+            kit::fetched(who, "fetching", clock.ms());
         } catch (...) {
             std::lock_guard lock(work_m);
             held -= n;
@@ -405,6 +408,8 @@ struct celery::worker::impl {
                 ctx.deadline = deadline_after(started, std::chrono::duration<double>(*soft));
             ctx.worker = &w.threads;
             ctx.attempt = attempt_after(m.retries);
+            ctx.run_id = m.root_id.empty() ? m.id : m.root_id;
+            ctx.who = &w.who;
             registered = w.revokes.running(m.id, ctx.cancelled);
         }
         static json::array decode(const delivery& d, const erased_step& s) {
@@ -734,11 +739,11 @@ void celery::worker::start() {
     });
     const retry_policy reconnect = impl::reconnect;
     const std::string channel = w.opts.global_keyprefix + pidbox_channel(w.broker.db);
-    kit::fetch_loop(w.threads, "the revoke listener", w.kit_log, reconnect, [&w, channel] {
+    kit::fetch_loop(w.threads, "the revoke listener", w.who, w.opts.log ? w.kit_log : kit::log_fn{}, reconnect, [&w, channel] {
         w.revokes.listen_once(w.broker, w.opts.timeout, channel, w.threads);
         return true;
     });
-    kit::fetch_loop(w.threads, "fetching", w.kit_log, reconnect, [&w] { return w.fetch_once(); });
+    kit::fetch_loop(w.threads, "fetching", w.who, w.opts.log ? w.kit_log : kit::log_fn{}, reconnect, [&w] { return w.fetch_once(); });
     for (unsigned i = 0; i < w.opts.concurrency; ++i) w.threads.spawn([&w, i] { w.consume(i); });
     w.flusher = std::thread([&w] { w.flush_deferred(); });
     w.log("info", "worker " + w.hostname + " consuming " + std::to_string(w.opts.queues.size()) + " queue(s) from " +
@@ -769,6 +774,14 @@ void celery::worker::stop() {
 celery::worker::counters celery::worker::stats() const {
     return {impl_->succeeded.load(), impl_->failed.load(), impl_->retried.load(), impl_->dead_lettered.load(),
             impl_->restored.load()};
+}
+
+celery::worker_options celery_detail::worker_options_from(const config& c, const worker_settings& s) {
+    celery::worker_options o;
+    static_cast<celery::options&>(o) = options_from(c);
+    if (!s.queues.empty()) o.queues = s.queues;
+    if (s.concurrency) o.concurrency = s.concurrency;
+    return o;
 }
 
 }  // namespace weft

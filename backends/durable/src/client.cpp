@@ -44,8 +44,8 @@ std::vector<step_status> steps_from(const graph_view& g, const run_row& row, con
 class durable_run final : public kit::remote_run {
 public:
     durable_run(const erased_workflow& wf, std::string id, std::shared_ptr<journal> j, std::weak_ptr<engine> eng,
-                std::shared_ptr<live_run> live, std::chrono::milliseconds poll)
-        : remote_run(wf, id), id_(std::move(id)), journal_(std::move(j)), engine_(std::move(eng)), live_(std::move(live)),
+                std::shared_ptr<live_run> live, std::chrono::milliseconds poll, bool attached = false)
+        : remote_run(wf, id, durable::name, attached), id_(std::move(id)), journal_(std::move(j)), engine_(std::move(eng)), live_(std::move(live)),
           poll_(poll) {}
 
     std::vector<step_status> steps() const override {
@@ -172,7 +172,7 @@ std::vector<std::shared_ptr<run_control>> backend_impl::resume(const erased_work
             refused += std::string(refused.empty() ? "" : "\n") + e.what();
             continue;
         }
-        if (live) out.push_back(std::make_shared<durable_run>(wf, id, j, engine_, live, engine_->options().poll_interval));
+        if (live) out.push_back(std::make_shared<durable_run>(wf, id, j, engine_, live, engine_->options().poll_interval, true));
     }
     if (!refused.empty())
         throw config_error(refused + (out.empty() ? "" : "\n(the other " + std::to_string(out.size()) +
@@ -210,7 +210,7 @@ std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std
                                       },
                                       engine_->options().poll_interval);
     }
-    return std::make_shared<durable_run>(wf, std::string(id), j, engine_, live, engine_->options().poll_interval);
+    return std::make_shared<durable_run>(wf, std::string(id), j, engine_, live, engine_->options().poll_interval, true);
 }
 
 bool backend_impl::cancel(std::string_view id) {

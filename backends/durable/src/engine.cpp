@@ -1,6 +1,7 @@
 #include "engine.hpp"
 
 #include <weft/kit/step_runner.hpp>
+#include <weft/telemetry.hpp>
 
 #include <boost/json/serialize.hpp>
 
@@ -407,8 +408,9 @@ void engine::resume_once(const erased_workflow& wf) {
         try {
             take_over(wf, *row, {});
         } catch (const config_error& e) {
-            // Refused, not lost: the run stays in the journal as it was. Said once, on the process's stderr.
-            std::fprintf(stderr, "%s\n", e.what());
+            // Refused, not lost: the run stays in the journal as it was. Said once, in weft's log.
+            telemetry::emit({.level = telemetry::severity::error, .event = "run.refused", .backend = "durable",
+                             .workflow = wf.graph.name, .run_id = id, .error = e.what()});
         }
     }
 }
@@ -703,10 +705,20 @@ void engine::abandon(live_run& r, std::exception_ptr e) {
 }
 
 void engine::emit(live_run& r, std::size_t n, step_state s, int attempt, std::string_view error) {
-    if (!r.opts.on_step || s == step_state::pending) return;
+    const telemetry::step_change e = telemetry::step_change_of(s);
+    const bool logged = e.level != telemetry::severity::off && telemetry::wanted(e.level);
+    if ((!r.opts.on_step && !logged) || s == step_state::pending) return;
     std::lock_guard l(r.event_m);
-    r.opts.on_step(step_event{r.wf.graph.name, r.wf.graph.names[n], s, attempt, error,
-                              std::chrono::steady_clock::now() - r.started});
+    const auto now = std::chrono::steady_clock::now();
+    if (r.opts.on_step) r.opts.on_step(step_event{r.wf.graph.name, r.wf.graph.names[n], s, attempt, error, now - r.started});
+    if (!logged) return;
+    auto& t0 = r.nodes[n].attempt_started;
+    std::optional<double> ms;
+    if (s == step_state::running) t0 = now;
+    else if (s != step_state::skipped && t0 != std::chrono::steady_clock::time_point{})
+        ms = std::chrono::duration<double, std::milli>(now - t0).count();
+    telemetry::emit({.level = e.level, .event = e.event, .backend = "durable", .workflow = r.wf.graph.name,
+                     .run_id = r.id, .step = r.wf.graph.names[n], .attempt = attempt, .duration_ms = ms, .error = error});
 }
 
 }  // namespace weft::durable_detail

@@ -40,6 +40,7 @@ struct live_run {
         std::size_t waiting = 0;  // parents not yet succeeded
         std::string error;
         json::value output;    // succeeded: as committed
+        std::chrono::steady_clock::time_point attempt_started{};  // for telemetry's durations (under event_m)
     };
 
     live_run(const erased_workflow& w, std::string run_id, json::array in, run_options o)

@@ -92,8 +92,8 @@ std::vector<step_status> steps_of(const graph_view& g, const std::optional<v1::G
 
 class hatchet_run final : public kit::remote_run {
 public:
-    hatchet_run(std::shared_ptr<backend_impl::state> st, const erased_workflow& wf, std::string id)
-        : remote_run(wf, id), st_(std::move(st)), id_(std::move(id)) {}
+    hatchet_run(std::shared_ptr<backend_impl::state> st, const erased_workflow& wf, std::string id, bool attached)
+        : remote_run(wf, id, hatchet::name, attached), st_(std::move(st)), id_(std::move(id)) {}
 
     std::vector<step_status> steps() const override { return steps_of(wf_.graph, details()); }
 
@@ -196,10 +196,10 @@ std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std
         if (std::find(wf.graph.names.begin(), wf.graph.names.end(), task) == wf.graph.names.end())
             throw config_error("weft: hatchet run '" + run_id + "' has a task '" + task + "' that workflow '" +
                                std::string(wf.graph.name) + "' does not declare: it is a run of another workflow");
-    return handle(wf, run_id, {});
+    return handle(wf, run_id, {}, true);
 }
 
-std::shared_ptr<run_control> backend_impl::handle(const erased_workflow& wf, std::string id, run_options opts) {
+std::shared_ptr<run_control> backend_impl::handle(const erased_workflow& wf, std::string id, run_options opts, bool attached) {
     // on_step: polled (Hatchet has no per-run step event stream this backend subscribes to), so a
     // state held for less than one poll interval is not seen, e.g. running for a fast step.
     if (opts.on_step)
@@ -211,7 +211,7 @@ std::shared_ptr<run_control> backend_impl::handle(const erased_workflow& wf, std
                                    return d && d->done();
                                },
                                state_->opts.poll_interval);
-    return std::make_shared<hatchet_run>(state_, wf, std::move(id));
+    return std::make_shared<hatchet_run>(state_, wf, std::move(id), attached);
 }
 
 namespace {

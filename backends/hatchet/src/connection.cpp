@@ -1,5 +1,7 @@
 #include "connection.hpp"
 
+#include <weft/telemetry.hpp>
+
 #include <fstream>
 #include <sstream>
 
@@ -34,6 +36,7 @@ std::string_view status_name(grpc::StatusCode c) {
 }
 
 connection::connection(const hatchet::options& o) : token_(read_token(o)), timeout_(o.timeout) {
+    telemetry::add_secret(token_);  // never in a log line or metric, whoever writes it
     grpc::ChannelArguments args;
     // The engine allows pings every 5 s at the least (else GOAWAY); the Python SDK pings every 10 s.
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);

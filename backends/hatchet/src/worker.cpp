@@ -30,11 +30,6 @@ struct served_step {
     std::vector<std::string> parents;  // readable ids, in declaration order
 };
 
-void stderr_log(std::string_view level, std::string_view text) {
-    std::fprintf(stderr, "weft hatchet worker [%.*s] %.*s\n", static_cast<int>(level.size()), level.data(),
-                 static_cast<int>(text.size()), text.data());
-}
-
 google::protobuf::Timestamp now() {
     return google::protobuf::util::TimeUtil::GetCurrentTime();
 }
@@ -61,9 +56,13 @@ struct hatchet::worker::impl {
     explicit impl(worker_options o)
         : opts(std::move(o)), conn(opts),
           skeleton({.what = "weft hatchet worker",
-                    .log = [this](std::string_view level, std::string_view text) { log(level, std::string(text)); },
-                    .backoff = opts.backoff}) {
-        if (!opts.log) opts.log = stderr_log;
+                    .log = opts.log,
+                    .backoff = opts.backoff,
+                    .who = {.backend = "hatchet", .worker = opts.worker_name}}) {
+        if (!opts.log)
+            opts.log = [this](std::string_view level, std::string_view text) {
+                kit::log_message(skeleton.settings().who, level, text);
+            };
         if (opts.concurrency < 1) throw config_error("weft: hatchet: worker concurrency (slots) must be at least 1");
         skeleton.threads().on_stop([this] {
             std::lock_guard lock(m);
@@ -119,8 +118,12 @@ struct hatchet::worker::impl {
         auto reader = conn.dispatcher_stub().ListenV2(&ctx, req);
         AssignedAction a;
         bool got = false;
+        // A stream's fetch latency is how long it waited for each assignment, as a long poll's is.
+        telemetry::stopwatch waited;
         while (reader->Read(&a)) {
             got = true;
+            kit::fetched(skeleton.settings().who, "the assignment stream", waited.ms());
+            waited = {};
             accept(std::move(a));
             a = AssignedAction();
         }
@@ -248,6 +251,9 @@ struct hatchet::worker::impl {
 
     void begin(const AssignedAction& a, const erased_step&, kit::task_context& ctx) {
         ctx.attempt = a.retry_count() + 1;
+        ctx.run_id = a.workflow_run_id();
+        ctx.who = &skeleton.settings().who;
+        ctx.worker = &skeleton.threads();  // a drain asks long steps to stop, as on every backend
         {
             std::lock_guard lock(m);
             running[a.task_run_external_id()] = &ctx;
@@ -351,5 +357,15 @@ hatchet::worker::counters hatchet::worker::stats() const {
 }
 
 std::string hatchet::worker::id() const { return impl_->id(); }
+
+hatchet::worker_options hatchet_detail::worker_options_from(const config& c, const worker_settings& s) {
+    hatchet::worker_options o;
+    static_cast<hatchet::options&>(o) = options_from(c);
+    if (!s.queues.empty())
+        throw config_error("weft: a Hatchet worker takes no queues: the engine assigns it the steps of the workflows "
+                           "it serves (leave out --queues)");
+    if (s.concurrency) o.concurrency = static_cast<int>(s.concurrency);
+    return o;
+}
 
 }  // namespace weft

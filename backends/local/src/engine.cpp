@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include <weft/telemetry.hpp>
 #include <weft/this_step.hpp>
 
 namespace weft::local_detail {
@@ -255,7 +256,8 @@ struct run_core::outcome {
     run_state final = run_state::running;
     std::vector<std::string> errors;
     std::size_t first_failure = npos;
-    std::mutex event_mutex;  // one on_step call at a time
+    std::mutex event_mutex;  // one on_step call at a time; guards attempt_started
+    std::vector<std::chrono::steady_clock::time_point> attempt_started;  // for telemetry's durations
 };
 
 // ---- run_core: the state machine of one run ----------------------------------------------------
@@ -263,7 +265,7 @@ struct run_core::outcome {
 run_core::run_core(engine& eng, const erased_workflow& wf, const void* input, run_options opts)
     : engine_(eng), graph_(wf.graph), steps_(*wf.steps),
       storage_(::operator new(steps_.storage_size, std::align_val_t(steps_.storage_align))), opts_(std::move(opts)),
-      observed_(static_cast<bool>(opts_.on_step)), id_(make_run_id()), started_(std::chrono::steady_clock::now()),
+      observed_(opts_.on_step || telemetry::wanted(telemetry::severity::debug)), id_(make_run_id()), started_(std::chrono::steady_clock::now()),
       nodes_(new node_slot[graph_.size()]), outcome_(std::make_unique<outcome>(graph_.size())) {
     try {
         steps_.construct(storage_, input);
@@ -283,6 +285,9 @@ run_core::~run_core() {
 void run_core::start(std::shared_ptr<run_core> self) {
     self_ = std::move(self);
     engine_.run_started(this);
+    if (telemetry::wanted(telemetry::severity::debug))
+        telemetry::emit({.level = telemetry::severity::debug, .event = "run.started", .backend = "local",
+                         .workflow = graph_.name, .run_id = id_});
     std::vector<engine::task> first;
     first.reserve(graph_.sources.size());
     for (std::size_t s : graph_.sources) {
@@ -445,6 +450,7 @@ void run_core::complete() {
         if (cancel_requested_.load()) outcome_->final = run_state::cancelled;
         else if (outcome_->first_failure != npos) outcome_->final = run_state::failed;
         else outcome_->final = run_state::succeeded;
+        report_end();  // before anyone waiting can see the run done
         done_flag_.store(true, std::memory_order_release);
     }
     outcome_->done_cv.notify_all();
@@ -530,8 +536,33 @@ void run_core::set_error(std::size_t node, std::string error) {
 
 void run_core::emit_event(std::size_t node, step_state s, std::uint32_t attempt, std::string_view error) {
     std::lock_guard lock(outcome_->event_mutex);
-    opts_.on_step(step_event{graph_.name, graph_.names[node], s, static_cast<int>(attempt), error,
-                             std::chrono::steady_clock::now() - started_});
+    const auto now = std::chrono::steady_clock::now();
+    if (opts_.on_step)
+        opts_.on_step(step_event{graph_.name, graph_.names[node], s, static_cast<int>(attempt), error, now - started_});
+    const telemetry::step_change e = telemetry::step_change_of(s);
+    if (e.level == telemetry::severity::off || !telemetry::wanted(e.level)) return;
+    auto& t0 = outcome_->attempt_started;
+    if (t0.empty()) t0.resize(graph_.size());
+    std::optional<double> ms;
+    if (s == step_state::running) t0[node] = now;
+    else if (s != step_state::skipped && t0[node] != std::chrono::steady_clock::time_point{})
+        ms = std::chrono::duration<double, std::milli>(now - t0[node]).count();
+    telemetry::emit({.level = e.level, .event = e.event, .backend = "local", .workflow = graph_.name, .run_id = id_,
+                     .step = graph_.names[node], .attempt = static_cast<int>(attempt), .duration_ms = ms, .error = error});
+}
+
+void run_core::report_end() const {
+    using telemetry::severity;
+    const run_state st = outcome_->final;
+    const severity l = st == run_state::failed ? severity::warning : st == run_state::cancelled ? severity::info : severity::debug;
+    if (!telemetry::wanted(l)) return;
+    std::string error;
+    if (st == run_state::failed && outcome_->first_failure != npos)
+        error = "step '" + std::string(graph_.names[outcome_->first_failure]) + "': " + outcome_->errors[outcome_->first_failure];
+    telemetry::emit({.level = l, .event = st == run_state::failed ? "run.failed" : st == run_state::cancelled ? "run.cancelled" : "run.succeeded",
+                     .backend = "local", .workflow = graph_.name, .run_id = id_,
+                     .duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count(),
+                     .error = error});
 }
 
 // ---- starting runs, and the backend behind any_client -------------------------------------------

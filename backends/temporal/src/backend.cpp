@@ -45,8 +45,8 @@ namespace {
 // A run of a weft DAG on Temporal, as weft's run handles see it.
 class dag_run final : public kit::remote_run {
 public:
-    dag_run(std::shared_ptr<backend_impl::state> s, const erased_workflow& wf, workflow_execution run)
-        : remote_run(wf, run.workflow_id), state_(std::move(s)), run_(std::move(run)) {}
+    dag_run(std::shared_ptr<backend_impl::state> s, const erased_workflow& wf, workflow_execution run, bool attached)
+        : remote_run(wf, run.workflow_id, temporal::name, attached), state_(std::move(s)), run_(std::move(run)) {}
 
     std::vector<step_status> steps() const override {
         return interpreter::step_states(wf_.graph, history_of(*state_, run_));
@@ -180,13 +180,14 @@ std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std
     if (info.type().name() != wf.graph.name)
         throw config_error("weft: temporal run '" + std::string(id) + "' is a workflow of type '" + info.type().name() +
                            "', not '" + std::string(wf.graph.name) + "'");
-    return handle(wf, {info.execution().workflow_id(), info.execution().run_id()}, {});
+    return handle(wf, {info.execution().workflow_id(), info.execution().run_id()}, {}, true);
 }
 
-std::shared_ptr<run_control> backend_impl::handle(const erased_workflow& wf, workflow_execution run, run_options opts) {
+std::shared_ptr<run_control> backend_impl::handle(const erased_workflow& wf, workflow_execution run, run_options opts,
+                                                  bool attached) {
     if (opts.on_step)
         state_->watchers.watch(wf.graph, std::move(opts.on_step), follow(*state_, wf.graph, run), std::chrono::milliseconds(0));
-    return std::make_shared<dag_run>(state_, wf, std::move(run));
+    return std::make_shared<dag_run>(state_, wf, std::move(run), attached);
 }
 
 }  // namespace weft::temporal_detail

@@ -74,15 +74,15 @@ struct worker::impl {
     explicit impl(worker_options o)
         : opts(std::move(o)), conn(opts), queue(opts.task_queue),
           skeleton({.what = "weft temporal worker",
-                    .log = [this](std::string_view level, std::string_view text) { opts.log(level, text); },
-                    .backoff = opts.backoff}) {
+                    .log = opts.log,
+                    .backoff = opts.backoff,
+                    .who = {.backend = "temporal", .worker = conn.configuration().identity}}) {
         if (queue.empty())
             throw weft::config_error("weft: a Temporal worker needs a task queue (worker_options::task_queue or the "
                                      "temporal.task_queue setting, WEFT_TEMPORAL_TASK_QUEUE)");
         if (!opts.log)
-            opts.log = [](std::string_view level, std::string_view text) {
-                std::fprintf(stderr, "weft temporal worker [%.*s] %.*s\n", int(level.size()), level.data(), int(text.size()),
-                             text.data());
+            opts.log = [this](std::string_view level, std::string_view text) {
+                kit::log_message(skeleton.settings().who, level, text);
             };
         skeleton.threads().on_stop([this] {
             std::lock_guard l(polls_mutex);
@@ -270,6 +270,9 @@ struct worker::impl {
     void begin(const wf::PollActivityTaskQueueResponse& task, const erased_step&, kit::task_context& ctx) {
         ctx.attempt = task.attempt();
         ctx.workflow = task.workflow_type().name();  // the caller's type: a Python workflow may call a weft step
+        ctx.run_id = task.workflow_execution().workflow_id();
+        ctx.who = &skeleton.settings().who;
+        ctx.worker = &skeleton.threads();  // a drain asks long steps to stop, as on every backend
         running r{.ctx = &ctx, .token = task.task_token()};
         const auto now = clock::now();
         if (task.has_heartbeat_timeout() && to_ms(task.heartbeat_timeout()).count() > 0) {
@@ -415,6 +418,17 @@ void worker::stop() { impl_->skeleton.stop(); }
 worker::counters worker::stats() const {
     std::lock_guard l(impl_->stats_mutex);
     return impl_->stats;
+}
+
+worker_options worker_options_from(const config& c, const worker_settings& s) {
+    worker_options o;
+    static_cast<options&>(o) = options_from(c);
+    if (s.queues.size() > 1)
+        throw config_error("weft: a Temporal worker polls one task queue, not " + std::to_string(s.queues.size()) +
+                           ": start one worker per queue");
+    if (!s.queues.empty()) o.task_queue = s.queues[0];
+    if (s.concurrency) o.concurrency = s.concurrency;
+    return o;
 }
 
 }  // namespace weft::temporal_detail

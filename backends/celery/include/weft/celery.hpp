@@ -161,6 +161,9 @@ public:
         for (const erased_step& s : step_table(wf)) serve(s);
     }
     void serve(const erased_step& step);
+    void serve(const graph_view&, std::span<const erased_step> steps) {
+        for (const erased_step& s : steps) serve(s);
+    }
 
     void start();  // spawns the consumer threads and returns
     void run();    // start(), then blocks until stop()
@@ -176,5 +179,12 @@ public:
 private:
     std::unique_ptr<impl> impl_;
 };
+
+namespace celery_detail {
+// The worker `weft::cli`'s worker command runs: the configuration's options, the command line's
+// queues and concurrency.
+celery::worker_options worker_options_from(const config& c, const worker_settings& s);
+inline const bool registered_worker = register_worker<celery::worker>(celery::name, &worker_options_from);
+}  // namespace celery_detail
 
 }  // namespace weft

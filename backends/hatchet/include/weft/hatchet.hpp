@@ -78,7 +78,7 @@ public:
     struct state;
 
 private:
-    std::shared_ptr<run_control> handle(const erased_workflow& wf, std::string id, run_options opts);
+    std::shared_ptr<run_control> handle(const erased_workflow& wf, std::string id, run_options opts, bool attached = false);
     std::shared_ptr<state> state_;
 };
 
@@ -131,5 +131,12 @@ public:
 private:
     std::unique_ptr<impl> impl_;
 };
+
+namespace hatchet_detail {
+// The worker `weft::cli`'s worker command runs: the configuration's options and the command line's
+// concurrency (Hatchet has no queues a worker picks: the engine assigns the served workflows' steps).
+hatchet::worker_options worker_options_from(const config& c, const worker_settings& s);
+inline const bool registered_worker = register_worker<hatchet::worker>(hatchet::name, &worker_options_from);
+}  // namespace hatchet_detail
 
 }  // namespace weft

@@ -34,7 +34,9 @@ protected:
         std::exception_ptr error;  // failed or cancelled: what result() throws
     };
 
-    remote_run(const erased_workflow& wf, std::string id) : wf_(wf), id_(std::move(id)) {}
+    // `backend`: the run is reported in weft's log and metrics as that backend's (run.started, or
+    // run.attached for a run started elsewhere, then how it ended, once a wait sees it).
+    remote_run(const erased_workflow& wf, std::string id, std::string_view backend = {}, bool attached = false);
 
     // Waits up to `timeout` for the run to close: its outcome once it has, nothing while it runs.
     // May throw (the server is unreachable): wait_for passes that on and tries again next time.
@@ -57,7 +59,11 @@ protected:
     const erased_workflow& wf_;
 
 private:
+    void report_end(run_state st, const std::exception_ptr& error) const;
+
     std::string id_;
+    std::string_view backend_;
+    std::chrono::steady_clock::time_point since_ = std::chrono::steady_clock::now();
     mutable std::mutex m_;
     mutable bool closed_ = false;
     mutable run_state state_ = run_state::running;

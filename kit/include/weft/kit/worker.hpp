@@ -23,10 +23,21 @@
 #include <weft/dsl/policy.hpp>
 #include <weft/kit/step_runner.hpp>
 #include <weft/kit/worker_threads.hpp>
+#include <weft/telemetry.hpp>
 
 namespace weft::kit {
 
 using log_fn = std::function<void(std::string_view level, std::string_view text)>;
+
+// Who reports: the backend and the worker's identity on its server, in every event a worker emits.
+struct origin {
+    std::string_view backend;
+    std::string worker;
+};
+
+// A worker's free-text line ("connected to ...") as the event worker.message, when the user gave no
+// log function of their own.
+void log_message(const origin& who, std::string_view level, std::string_view text);
 
 // The context of one attempt on a server worker: what weft::this_step reports, and the reasons the
 // step should stop, raised by the backend (its server cancelled the attempt, a revoke) or by time.
@@ -38,12 +49,19 @@ public:
     std::atomic<bool> timed_out{false};   // a deadline the backend watches (heartbeats) passed
     clock::time_point deadline = clock::time_point::max();  // stop_requested() from then on
     const worker_threads* worker = nullptr;                  // set: stop_requested() once it stops
+    const origin* who = nullptr;  // set: run_task reports the attempt in weft's log and metrics
+    std::string run_id;           // the run this attempt belongs to, when the task says (begin sets it)
 
     bool stop_requested() const override {
         return cancelled.load(std::memory_order_relaxed) || timed_out.load(std::memory_order_relaxed) ||
                (worker && worker->stopping()) || (deadline != clock::time_point::max() && clock::now() >= deadline);
     }
 };
+
+// The events of one attempt (step.started, then step.succeeded, step.retrying, step.failed or
+// step.cancelled), from the step's policy and the outcome: the same on every server backend.
+void attempt_started(const erased_step& step, const task_context& ctx);
+void attempt_ended(const erased_step& step, const task_context& ctx, const step_outcome& out, double ms);
 
 // One task through the pipeline. `hooks` is the backend's, with:
 //     const erased_step* find(const Task&)                   // nullptr: this worker does not serve it
@@ -66,6 +84,8 @@ void run_task(Hooks& hooks, Task& task, task_context& ctx) {
     ctx.workflow = step->workflow();
     ctx.step = step->name();
     hooks.begin(task, *step, ctx);
+    attempt_started(*step, ctx);
+    const telemetry::stopwatch clock;
     try {
         const json::array args = hooks.decode(task, *step);
         out = run_step(*step, args, ctx);
@@ -76,12 +96,20 @@ void run_task(Hooks& hooks, Task& task, task_context& ctx) {
         out.error = e.what();
         out.error_type = bad_payload_type;
     }
+    attempt_ended(*step, ctx, out, clock.ms());
     hooks.report(task, step, out, ctx);
 }
 
 // Spawns a thread on `threads` that calls `fetch_once` until they stop: the loop behind
 // worker_skeleton::fetcher, for a worker that schedules its tasks itself (Celery's prefetch and ETAs).
-void fetch_loop(worker_threads& threads, std::string what, log_fn log, retry_policy backoff,
+// One fetch or poll that returned, in `ms`: the event fetch.done (debug) and the fetch latency
+// histogram. fetch_loop reports each call; a backend whose call is one connection's life reports
+// its fetches itself.
+void fetched(const origin& who, std::string_view what, double ms);
+
+// Each fetch is reported (fetch.done, fetch.failed, fetch.recovered) as `who`'s; `log`, if set, also
+// gets the failures and recoveries as text.
+void fetch_loop(worker_threads& threads, std::string what, const origin& who, log_fn log, retry_policy backoff,
                 std::function<bool()> fetch_once);
 
 // The threads of a worker: fetchers that bring tasks from the server and `slots` threads that run
@@ -91,8 +119,9 @@ class worker_skeleton {
 public:
     struct options {
         std::string what;       // "weft hatchet worker": how log lines name it
-        log_fn log;             // where they go
+        log_fn log;             // the user's: also gets fetch failures as text (may be empty)
         retry_policy backoff;   // between failed fetches
+        origin who;             // the backend and this worker's identity, for weft's log and metrics
     };
 
     explicit worker_skeleton(options o) : opts_(std::move(o)) {}
@@ -103,7 +132,7 @@ public:
     // backoff; one that returns true (it brought tasks, the stream was healthy) resets the backoff;
     // one that returns false does neither (a poll that expired empty).
     void fetcher(std::string what, std::function<bool()> fetch_once) {
-        fetch_loop(threads_, std::move(what), opts_.log, opts_.backoff, std::move(fetch_once));
+        fetch_loop(threads_, std::move(what), opts_.who, opts_.log, opts_.backoff, std::move(fetch_once));
     }
 
     // `n` threads that take pushed tasks, oldest first, and run them one at a time. At stop() they

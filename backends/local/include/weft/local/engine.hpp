@@ -62,6 +62,7 @@ private:
     void retry(std::size_t node, std::uint32_t attempt);
     void finish_node();
     void complete();
+    void report_end() const;  // the run's last event in weft's log and metrics
     void hold(std::size_t n) noexcept { holds_.fetch_add(n, std::memory_order_relaxed); }
     void release();
     void skip_descendants(std::size_t node);
@@ -79,7 +80,7 @@ private:
     const in_process_steps& steps_;
     void* storage_;  // the run's input and step outputs, laid out by steps_
     run_options opts_;
-    bool observed_;  // opts_.on_step is set
+    bool observed_;  // opts_.on_step is set, or telemetry wants step events
     std::string id_;
     std::chrono::steady_clock::time_point started_;
     std::unique_ptr<node_slot[]> nodes_;

@@ -66,11 +66,13 @@ public:
     struct state;
 
 private:
-    std::shared_ptr<run_control> handle(const erased_workflow& wf, workflow_execution run, run_options opts);
+    std::shared_ptr<run_control> handle(const erased_workflow& wf, workflow_execution run, run_options opts,
+                                        bool attached = false);
     std::shared_ptr<state> state_;
 };
 
 inline const bool registered = register_backend<backend_impl>(temporal::name, settings(), &options_from);
+inline const bool registered_worker = register_worker<worker>(temporal::name, &worker_options_from);
 
 }  // namespace temporal_detail
 

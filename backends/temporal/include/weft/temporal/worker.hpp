@@ -20,9 +20,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
+#include <weft/backend.hpp>
 #include <weft/graph.hpp>
 #include <weft/step_table.hpp>
 #include <weft/temporal/client.hpp>
@@ -69,6 +71,11 @@ public:
     void serve_workflow(const graph_view& wf);
     // One step, as the activity type named after it.
     void serve(const erased_step& step);
+    // The workflow type and the given steps of it.
+    void serve(const graph_view& wf, std::span<const erased_step> steps) {
+        serve_workflow(wf);
+        for (const erased_step& s : steps) serve(s);
+    }
 
     void start();  // spawns the pollers and returns
     void run();    // start(), then blocks until stop()
@@ -85,5 +92,9 @@ public:
 private:
     std::unique_ptr<impl> impl_;
 };
+
+// The worker `weft::cli`'s worker command runs: the configuration's options, the command line's
+// queue (one: a Temporal worker polls one task queue) and concurrency.
+worker_options worker_options_from(const config& c, const worker_settings& s);
 
 }  // namespace weft::temporal_detail
