@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "codec.hpp"
+#include "pidbox.hpp"
 #include "transport.hpp"
 
 #include <boost/json/serialize.hpp>
