@@ -23,6 +23,8 @@ import uuid
 
 import redis
 
+from harness import Check, check, procs, start, stop
+
 PEER = os.path.abspath(sys.argv[1])
 ONLY = set(sys.argv[2:])
 URL = os.environ["WEFT_REDIS_URL"]
@@ -50,33 +52,6 @@ ISO_URL = re.sub(r"/\d*$", "", URL) + "/9"
 r_iso = redis.Redis.from_url(ISO_URL)
 task_ids = []  # result keys to delete at the end
 iso_ids = []   # the same, in the isolated database
-procs = []
-
-
-class Check(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Check(what)
-
-
-def start(cmd, env=None, log=None):
-    p = subprocess.Popen(cmd, env=env or os.environ, stdin=subprocess.DEVNULL, stdout=log or subprocess.PIPE,
-                         stderr=subprocess.STDOUT if log else subprocess.PIPE, start_new_session=True)
-    procs.append(p)
-    return p
-
-
-def stop(p, sig=signal.SIGTERM):
-    if p.poll() is None:
-        os.kill(p.pid, sig)
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(p.pid, signal.SIGKILL)
-            p.wait(timeout=10)
 
 
 def raises_malformed(res, what):

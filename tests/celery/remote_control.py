@@ -13,7 +13,6 @@ import base64
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ import traceback
 import uuid
 
 import redis
+
+from harness import Check, check, procs, start, stop
 
 PEER = os.path.abspath(sys.argv[1])
 ONLY = set(sys.argv[2:])
@@ -43,34 +44,7 @@ SERVED = {"weft.bench.noop", "weft.test.add", "weft.test.boom", "weft.test.fail"
           "weft.test.twice"}
 
 r = redis.Redis.from_url(URL)
-procs = []
 task_ids = []
-
-
-class Check(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Check(what)
-
-
-def start(cmd, env, log):
-    p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                         start_new_session=True)
-    procs.append(p)
-    return p
-
-
-def stop(p, sig=signal.SIGTERM):
-    if p.poll() is None:
-        os.kill(p.pid, sig)
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(p.pid, signal.SIGKILL)
-            p.wait(timeout=10)
 
 
 def wait_for(what, cond, timeout=T):
