@@ -19,12 +19,11 @@ import tempfile
 import textwrap
 import threading
 import time
-import traceback
 import uuid
 
 import redis
 
-from harness import Check, check, procs, start, stop
+from harness import Cases, Check, check, run_cases, start, stop, stop_all
 
 PEER = os.path.abspath(sys.argv[1])
 ONLY = set(sys.argv[2:])
@@ -144,11 +143,7 @@ def main():
         task_ids.append(res.id)
         return res
 
-    cases = []
-
-    def case(fn):
-        cases.append(fn)
-        return fn
+    cases = case = Cases()
 
     @case
     def celery_inspect_ping_lists_the_cpp_worker_next_to_the_python_one():
@@ -310,6 +305,39 @@ def main():
         check(cpp_events("worker-heartbeat"), "worker events stop with task events")
 
     @case
+    def with_a_global_keyprefix_control_and_events_travel_on_prefixed_keys():
+        prefix = f"weft-{RUN}:"
+        node = f"cpp2-{RUN}@{HOST}"
+        from celery import Celery
+        papp = Celery("weft_inspect_prefixed", broker=URL, backend=URL)
+        papp.conf.update(broker_transport_options={"global_keyprefix": prefix})
+        sub = r.pubsub()
+        sub.psubscribe(f"{prefix}/{DB}.celeryev/*")
+        log_path = os.path.join(tmp, "cpp2-worker.log")
+        w = start([PEER, "worker", CQ + "-prefixed", "1"],
+                  env=dict(env, WEFT_TEST_NODENAME=f"cpp2-{RUN}@%h", WEFT_TEST_KEYPREFIX=prefix,
+                           WEFT_TEST_DEAD_LETTER=DEAD, WEFT_TEST_HEARTBEAT_MS="500"),
+                  log=open(log_path, "w"))
+        try:
+            wait_for("the prefixed C++ worker", lambda: "ready" in open(log_path).read() or w.poll() is not None)
+            pong = papp.control.ping(destination=[node], timeout=2)
+            check(pong == [{node: {"ok": "pong"}}], f"prefixed ping: {pong!r}")
+            unprefixed = app.control.ping(destination=[node], timeout=1)
+            check(unprefixed == [], f"a client without the prefix reached the prefixed worker: {unprefixed!r}")
+            deadline = time.monotonic() + 10
+            seen = None
+            while time.monotonic() < deadline and not seen:
+                msg = sub.get_message(timeout=0.5)
+                if msg and msg["type"] == "pmessage" and node.encode() in base64.b64decode(json.loads(msg["data"])["body"]):
+                    seen = msg["channel"].decode()
+            check(seen and seen.startswith(f"{prefix}/{DB}.celeryev/worker."), f"prefixed events: {seen!r}")
+        finally:
+            sub.close()
+            stop(w)
+        for k in list(r.scan_iter(match=f"{prefix}*")):
+            r.delete(k)
+
+    @case
     def hostile_control_messages_never_stop_the_mailbox():
         # Python Celery 5.7's worker itself dies on one of these (a JSON list on the pidbox channel:
         # kombu's _deliver raises TypeError, "Unrecoverable error"): stop it first.
@@ -357,33 +385,14 @@ def main():
 
     failures = 0
     try:
-        for fn in cases:
-            if ONLY and fn.__name__ not in ONLY:
-                continue
-            t0 = time.monotonic()
-            try:
-                fn()
-                print(f"ok   {fn.__name__} ({time.monotonic() - t0:.1f}s)", flush=True)
-            except Exception as e:  # noqa: BLE001
-                failures += 1
-                print(f"FAIL {fn.__name__}: {e}", flush=True)
-                if not isinstance(e, Check):
-                    traceback.print_exc()
+        failures += run_cases(cases, ONLY)
     except Check as e:
         failures += 1
         print(f"FAIL setup: {e}")
     finally:
         if "r" in receiver:
             receiver["r"].should_stop = True
-        for p in procs:
-            stop(p)
-        log = open(cpp_log).read()
-        if PASSWORD and PASSWORD in log:
-            failures += 1
-            print("FAIL the C++ worker log contains the Redis password")
-        if failures:
-            print("---- C++ worker log (tail)\n" + log[-3000:])
-            print("---- Python worker log (tail)\n" + open(py_log).read()[-3000:])
+        failures = stop_all(failures, cpp_log, py_log, PASSWORD)
         keys = ["celery-task-meta-" + t for t in task_ids] + [DEAD]
         for q in (CQ, PQ):
             keys += [q] + [q + "\x06\x16" + s for s in "369"]

@@ -353,6 +353,8 @@ struct celery::worker::impl {
                 tags.swap(deferred_acks);
                 events.swap(deferred_events);
             }
+            const bool only_events = stores.empty() && tags.empty();
+            const std::size_t event_count = events.size();
             std::vector<std::vector<std::string>> acks;
             if (!tags.empty()) acks = queues.ack_commands(tags);
             // Events go to the broker after the batch's results: a monitor sees task-succeeded once
@@ -390,6 +392,11 @@ struct celery::worker::impl {
                     {
                         std::lock_guard lock(defer_m);
                         stopping = flusher_stop;
+                    }
+                    if (stopping && only_events) {  // worker-offline and the like: not worth a wait at stop
+                        log("warning", "flusher: " + std::string(e.what()) + "; stopping without sending " +
+                                           std::to_string(event_count) + " event(s)");
+                        break;
                     }
                     if (stopping && !give_up) give_up = std::chrono::steady_clock::now() + stop_flush_limit;
                     if (give_up && std::chrono::steady_clock::now() + delay > *give_up) {
