@@ -359,6 +359,8 @@ int main(int argc, char** argv, std::span<const workflow_entry> wfs) {
     auto* worker = app.add_subcommand("worker", "serve this program's steps until SIGTERM");
     worker->add_option("--queues", ws.queues, "queues to consume (comma separated)")->delimiter(',');
     worker->add_option("--concurrency", ws.concurrency, "steps run at once");
+    worker->add_option("-n,--hostname", ws.name, "the worker's name on its server (Celery: %h, %n, %d expand)");
+    worker->add_flag("-E,--task-events", ws.task_events, "send task events for monitors (Celery's -E)");
     worker->add_option("--workflow", only, "serve only these workflows")->delimiter(',');
     worker->add_option("--metrics-address", metrics_address, "host:port for /metrics and /healthz");
     worker->add_option("--drain-timeout", drain_seconds, "seconds running steps get to finish after SIGTERM");

@@ -45,6 +45,8 @@ public:
 struct worker_settings {
     std::vector<std::string> queues;  // empty: the backend's default
     unsigned concurrency = 0;         // 0: the backend's default
+    std::string name;                 // the worker's identity on its server; empty: the backend's default
+    bool task_events = false;         // monitoring events per task, where the backend sends them (Celery's -E)
 };
 
 // Backends linked into this program, by name. Each backend's header adds itself (register_backend),

@@ -2,7 +2,8 @@
 
 Run: scripts/with-services --need redis python tests/celery/capture_fixtures.py
 It publishes with Python apply_async to a queue nobody consumes, takes the raw envelopes off Redis,
-runs a Python worker for result metas (success, failure, unknown task), and deletes every key it made.
+runs a Python worker for result metas (success, failure, unknown task), its remote-control reply and
+its events, and deletes every key it made.
 """
 import json, os, signal, subprocess, sys, tempfile, textwrap, time, uuid
 import redis
@@ -78,13 +79,28 @@ with tempfile.TemporaryDirectory() as tmp:
             break
     else:
         raise SystemExit("no revoke broadcast seen")
+    # A call that wants replies, as app.control.inspect(destination=[...]).ping() sends it.
+    app.control.broadcast("ping", reply=True, destination=[f"cap-{run}@nowhere"], timeout=0.5)
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        msg = sub.get_message(timeout=0.5)
+        if msg and msg["type"] == "message" and b"reply_to" in __import__("base64").b64decode(json.loads(msg["data"])["body"]):
+            open(os.path.join(out, "pidbox_ping.json"), "wb").write(msg["data"])
+            break
+    else:
+        raise SystemExit("no ping broadcast seen")
     sub.close()
+
+    # The worker's events, on the fanout Celery makes of celeryev on Redis.
+    events = r.pubsub()
+    events.psubscribe("/0.celeryev/*")
+    events.get_message(timeout=1)
 
     # Result metas from a real worker.
     env = dict(os.environ, PYTHONPATH=tmp)
     log = open(os.path.join(tmp, "w.log"), "w")
     w = subprocess.Popen([sys.executable, "-m", "celery", "-A", "capture_tasks", "worker", "--pool=solo",
-                          "-Q", queue, "-n", f"cap-{run}@%h", "--without-heartbeat", "--without-gossip",
+                          "-Q", queue, "-n", f"cap-{run}@%h", "-E", "--without-gossip",
                           "--without-mingle", "-l", "INFO"], cwd=tmp, env=env, stdout=log,
                          stderr=subprocess.STDOUT, start_new_session=True)
     ids = []
@@ -103,6 +119,36 @@ with tempfile.TemporaryDirectory() as tmp:
         while r.get("celery-task-meta-" + unk.id) is None and time.time() < deadline:
             time.sleep(0.1)
         open(os.path.join(out, "meta_not_registered.json"), "wb").write(r.get("celery-task-meta-" + unk.id))
+
+        # Its events so far: the first worker-heartbeat, and the task events of add(20, 22).
+        wanted = {"worker.heartbeat": "event_worker_heartbeat.json", "task.multi": "event_task_multi.json",
+                  "task.succeeded": "event_task_succeeded.json"}
+        deadline = time.time() + 10
+        while time.time() < deadline and "worker.heartbeat" in wanted:
+            msg = events.get_message(timeout=0.5)
+            if msg and msg["type"] == "pmessage":
+                key = msg["channel"].decode().split("/", 2)[-1]
+                if key in wanted:
+                    open(os.path.join(out, wanted.pop(key)), "wb").write(msg["data"])
+        events.close()
+
+        # Its reply to a ping, where kombu routes it: a reply queue bound as app.control binds its own.
+        oid = f"cap-{run}-oid"
+        binding = f"{oid}\x06\x16\x06\x16{oid}.reply.celery.pidbox"
+        r.sadd("_kombu.binding.reply.celery.pidbox", binding)
+        try:
+            ping = json.loads(open(os.path.join(out, "pidbox_ping.json"), "rb").read())
+            body = json.loads(__import__("base64").b64decode(ping["body"]))
+            body.update(destination=[f"cap-{run}@{os.uname().nodename}"],
+                        reply_to={"exchange": "reply.celery.pidbox", "routing_key": oid})
+            ping["body"] = __import__("base64").b64encode(json.dumps(body).encode()).decode()
+            r.publish("/0.celery.pidbox", json.dumps(ping))
+            got = r.brpop(f"{oid}.reply.celery.pidbox", timeout=10)
+            assert got, "no reply from the Python worker"
+            open(os.path.join(out, "pidbox_reply_ping.json"), "wb").write(got[1])
+        finally:
+            r.srem("_kombu.binding.reply.celery.pidbox", binding)
+            r.delete(f"{oid}.reply.celery.pidbox")
     finally:
         os.kill(w.pid, signal.SIGTERM)
         w.wait(timeout=20)

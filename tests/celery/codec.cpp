@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include "codec.hpp"
+#include "fixture.hpp"
+#include "pidbox.hpp"
 #include "transport.hpp"
 
 #include <boost/json/serialize.hpp>
@@ -16,15 +18,6 @@
 using namespace weft::celery_wire;
 namespace json = weft::json;
 
-namespace {
-std::string fixture(const std::string& name) {
-    std::ifstream in(std::string(WEFT_CELERY_FIXTURES) + "/" + name);
-    REQUIRE(in);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-}  // namespace
 
 TEST_CASE("a Python apply_async envelope decodes to its task, id, args and queue") {
     auto m = decode_envelope(fixture("envelope_simple.json"));

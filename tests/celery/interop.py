@@ -18,10 +18,11 @@ import tempfile
 import textwrap
 import threading
 import time
-import traceback
 import uuid
 
 import redis
+
+from harness import Cases, Check, check, run_cases, start, stop, stop_all
 
 PEER = os.path.abspath(sys.argv[1])
 ONLY = set(sys.argv[2:])
@@ -50,33 +51,6 @@ ISO_URL = re.sub(r"/\d*$", "", URL) + "/9"
 r_iso = redis.Redis.from_url(ISO_URL)
 task_ids = []  # result keys to delete at the end
 iso_ids = []   # the same, in the isolated database
-procs = []
-
-
-class Check(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Check(what)
-
-
-def start(cmd, env=None, log=None):
-    p = subprocess.Popen(cmd, env=env or os.environ, stdin=subprocess.DEVNULL, stdout=log or subprocess.PIPE,
-                         stderr=subprocess.STDOUT if log else subprocess.PIPE, start_new_session=True)
-    procs.append(p)
-    return p
-
-
-def stop(p, sig=signal.SIGTERM):
-    if p.poll() is None:
-        os.kill(p.pid, sig)
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(p.pid, signal.SIGKILL)
-            p.wait(timeout=10)
 
 
 def raises_malformed(res, what):
@@ -189,11 +163,7 @@ def main():
         task_ids.append(res.id)
         return res
 
-    cases = []
-
-    def case(fn):
-        cases.append(fn)
-        return fn
+    cases = case = Cases()
 
     @case
     def python_apply_async_reaches_the_cpp_worker():
@@ -925,33 +895,14 @@ def main():
         rr = tasks.mul.apply_async((1, 1), queue=PQ)
         task_ids.append(rr.id)
         check(rr.get(timeout=T) == 1, "Python worker round trip")
-        for fn in cases:
-            if ONLY and fn.__name__ not in ONLY:
-                continue
-            t0 = time.monotonic()
-            try:
-                fn()
-                print(f"ok   {fn.__name__} ({time.monotonic() - t0:.1f}s)", flush=True)
-            except Exception as e:  # noqa: BLE001
-                failures += 1
-                print(f"FAIL {fn.__name__}: {e}", flush=True)
-                if not isinstance(e, Check):
-                    traceback.print_exc()
+        failures += run_cases(cases, ONLY)
         check(py.poll() is None, "the Python worker died")
         check(cpp.poll() is None, "the C++ worker died")
     except Check as e:
         failures += 1
         print(f"FAIL setup: {e}")
     finally:
-        for p in procs:
-            stop(p)
-        log = open(cpp_log).read()
-        if PASSWORD and PASSWORD in log:
-            failures += 1
-            print("FAIL the C++ worker log contains the Redis password")
-        if failures:
-            print("---- C++ worker log (tail)\n" + log[-3000:])
-            print("---- Python worker log (tail)\n" + open(py_log).read()[-3000:])
+        failures = stop_all(failures, cpp_log, py_log, PASSWORD)
         keys = ["celery-task-meta-" + t for t in task_ids] + [DEAD]
         for q in (CQ, PQ, KQ, RQ, "py" + RQ, SQ, EQ, SPQ, OQ):
             keys += [q] + [q + "\x06\x16" + s for s in "369"]

@@ -4,7 +4,8 @@
 //   celery_peer client <case> <cpp_queue> <py_queue> [args...]     prints one JSON line
 //   celery_peer anyclient <x> <y>                                   WEFT_BACKEND=celery through any_client
 //
-// The Redis URL (with its password) comes from WEFT_REDIS_URL.
+// The Redis URL (with its password) comes from WEFT_REDIS_URL. The worker also reads
+// WEFT_TEST_NODENAME (worker_options::hostname), WEFT_TEST_TASK_EVENTS=1 and WEFT_TEST_HEARTBEAT_MS.
 #include <weft/any_client.hpp>
 #include <weft/celery.hpp>
 #include <weft/json.hpp>
@@ -154,6 +155,9 @@ int run_worker(int argc, char** argv) {
     if (const char* dl = std::getenv("WEFT_TEST_DEAD_LETTER")) o.dead_letter = dl;
     if (const char* prefix = std::getenv("WEFT_TEST_KEYPREFIX")) o.global_keyprefix = o.result_keyprefix = prefix;
     if (const char* results = std::getenv("WEFT_TEST_RESULT_URL")) o.result_url = results;
+    if (const char* node = std::getenv("WEFT_TEST_NODENAME")) o.hostname = node;
+    if (const char* ev = std::getenv("WEFT_TEST_TASK_EVENTS")) o.task_events = std::string(ev) == "1";
+    if (const char* hb = std::getenv("WEFT_TEST_HEARTBEAT_MS")) o.heartbeat_interval = std::chrono::milliseconds(std::stol(hb));
     weft::celery::worker w(o);
     w.serve(wf_add);
     w.serve(wf_fail);

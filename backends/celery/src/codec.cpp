@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -16,12 +18,25 @@
 
 namespace weft::celery_wire {
 
-namespace {
-
 const json::value* member(const json::object& o, std::string_view key) {
     auto it = o.find(key);
     return it == o.end() ? nullptr : &it->value();
 }
+
+json::object parse_object(std::string_view text, const std::string& what) {
+    json::value v;
+    try {
+        v = json::parse(text);
+    } catch (const std::exception& e) {
+        throw wire_error(what + " is not JSON: " + e.what());
+    }
+    if (!v.is_object()) throw wire_error(what + " is not a JSON object");
+    return std::move(v.get_object());
+}
+
+double unix_now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+
+namespace {
 
 std::optional<std::string> opt_string(const json::object& o, std::string_view key, const char* where) {
     auto v = member(o, key);
@@ -84,12 +99,14 @@ std::vector<signature> read_sig_list(const json::object& embed, std::string_view
     return out;
 }
 
-// Python's repr of an args list, for argsrepr (monitoring only).
+}  // namespace
+
+// Python's repr of an args list, for argsrepr (monitoring only): a tuple.
 std::string py_repr_args(const json::array& args) {
     std::string s = "(";
     for (std::size_t i = 0; i < args.size(); ++i) {
         if (i) s += ", ";
-        s += boost::json::serialize(args[i]);
+        s += py_repr(args[i]);
     }
     if (args.size() == 1) s += ",";
     return s + ")";
@@ -105,7 +122,73 @@ std::string envelope_text(std::string_view body, json::object headers, json::obj
     return boost::json::serialize(env);
 }
 
-}  // namespace
+// ---- Python's repr ----------------------------------------------------------------------------------
+
+std::string py_repr(const json::value& v) {
+    switch (v.kind()) {
+    case boost::json::kind::null: return "None";
+    case boost::json::kind::bool_: return v.get_bool() ? "True" : "False";
+    case boost::json::kind::string: {
+        // str.__repr__: single quotes unless the text has a ' and no ", escapes for the rest.
+        std::string_view t = v.get_string();
+        const char q = t.find('\'') != std::string_view::npos && t.find('"') == std::string_view::npos ? '"' : '\'';
+        std::string out(1, q);
+        for (unsigned char c : t) {
+            if (c == static_cast<unsigned char>(q) || c == '\\') out += '\\', out += static_cast<char>(c);
+            else if (c == '\n') out += "\\n";
+            else if (c == '\r') out += "\\r";
+            else if (c == '\t') out += "\\t";
+            else if (c < 0x20 || c == 0x7f) {
+                char buf[5];
+                std::snprintf(buf, sizeof buf, "\\x%02x", c);
+                out += buf;
+            } else out += static_cast<char>(c);  // UTF-8 passes through, as Python prints printable text
+        }
+        return out + q;
+    }
+    case boost::json::kind::array: {
+        std::string out = "[";
+        bool first = true;
+        for (auto& x : v.get_array()) {
+            if (!first) out += ", ";
+            first = false;
+            out += py_repr(x);
+        }
+        return out + "]";
+    }
+    case boost::json::kind::object: {
+        std::string out = "{";
+        bool first = true;
+        for (auto& kv : v.get_object()) {
+            if (!first) out += ", ";
+            first = false;
+            out += py_repr(json::value(kv.key())) + ": " + py_repr(kv.value());
+        }
+        return out + "}";
+    }
+    case boost::json::kind::double_: {
+        // float.__repr__: the shortest round-trip digits, fixed for exponents -4..15, else 1e+16.
+        const double d = v.get_double();
+        char buf[64];
+        auto sci = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+        std::string_view text(buf, static_cast<std::size_t>(sci.ptr - buf));
+        auto e = text.find('e');
+        int exp = e == std::string_view::npos ? 0 : std::atoi(std::string(text.substr(e + 1)).c_str());
+        if (exp < -4 || exp >= 16) return std::string(text);
+        auto fixed = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
+        std::string out(buf, fixed.ptr);
+        if (out.find('.') == std::string::npos) out += ".0";
+        return out;
+    }
+    default: return boost::json::serialize(v);  // integers print alike
+    }
+}
+
+std::string py_repr_exception(const exception_info& e) {
+    std::string out = e.type + "(";
+    for (std::size_t i = 0; i < e.message.size(); ++i) out += (i ? ", " : "") + py_repr(e.message[i]);
+    return out + ")";
+}
 
 // ---- signature -----------------------------------------------------------------------------------
 
@@ -347,14 +430,8 @@ std::string encode_meta(const task_meta& m) {
 }
 
 task_meta decode_meta(std::string_view text) {
-    json::value v;
-    try {
-        v = json::parse(text);
-    } catch (const std::exception& e) {
-        throw wire_error(std::string("the result meta is not JSON: ") + e.what());
-    }
-    auto o = v.if_object();
-    if (!o) throw wire_error("the result meta is not a JSON object");
+    const json::object meta = parse_object(text, "the result meta");
+    const json::object* o = &meta;
     task_meta m;
     auto st = opt_string(*o, "status", "meta");
     if (!st) throw wire_error("the result meta has no status");
@@ -378,30 +455,13 @@ std::string revoke_broadcast(const json::array& task_ids) {
     json::object body{{"method", "revoke"},
                       {"arguments", json::object{{"task_id", task_ids}, {"terminate", false}, {"signal", "SIGTERM"}}},
                       {"destination", nullptr}, {"pattern", nullptr}, {"matcher", nullptr}};
-    auto expires = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() + 60;
+    auto expires = unix_now() + 60;
     json::object headers{{"clock", 1}, {"expires", expires}};
     json::object props{{"delivery_mode", 2}, {"delivery_info", json::object{{"exchange", "celery.pidbox"}, {"routing_key", ""}}},
                        {"priority", 0}, {"body_encoding", "base64"}, {"delivery_tag", new_id()}};
     return envelope_text(boost::json::serialize(body), std::move(headers), std::move(props));
 }
 
-std::optional<revoke_request> read_revoke(std::string_view envelope) {
-    try {
-        auto env = json::parse(envelope).as_object();
-        auto body = json::parse(base64_decode(env.at("body").as_string())).as_object();
-        if (body.at("method").as_string() != "revoke") return std::nullopt;
-        const auto& args = body.at("arguments").as_object();
-        revoke_request r;
-        if (auto t = member(args, "terminate"); t && t->is_bool()) r.terminate = t->get_bool();
-        if (auto& id = args.at("task_id"); id.is_string()) r.ids.emplace_back(id.get_string());
-        else
-            for (auto& x : id.as_array())
-                if (x.is_string()) r.ids.emplace_back(x.get_string());
-        return r;
-    } catch (const std::exception&) {
-        return std::nullopt;
-    }
-}
 
 // ---- queues, ids, times, base64 ------------------------------------------------------------------
 

@@ -98,6 +98,9 @@ inline message decode_envelope(std::string_view text) {
     return m;
 }
 
+// A kombu message around `body` (JSON text, base64-encoded as kombu's Redis transport does).
+std::string envelope_text(std::string_view body, json::object headers, json::object properties);
+
 // [args, kwargs, embed] as JSON text, and back.
 std::string encode_body(const message& m);
 void decode_body(std::string_view json_text, message& m);
@@ -123,6 +126,12 @@ struct exception_info {
 inline json::value task_revoked(std::string reason) {
     return exception_info{"TaskRevokedError", "celery.exceptions", json::array{json::value(reason)}}.to_value();
 }
+
+// Python's repr() of a JSON value (None, True, 'text', [1, 2], {'k': 1}), as Celery's events and
+// argsrepr show values; and of an exception: ValueError('bad thing').
+std::string py_repr(const json::value& v);
+std::string py_repr_exception(const exception_info& e);
+std::string py_repr_args(const json::array& args);  // a tuple: (2, 3), ('a',)
 
 struct task_meta {
     std::string task_id;
@@ -153,15 +162,12 @@ std::string queue_of_list(std::string_view list);
 std::string pidbox_channel(int db);
 // The envelope of `app.control.revoke(task_ids)` (terminate=false).
 std::string revoke_broadcast(const json::array& task_ids);
-// A revoke broadcast's task ids, and whether it terminates running tasks (revoke(terminate=True));
-// nothing for any other message.
-struct revoke_request {
-    std::vector<std::string> ids;
-    bool terminate = false;
-};
-std::optional<revoke_request> read_revoke(std::string_view envelope);
 
 // Helpers shared by client and worker.
+const json::value* member(const json::object& o, std::string_view key);  // null when absent
+// `text` as a JSON object; throws wire_error saying that `what` is not JSON, or not an object.
+json::object parse_object(std::string_view text, const std::string& what);
+double unix_now();  // seconds since the epoch, as Python's time.time()
 std::string new_id();  // a random uuid4, as Celery's ids are
 std::string host_name();
 std::string iso_utc(std::chrono::system_clock::time_point t);  // 2026-11-26T09:12:17.756659+00:00

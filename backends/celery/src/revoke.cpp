@@ -1,7 +1,5 @@
 #include "revoke.hpp"
 
-#include "codec.hpp"
-
 namespace weft::celery_wire {
 
 bool revocations::revoked(const std::string& id) const {
@@ -9,32 +7,46 @@ bool revocations::revoked(const std::string& id) const {
     return revoked_.count(id) != 0;
 }
 
-std::shared_ptr<void> revocations::running(const std::string& id, std::atomic<bool>& flag) {
+std::vector<std::string> revocations::revoke(const std::vector<std::string>& ids, bool terminate) {
+    std::vector<std::string> stopped;
     std::lock_guard lock(m_);
-    running_[id] = &flag;
-    return {nullptr, [this, id](void*) {
+    for (auto& id : ids) {
+        if (terminate) {
+            auto [from, to] = running_.equal_range(id);
+            if (from != to) stopped.push_back(id);
+            for (auto t = from; t != to; ++t) t->second.flag->store(true);
+        }
+        if (revoked_.insert(id).second) revoked_order_.push_back(id);
+    }
+    while (revoked_order_.size() > max_revoked) {
+        revoked_.erase(revoked_order_.front());
+        revoked_order_.pop_front();
+    }
+    return stopped;
+}
+
+std::vector<std::string> revocations::revoked_ids() const {
+    std::lock_guard lock(m_);
+    return {revoked_order_.begin(), revoked_order_.end()};
+}
+
+std::shared_ptr<void> revocations::running(const message& m, std::atomic<bool>& flag, double time_start) {
+    std::lock_guard lock(m_);
+    auto it = running_.emplace(m.id, running_task{&flag, &m, time_start});
+    return {nullptr, [this, it](void*) {
                 std::lock_guard lock(m_);
-                running_.erase(id);
+                running_.erase(it);
             }};
 }
 
-void revocations::listen_once(const redis_url& broker, std::chrono::milliseconds timeout, const std::string& channel,
-                              const kit::worker_threads& threads) {
-    redis_connection sub(broker, timeout);
-    sub.send({"SUBSCRIBE", channel});
-    while (!threads.stopping()) {
-        auto r = sub.read(std::chrono::milliseconds(500));
-        if (!r || r->type != redis_reply::kind::array || r->elements.size() != 3 || r->elements[0].str != "message")
-            continue;
-        auto revoke = read_revoke(r->elements[2].str);
-        if (!revoke || revoke->ids.empty()) continue;
-        std::lock_guard lock(m_);
-        if (revoke->terminate)
-            for (auto& id : revoke->ids)
-                if (auto t = running_.find(id); t != running_.end()) t->second->store(true);
-        if (revoked_.size() > 100000) revoked_.clear();  // Celery keeps a bounded set too
-        for (auto& id : revoke->ids) revoked_.insert(id);
-    }
+void revocations::each_running(const std::function<void(const message&, double)>& f) const {
+    std::lock_guard lock(m_);
+    for (auto& [id, t] : running_) f(*t.m, t.time_start);
+}
+
+std::size_t revocations::running_count() const {
+    std::lock_guard lock(m_);
+    return running_.size();
 }
 
 }  // namespace weft::celery_wire

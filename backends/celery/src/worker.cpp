@@ -1,13 +1,16 @@
-// The C++ Celery worker proper: its threads (a fetcher and the revoke listener on kit::fetch_loop,
-// the consumers on kit::worker_threads, a flusher), steps run through kit::run_task, results stored
-// in Celery's format with PUBLISH, and everything it cannot run dead-lettered. Fetching and acks are kombu.cpp's, what runs next is
-// canvas.cpp's, chords are joined in chord.cpp, revokes come through revoke.cpp.
+// The C++ Celery worker proper: its threads (a fetcher and the pidbox listener on kit::fetch_loop,
+// the consumers and the event heartbeat on kit::worker_threads, a flusher), steps run through
+// kit::run_task, results stored in Celery's format with PUBLISH, and everything it cannot run
+// dead-lettered. Fetching and acks are kombu.cpp's, what runs next is canvas.cpp's, chords are
+// joined in chord.cpp, revokes are kept in revoke.cpp, remote control and events are on the wire
+// as pidbox.cpp writes them; the control commands themselves are answered here (`control`).
 #include <weft/celery.hpp>
 #include <weft/kit/backoff.hpp>
 #include <weft/kit/worker.hpp>
 #include "canvas.hpp"
 #include "chord.hpp"
 #include "kombu.hpp"
+#include "pidbox.hpp"
 #include "revoke.hpp"
 
 #include <boost/json/serialize.hpp>
@@ -18,7 +21,10 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
+#include <sys/utsname.h>
+#include <unistd.h>
 
 namespace weft {
 
@@ -54,6 +60,72 @@ exception_info to_exception(const kit::step_outcome& out) {
     return {type, "builtins", json::array{out.error}};
 }
 
+// Celery's node name from worker_options::hostname (%h, %n, %d as in `celery worker -n`).
+std::string node_name(std::string pattern) {
+    if (pattern.empty()) pattern = "weft@%h";
+    if (pattern.find('@') == std::string::npos) pattern = "weft@" + pattern;
+    const std::string host = host_name();
+    const auto dot = host.find('.');
+    std::string out;
+    for (std::size_t i = 0; i < pattern.size(); ++i) {
+        if (pattern[i] != '%' || i + 1 == pattern.size()) {
+            out += pattern[i];
+            continue;
+        }
+        switch (pattern[++i]) {
+        case 'h': out += host; break;
+        case 'n': out += host.substr(0, dot); break;
+        case 'd': out += dot == std::string::npos ? std::string() : host.substr(dot + 1); break;
+        case '%': out += '%'; break;
+        default: out += '%', out += pattern[i];
+        }
+    }
+    return out;
+}
+
+json::value ok(std::string_view text) { return json::object{{"ok", text}}; }
+json::value nok(std::string_view text) { return json::object{{"error", text}}; }
+
+bool bool_argument(const json::object& a, std::string_view key) {
+    auto it = a.find(key);
+    if (it == a.end() || it->value().is_null()) return false;
+    if (it->value().is_bool()) return it->value().get_bool();
+    if (it->value().is_string()) {  // the command line sends "true"/"1" (Celery's strtobool)
+        std::string v(it->value().get_string());
+        return v == "1" || v == "true" || v == "True" || v == "yes" || v == "on";
+    }
+    throw std::invalid_argument(std::string(key) + " is not a boolean");
+}
+
+// One id or a list of ids (a control command's variadic argument); none when absent.
+std::vector<std::string> ids_argument(const json::object& a, std::string_view key) {
+    std::vector<std::string> out;
+    auto it = a.find(key);
+    if (it == a.end() || it->value().is_null()) return out;
+    if (it->value().is_string()) out.emplace_back(it->value().get_string());
+    else if (auto arr = it->value().if_array())
+        for (auto& x : *arr) {
+            if (!x.is_string()) throw std::invalid_argument(std::string(key) + " holds something that is not a string");
+            out.emplace_back(x.get_string());
+        }
+    else throw std::invalid_argument(std::string(key) + " is not an id or a list of ids");
+    return out;
+}
+
+// What a hostile message looks like in a log line: its start, non-printable bytes escaped.
+std::string excerpt(std::string_view raw) {
+    std::string out;
+    for (unsigned char c : raw.substr(0, 160)) {
+        if (c >= 0x20 && c < 0x7f) out += static_cast<char>(c);
+        else {
+            char buf[5];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        }
+    }
+    return raw.size() > 160 ? out + "... (" + std::to_string(raw.size()) + " bytes)" : out;
+}
+
 }  // namespace
 
 struct celery::worker::impl {
@@ -69,7 +141,7 @@ struct celery::worker::impl {
     bool same_server;
     kombu queues;
     std::map<std::string, erased_step, std::less<>> steps;
-    std::string hostname = "weft@" + host_name();
+    std::string hostname = node_name(opts.hostname);
     const kit::origin who{.backend = "celery", .worker = hostname};
     std::string meta_of(std::string_view id) const { return opts.result_keyprefix + meta_key(id); }
     std::string taskset_of(std::string_view gid) const { return opts.result_keyprefix + taskset_key(gid); }
@@ -78,6 +150,13 @@ struct celery::worker::impl {
     bool started = false, stopped = false;
     std::atomic<std::uint64_t> succeeded{0}, failed{0}, retried{0}, dead_lettered{0}, restored{0};
     revocations revokes;
+
+    // What Celery's remote control and events report (celery/worker/state.py's counters).
+    lamport_clock clock;
+    std::atomic<bool> task_events{opts.task_events};
+    std::atomic<std::uint64_t> processed{0};  // tasks started (Celery's all_total_count)
+    std::map<std::string, std::atomic<std::uint64_t>, std::less<>> totals;  // per step; keys fixed by serve()
+    const std::chrono::steady_clock::time_point born = std::chrono::steady_clock::now();
 
     // Prefetched messages (popped and recorded in unacked by a fetch) wait in `ready` for a step
     // thread; ETA messages wait on a timer heap, still unacked, without holding a thread.
@@ -103,6 +182,8 @@ struct celery::worker::impl {
     std::condition_variable defer_cv;
     std::vector<std::vector<std::string>> deferred_results;  // SETEX + PUBLISH of final results
     std::vector<std::string> deferred_acks;                  // delivery tags
+    std::vector<std::vector<std::string>> deferred_events;   // PUBLISH on celeryev, after the batch's results
+    static constexpr std::size_t max_deferred_events = 10000;  // while Redis is away; the oldest go first
     bool flusher_stop = false;
     std::thread flusher;
     static constexpr std::chrono::seconds stop_flush_limit{30};  // how long stop() waits for Redis
@@ -223,6 +304,37 @@ struct celery::worker::impl {
         defer_cv.notify_one();
     }
 
+    // A Celery event, sent by the flusher with the next batch. Task events only while task events
+    // are on; worker events only with a heartbeat interval (as Celery's groups and Heart decide).
+    void send_event(std::string_view type, json::object fields) {
+        const bool task = type.starts_with("task-");
+        if (task ? !task_events.load(std::memory_order_relaxed) : opts.heartbeat_interval.count() <= 0) return;
+        auto cmd = event_command(opts.global_keyprefix, broker.db, type, std::move(fields), hostname, clock.forward());
+        {
+            std::lock_guard lock(defer_m);
+            if (deferred_events.size() >= max_deferred_events) deferred_events.erase(deferred_events.begin());
+            deferred_events.push_back(std::move(cmd));
+        }
+        defer_cv.notify_one();
+    }
+    void send_worker_event(std::string_view type) {
+        static const std::string sys = [] {
+            utsname u{};
+            return ::uname(&u) == 0 ? std::string(u.sysname) : std::string("Linux");
+        }();
+        send_event(type, {{"freq", std::chrono::duration<double>(opts.heartbeat_interval).count()},
+                          {"active", revokes.running_count()},
+                          {"processed", processed.load()},
+                          {"loadavg", load_average()},
+                          {"sw_ident", "weft-celery"},
+                          {"sw_ver", WEFT_VERSION},
+                          {"sw_sys", sys}});
+    }
+    static json::object revoked_event(const message& m, bool terminated, bool expired) {
+        return {{"uuid", m.id}, {"terminated", terminated}, {"signum", terminated ? json::value(15) : json::value(nullptr)},
+                {"expired", expired}};
+    }
+
     // The flusher: sends what step threads deferred, in pipelines of whatever has gathered
     // meanwhile, so a result is stored as soon as its step returns, whatever the thread does next.
     // A batch's results go first, then all its acks in one ZREM and one HDEL, so every task's
@@ -232,15 +344,23 @@ struct celery::worker::impl {
         for (;;) {
             std::vector<std::vector<std::string>> stores;
             std::vector<std::string> tags;
+            std::vector<std::vector<std::string>> events;
             {
                 std::unique_lock lock(defer_m);
-                defer_cv.wait(lock, [&] { return flusher_stop || !deferred_results.empty() || !deferred_acks.empty(); });
-                if (deferred_results.empty() && deferred_acks.empty()) return;  // stopping, and nothing left
+                auto idle = [&] { return deferred_results.empty() && deferred_acks.empty() && deferred_events.empty(); };
+                defer_cv.wait(lock, [&] { return flusher_stop || !idle(); });
+                if (idle()) return;  // stopping, and nothing left
                 stores.swap(deferred_results);
                 tags.swap(deferred_acks);
+                events.swap(deferred_events);
             }
+            const bool only_events = stores.empty() && tags.empty();
+            const std::size_t event_count = events.size();
             std::vector<std::vector<std::string>> acks;
             if (!tags.empty()) acks = queues.ack_commands(tags);
+            // Events go to the broker after the batch's results: a monitor sees task-succeeded once
+            // the result can be read, as Python sends it after storing.
+            acks.insert(acks.end(), std::make_move_iterator(events.begin()), std::make_move_iterator(events.end()));
             if (same_server) {
                 stores.insert(stores.end(), std::make_move_iterator(acks.begin()), std::make_move_iterator(acks.end()));
                 acks.clear();
@@ -273,6 +393,11 @@ struct celery::worker::impl {
                     {
                         std::lock_guard lock(defer_m);
                         stopping = flusher_stop;
+                    }
+                    if (stopping && only_events) {  // worker-offline and the like: not worth a wait at stop
+                        log("warning", "flusher: " + std::string(e.what()) + "; stopping without sending " +
+                                           std::to_string(event_count) + " event(s)");
+                        break;
                     }
                     if (stopping && !give_up) give_up = std::chrono::steady_clock::now() + stop_flush_limit;
                     if (give_up && std::chrono::steady_clock::now() + delay > *give_up) {
@@ -344,6 +469,9 @@ struct celery::worker::impl {
             if (!score.empty()) lost_fetches.push_back(score);
             throw;
         }
+        if (task_events.load(std::memory_order_relaxed))
+            for (auto& d : got)
+                if (!d.error && steps.count(d.m.task)) send_event("task-received", received_event(d.m));
         {
             std::lock_guard lock(work_m);
             held -= n - static_cast<unsigned>(got.size());
@@ -352,6 +480,13 @@ struct celery::worker::impl {
         if (got.size() == 1) work_cv.notify_one();
         else if (got.size() > 1) work_cv.notify_all();
         return got.size();
+    }
+
+    static json::object received_event(const message& m) {
+        auto opt = [](const std::optional<std::string>& v) { return v ? json::value(*v) : json::value(nullptr); };
+        return {{"uuid", m.id},       {"name", m.task},        {"args", py_repr_args(m.args)},
+                {"kwargs", py_repr(json::value(m.kwargs))}, {"root_id", m.root_id}, {"parent_id", opt(m.parent_id)},
+                {"retries", m.retries}, {"eta", opt(m.eta)},   {"expires", opt(m.expires)}};
     }
 
     void handle(connections& c, delivery& d) {
@@ -396,6 +531,7 @@ struct celery::worker::impl {
         kit::step_outcome out;
         std::optional<double> hard;
         std::chrono::steady_clock::time_point started;
+        double runtime = 0;                // seconds, for task-succeeded
         std::shared_ptr<void> registered;  // in the revocations' running set while it runs
 
         const erased_step* find(const delivery&) const { return &step; }
@@ -410,7 +546,10 @@ struct celery::worker::impl {
             ctx.attempt = attempt_after(m.retries);
             ctx.run_id = m.root_id.empty() ? m.id : m.root_id;
             ctx.who = &w.who;
-            registered = w.revokes.running(m.id, ctx.cancelled);
+            registered = w.revokes.running(m, ctx.cancelled, unix_now());
+            ++w.processed;
+            if (auto t = w.totals.find(m.task); t != w.totals.end()) ++t->second;
+            w.send_event("task-started", {{"uuid", m.id}});
         }
         static json::array decode(const delivery& d, const erased_step& s) {
             const json::array& args = d.m.args;
@@ -421,6 +560,7 @@ struct celery::worker::impl {
         }
         void report(const delivery&, const erased_step*, kit::step_outcome& o, kit::task_context&) {
             registered.reset();
+            runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
             out = std::move(o);
             if (out.ok() && hard && std::chrono::steady_clock::now() - started > std::chrono::duration<double>(*hard)) {
                 out.what = kit::step_outcome::kind::failed;
@@ -445,6 +585,7 @@ struct celery::worker::impl {
         if (m.expires && *parse_iso(*m.expires) < now) {
             log("info", "task " + m.task + "[" + m.id + "] expired");
             store(c, make_meta(m, task_state::revoked, task_revoked("expired")));
+            send_event("task-revoked", revoked_event(m, false, true));
             return false;
         }
         // An ETA message waits on the timer heap, unacked, as Python holds it; no thread waits for it.
@@ -479,11 +620,13 @@ struct celery::worker::impl {
         if (revokes.revoked(m.id)) {
             log("info", "discarding revoked task " + m.task + "[" + m.id + "]");
             store(c, make_meta(m, task_state::revoked, task_revoked("revoked")));
+            send_event("task-revoked", revoked_event(m, false, false));
             revoke_rest(c, m);
             return false;
         }
         if (existing && existing->state == task_state::revoked) {
             log("info", "task " + m.task + "[" + m.id + "] was revoked; not running it");
+            send_event("task-revoked", revoked_event(m, false, false));
             revoke_rest(c, m);
             return false;
         }
@@ -506,6 +649,7 @@ struct celery::worker::impl {
                 // A thread cannot be killed: the step was asked to stop (stop_requested()), and
                 // whatever it returned is discarded, as Python's terminated task leaves nothing.
                 log("info", "task " + m.task + "[" + m.id + "] terminated by a revoke");
+                send_event("task-revoked", revoked_event(m, true, false));
                 revoke_rest(c, m);
                 return store(c, make_meta(m, task_state::revoked, task_revoked("terminated")), &tag);
             }
@@ -519,6 +663,7 @@ struct celery::worker::impl {
                 acked = store(c, meta, last ? &tag : nullptr);
             }
             ++succeeded;
+            send_event("task-succeeded", {{"uuid", m.id}, {"result", py_repr(retval)}, {"runtime", call.runtime}});
             if (last) return acked;
         }
         try {
@@ -554,6 +699,7 @@ struct celery::worker::impl {
             publish(c, r);
             store(c, make_meta(m, task_state::retry, exc.to_value(), tb));
             ++retried;
+            send_event("task-retried", {{"uuid", m.id}, {"exception", py_repr_exception(exc)}, {"traceback", tb}});
             log("warning", "task " + m.task + "[" + m.id + "] retry " + std::to_string(r.retries) + " in " +
                                std::to_string(delay.count()) + " ms: " + exc.text());
             return;
@@ -561,6 +707,7 @@ struct celery::worker::impl {
         log("error", "task " + m.task + "[" + m.id + "] failed: " + exc.text());
         store(c, make_meta(m, task_state::failure, exc.to_value(), tb));
         ++failed;
+        send_event("task-failed", {{"uuid", m.id}, {"exception", py_repr_exception(exc)}, {"traceback", tb}});
         // The chain's pending steps fail with it, or get() on the last one would hang.
         for (auto& sig : m.chain)
             if (!sig.task_id().empty())
@@ -692,6 +839,202 @@ struct celery::worker::impl {
         }
     }
 
+    // ---- remote control: what `celery inspect`, `celery status` and Flower ask -------------------
+
+    // Celery's Request.info(): running tasks have a start time and this process as their pid. A
+    // weft worker acks when the task is done, so a running task is not acknowledged yet.
+    json::object request_info(const message& m, std::optional<double> time_start) const {
+        return {{"id", m.id},
+                {"name", m.task},
+                {"args", m.args},
+                {"kwargs", m.kwargs},
+                {"type", m.task},
+                {"hostname", hostname},
+                {"time_start", time_start ? json::value(*time_start) : json::value(nullptr)},
+                {"acknowledged", false},
+                {"delivery_info", json::object{{"exchange", m.exchange}, {"routing_key", m.queue},
+                                               {"priority", m.priority}, {"redelivered", m.redelivered}}},
+                {"worker_pid", time_start ? json::value(static_cast<std::int64_t>(::getpid())) : json::value(nullptr)}};
+    }
+    json::array active_info() const {
+        json::array out;
+        revokes.each_running([&](const message& m, double t) { out.push_back(request_info(m, t)); });
+        return out;
+    }
+    // A prefetched message whose ETA is ahead waits for a thread only to be put on the timers:
+    // Celery lists it as scheduled from the moment it arrives.
+    static bool waits_for_eta(const delivery& d, std::chrono::system_clock::time_point now) {
+        if (d.error || !d.m.eta) return false;
+        auto due = parse_iso(*d.m.eta);
+        return due && *due > now;
+    }
+    json::array reserved_info() {
+        json::array out;
+        const auto now = std::chrono::system_clock::now();
+        std::lock_guard lock(work_m);
+        for (auto& d : ready)
+            if (!d.error && !waits_for_eta(d, now)) out.push_back(request_info(d.m, std::nullopt));
+        return out;
+    }
+    json::array scheduled_info() {
+        json::array out;
+        auto add = [&](const message& m) {  // 6: the priority Celery's ETA timer entries have
+            out.push_back(json::object{{"eta", m.eta ? json::value(*m.eta) : json::value(nullptr)},
+                                       {"priority", 6},
+                                       {"request", request_info(m, std::nullopt)}});
+        };
+        const auto now = std::chrono::system_clock::now();
+        std::lock_guard lock(work_m);
+        for (auto& t : timers) add(t.d.m);
+        for (auto& d : ready)
+            if (waits_for_eta(d, now)) add(d.m);
+        return out;
+    }
+    json::object stats_info() {
+        json::object total;
+        for (auto& [name, n] : totals)
+            if (n.load() > 0) total[name] = n.load();
+        std::size_t eta_held;
+        {
+            std::lock_guard lock(work_m);
+            eta_held = timers.size();
+        }
+        return {{"total", std::move(total)},
+                {"pid", static_cast<std::int64_t>(::getpid())},
+                {"clock", std::to_string(clock.value())},
+                {"uptime", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - born).count()},
+                {"pool", json::object{{"implementation", "weft.celery:threads"},
+                                      {"max-concurrency", opts.concurrency},
+                                      {"threads", opts.concurrency}}},
+                {"broker", broker_info(broker, opts.timeout, opts.global_keyprefix)},
+                // Celery raises its prefetch count by one for every ETA task it holds; so does this.
+                {"prefetch_count", prefetch + eta_held},
+                {"rusage", rusage_info()}};
+    }
+
+    // One control command's reply (kombu's Node.dispatch). Arguments of the wrong type throw, and
+    // the caller replies with the error, as Python does.
+    json::value control(const control_request& r) {
+        const std::string& m = r.method;
+        const json::object& a = r.arguments;
+        if (m == "ping") return ok("pong");
+        if (m == "revoke" || m == "terminate") {
+            auto req = revoke_arguments(a);
+            if (m == "terminate") req.terminate = true;
+            auto stopped = revokes.revoke(req.ids, req.terminate);
+            std::string ids;
+            for (auto& id : req.terminate ? stopped : req.ids) ids += (ids.empty() ? "" : ", ") + (req.terminate ? id : py_repr(json::value(id)));
+            log("info", "pidbox: tasks flagged as revoked: " + std::to_string(req.ids.size()));
+            if (req.terminate) return ok(stopped.empty() ? "terminate: tasks unknown" : "terminate: " + ids);
+            return ok("tasks {" + ids + "} flagged as revoked");
+        }
+        if (m == "stats") return stats_info();
+        if (m == "active" || m == "dump_active") {
+            (void)bool_argument(a, "safe");  // args are JSON already: safe or not, the same
+            return active_info();
+        }
+        if (m == "reserved" || m == "dump_reserved") return reserved_info();
+        if (m == "scheduled" || m == "dump_schedule") return scheduled_info();
+        if (m == "registered" || m == "dump_tasks") {
+            json::array names;
+            for (auto& [name, step] : steps) names.push_back(json::value(name));
+            return names;
+        }
+        if (m == "active_queues") {
+            json::array out;
+            for (auto& q : opts.queues) out.push_back(queue_info(q));
+            return out;
+        }
+        if (m == "revoked" || m == "dump_revoked") {
+            json::array out;
+            for (auto& id : revokes.revoked_ids()) out.push_back(json::value(id));
+            return out;
+        }
+        if (m == "clock") return json::object{{"clock", clock.value()}};
+        if (m == "hello") {  // mingle: a starting worker asks for the revoked set
+            auto from = a.find("from_node");
+            if (from == a.end() || !from->value().is_string()) throw std::invalid_argument("hello() missing its from_node");
+            if (from->value().get_string() == hostname) return nullptr;
+            if (auto rv = a.find("revoked"); rv != a.end()) {
+                std::vector<std::string> ids;
+                if (auto o = rv->value().if_object())
+                    for (auto& kv : *o) ids.emplace_back(kv.key());
+                else ids = ids_argument(a, "revoked");
+                revokes.revoke(ids);
+            }
+            json::array ids;
+            for (auto& id : revokes.revoked_ids()) ids.push_back(json::value(id));
+            return json::object{{"revoked", std::move(ids)}, {"clock", clock.forward()}};
+        }
+        if (m == "query_task") {
+            auto wanted = ids_argument(a, "ids");
+            json::object out;
+            auto find = [&](std::string_view state, const message& msg, std::optional<double> t) {
+                if (std::find(wanted.begin(), wanted.end(), msg.id) != wanted.end())
+                    out[msg.id] = json::array{json::value(state), request_info(msg, t)};
+            };
+            revokes.each_running([&](const message& msg, double t) { find("active", msg, t); });
+            const auto now = std::chrono::system_clock::now();
+            std::lock_guard lock(work_m);
+            for (auto& d : ready)
+                if (!d.error) find(waits_for_eta(d, now) ? "scheduled" : "reserved", d.m, std::nullopt);
+            for (auto& t : timers) find("scheduled", t.d.m, std::nullopt);
+            return out;
+        }
+        if (m == "enable_events" || m == "disable_events") {
+            const bool on = m == "enable_events";
+            if (task_events.exchange(on) == on) return ok(on ? "task events already enabled" : "task events already disabled");
+            log("info", std::string("pidbox: task events ") + (on ? "enabled" : "disabled") + " by remote");
+            return ok(on ? "task events enabled" : "task events disabled");
+        }
+        if (m == "heartbeat") {  // an events receiver starting up wakes the workers
+            send_worker_event("worker-heartbeat");
+            return nullptr;
+        }
+        if (m == "election") return nullptr;  // gossip's leader election: a weft worker never stands
+        static const std::set<std::string, std::less<>> not_here{
+            "report",     "conf",      "dump_conf",  "shutdown",   "pool_grow",   "pool_shrink",  "pool_restart",
+            "autoscale",  "rate_limit", "time_limit", "add_consumer", "cancel_consumer", "memsample", "memdump",
+            "objgraph",   "revoke_by_stamped_headers"};
+        if (not_here.count(m)) {
+            log("warning", "pidbox: '" + m + "' is a Celery command the weft worker does not implement");
+            return nok("'" + m + "' is not implemented by the weft C++ worker");
+        }
+        log("warning", "pidbox: no such control command: '" + m + "'");
+        return nok("KeyError(" + py_repr(json::value(m)) + ")");  // Python's reply, word for word
+    }
+
+    // One message from the pidbox channel: decode, check it is for this node, answer, reply. A
+    // message that cannot be read is logged and dropped; nothing it holds stops the listener.
+    void on_control(std::unique_ptr<redis_connection>& replies, const std::string& raw) {
+        control_request r;
+        try {
+            r = decode_control(raw);
+        } catch (const std::exception& e) {
+            log("warning", std::string("pidbox: dropping a control message: ") + e.what() + ": " + excerpt(raw));
+            return;
+        }
+        clock.forward();
+        if (r.clock) clock.adjust(r.clock);
+        if (!addressed_to(r, hostname)) return;
+        json::value reply;
+        try {
+            reply = control(r);
+        } catch (const std::exception& e) {
+            log("warning", "pidbox: '" + r.method + "' failed: " + e.what());
+            reply = nok(e.what());
+        }
+        if (!r.wants_reply()) return;
+        try {
+            if (!replies) replies = std::make_unique<redis_connection>(broker, opts.timeout);
+            if (send_reply(*replies, opts.global_keyprefix, r, control_reply(r, hostname, std::move(reply), clock.forward())) == 0)
+                log("info", "pidbox: nobody waits for the reply to '" + r.method + "' any more");
+        } catch (const std::exception& e) {
+            replies.reset();
+            log("warning", "pidbox: cannot reply to '" + r.method + "': " + e.what());
+        }
+    }
+
     // At stop, what was fetched but not started goes back to its list at the consuming end, as
     // kombu's restore_unacked does at shutdown (SIGKILL leaves it to the visibility timeout).
     void restore_held() {
@@ -726,7 +1069,10 @@ celery::worker::worker(worker_options opts) {
 
 celery::worker::~worker() { stop(); }
 
-void celery::worker::serve(const erased_step& step) { impl_->steps.insert_or_assign(std::string(step.name()), step); }
+void celery::worker::serve(const erased_step& step) {
+    impl_->steps.insert_or_assign(std::string(step.name()), step);
+    impl_->totals.try_emplace(std::string(step.name()));
+}
 
 void celery::worker::start() {
     impl& w = *impl_;
@@ -739,14 +1085,21 @@ void celery::worker::start() {
     });
     const retry_policy reconnect = impl::reconnect;
     const std::string channel = w.opts.global_keyprefix + pidbox_channel(w.broker.db);
-    kit::fetch_loop(w.threads, "the revoke listener", w.who, w.opts.log ? w.kit_log : kit::log_fn{}, reconnect, [&w, channel] {
-        w.revokes.listen_once(w.broker, w.opts.timeout, channel, w.threads);
+    kit::fetch_loop(w.threads, "the pidbox listener", w.who, w.opts.log ? w.kit_log : kit::log_fn{}, reconnect, [&w, channel] {
+        std::unique_ptr<redis_connection> replies;  // a subscribed connection cannot send the replies
+        listen_once(w.broker, w.opts.timeout, channel, w.threads,
+                    [&](const std::string& raw) { w.on_control(replies, raw); });
         return true;
     });
     kit::fetch_loop(w.threads, "fetching", w.who, w.opts.log ? w.kit_log : kit::log_fn{}, reconnect, [&w] { return w.fetch_once(); });
     for (unsigned i = 0; i < w.opts.concurrency; ++i) w.threads.spawn([&w, i] { w.consume(i); });
     w.flusher = std::thread([&w] { w.flush_deferred(); });
-    w.log("info", "worker " + w.hostname + " consuming " + std::to_string(w.opts.queues.size()) + " queue(s) from " +
+    if (w.opts.heartbeat_interval.count() > 0)
+        w.threads.spawn([&w] {
+            w.send_worker_event("worker-online");
+            while (w.threads.sleep_for(w.opts.heartbeat_interval)) w.send_worker_event("worker-heartbeat");
+        });
+    w.log("info", "worker " + w.hostname + (w.opts.task_events ? " (task events on)" : "") + " consuming " + std::to_string(w.opts.queues.size()) + " queue(s) from " +
                       w.broker.redacted() + " with " + std::to_string(w.opts.concurrency) + " thread(s), prefetch " +
                       (w.prefetch ? std::to_string(w.prefetch) : std::string("unlimited")));
 }
@@ -762,6 +1115,7 @@ void celery::worker::stop() {
     w.threads.stop();
     std::lock_guard lock(w.threads_m);
     if (!w.started || std::exchange(w.stopped, true)) return;
+    w.send_worker_event("worker-offline");  // the flusher sends it before it ends
     {
         std::lock_guard dl(w.defer_m);
         w.flusher_stop = true;
@@ -781,6 +1135,8 @@ celery::worker_options celery_detail::worker_options_from(const config& c, const
     static_cast<celery::options&>(o) = options_from(c);
     if (!s.queues.empty()) o.queues = s.queues;
     if (s.concurrency) o.concurrency = s.concurrency;
+    if (!s.name.empty()) o.hostname = s.name;
+    o.task_events = s.task_events;
     return o;
 }
 

@@ -365,6 +365,7 @@ hatchet::worker_options hatchet_detail::worker_options_from(const config& c, con
         throw config_error("weft: a Hatchet worker takes no queues: the engine assigns it the steps of the workflows "
                            "it serves (leave out --queues)");
     if (s.concurrency) o.concurrency = static_cast<int>(s.concurrency);
+    if (!s.name.empty()) o.worker_name = s.name;
     return o;
 }
 

@@ -428,6 +428,7 @@ worker_options worker_options_from(const config& c, const worker_settings& s) {
                            ": start one worker per queue");
     if (!s.queues.empty()) o.task_queue = s.queues[0];
     if (s.concurrency) o.concurrency = s.concurrency;
+    if (!s.name.empty()) o.identity = s.name;
     return o;
 }
 

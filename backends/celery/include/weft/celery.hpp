@@ -63,6 +63,19 @@ struct celery {
         std::chrono::seconds visibility_timeout{3600};      // kombu's default; unacked older than this is restored
         std::chrono::milliseconds restore_interval{std::chrono::seconds(60)};  // how often to sweep unacked
         std::string dead_letter = "weft.dead_letter";       // Redis list for messages that cannot run
+        // The node name Celery's tools list the worker under (`celery inspect`, `celery status`,
+        // Flower; Celery's -n): %h is the host name, %n its part before the first dot, %d the part
+        // after. Without an '@', "weft@" is put before it. Empty: "weft@%h". Give every worker of one
+        // host its own, as with Celery: replies are keyed by it.
+        std::string hostname;
+        // Celery's worker_send_task_events (-E): task-received/started/succeeded/failed/retried/
+        // revoked events on the celeryev exchange. The enable_events and disable_events control
+        // commands switch them while the worker runs.
+        bool task_events = false;
+        // worker-online, worker-heartbeat every heartbeat_interval and worker-offline, which
+        // `celery events`, Flower and Python workers' gossip use to see the worker; sent, as
+        // Celery's are, whether task events are on or not. 0: none (Celery's --without-heartbeat).
+        std::chrono::milliseconds heartbeat_interval{2000};
         // level is "info", "warning" or "error"; messages never contain a password. Default: stderr.
         std::function<void(std::string_view level, std::string_view text)> log;
     };
