@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -33,6 +34,40 @@ struct step_status {
     step_state state = step_state::pending;
     int attempts = 0;   // attempts started so far
     std::string error;  // the last attempt's error, if any
+};
+
+// A run's id names its backend and its workflow, so that a router or a command line can find the
+// run from the id alone:
+//
+//     <backend>:<workflow>:<key>        celery:orders:3f0c...   hatchet:etl:<the engine's run UUID>
+//
+// ':' cannot occur in a workflow's name (the DSL refuses it) nor in a backend's, so the first two
+// colons split the id; the key is the rest, and may hold colons. Where the backend lets the client
+// choose the run's name (Celery task ids, Temporal workflow ids, the journals of local and durable),
+// the whole id is that name; where the server draws it (a Hatchet run's UUID), the key is the
+// server's id. A backend's attach() takes both forms: the native id of a run started by someone
+// else (a Python peer) has no weft prefix.
+struct run_id {
+    std::string_view backend, workflow, key;
+
+    std::string str() const {
+        std::string s;
+        s.reserve(backend.size() + workflow.size() + key.size() + 2);
+        return s.append(backend).append(1, ':').append(workflow).append(1, ':').append(key);
+    }
+    // The parts of `id` when it has weft's form (views into `id`); nothing for any other text.
+    static constexpr std::optional<run_id> parse(std::string_view id) noexcept {
+        const auto first = id.find(':');
+        if (first == std::string_view::npos || first == 0) return std::nullopt;
+        const auto second = id.find(':', first + 1);
+        if (second == std::string_view::npos || second == first + 1 || second + 1 == id.size()) return std::nullopt;
+        const std::string_view backend = id.substr(0, first), workflow = id.substr(first + 1, second - first - 1);
+        for (char c : backend)
+            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.')) return std::nullopt;
+        for (char c : workflow)
+            if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return std::nullopt;
+        return run_id{backend, workflow, id.substr(second + 1)};
+    }
 };
 
 // Delivered to run_options::on_step at every change of a step's state.

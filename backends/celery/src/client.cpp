@@ -280,7 +280,8 @@ std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, co
                            "' as Celery canvas: the parents of step '" + std::string(wf.graph.names[plan.culprit]) +
                            "' are not exactly the previous stage (see weft/celery/lowering.hpp)");
     auto& stages = plan.stages;
-    std::vector<std::string> ids = task_ids(g, new_id());
+    // The run id names the backend and the workflow (run_id); the other tasks' ids derive from it.
+    std::vector<std::string> ids = task_ids(g, run_id{celery::name, g.name, new_id()}.str());
     feed from{ids[stages[0][0]], std::nullopt, state_->opts.queue, wf.codec->encode_input(input).as_array()};
     // A parallel stage's members in the order its join declares its parents (= group_index order).
     for (std::size_t s = 0; s + 1 < stages.size(); ++s)

@@ -90,10 +90,22 @@ std::vector<step_status> steps_of(const graph_view& g, const std::optional<v1::G
     return out;
 }
 
+// The run's id: hatchet:<workflow>:<the engine's external id> (run_id), since the engine draws its ids.
+std::string weft_id(std::string_view workflow, std::string_view external_id) {
+    return run_id{hatchet::name, workflow, external_id}.str();
+}
+
+// The engine's external id in `id`: the key of a weft id of this backend, or `id` itself (an id a
+// Python client got from the engine).
+std::string_view external_id_of(std::string_view id) {
+    if (auto parts = run_id::parse(id); parts && parts->backend == hatchet::name) return parts->key;
+    return id;
+}
+
 class hatchet_run final : public kit::remote_run {
 public:
     hatchet_run(std::shared_ptr<backend_impl::state> st, const erased_workflow& wf, std::string id)
-        : remote_run(wf, id), st_(std::move(st)), id_(std::move(id)) {}
+        : remote_run(wf, weft_id(wf.graph.name, id)), st_(std::move(st)), id_(std::move(id)) {}
 
     std::vector<step_status> steps() const override { return steps_of(wf_.graph, details()); }
 
@@ -180,11 +192,14 @@ std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, cons
 // The run's external id names it. GetRunDetails says whether it exists (a run just triggered may
 // not be readable for a moment) and which tasks it has: those must be steps of `wf`.
 std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std::string_view id) {
-    const std::string run_id(id);
+    if (auto parts = run_id::parse(id); parts && parts->backend == hatchet::name && parts->workflow != wf.graph.name)
+        throw config_error("weft: hatchet run '" + std::string(id) + "' is a run of workflow '" + std::string(parts->workflow) +
+                           "', not '" + std::string(wf.graph.name) + "'");
+    const std::string external(external_id_of(id));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
     std::optional<v1::GetRunDetailsResponse> d;
     try {
-        while (!(d = read_details(*state_, run_id, std::chrono::steady_clock::now())) &&
+        while (!(d = read_details(*state_, external, std::chrono::steady_clock::now())) &&
                std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(state_->opts.poll_interval);
     } catch (const rpc_error& e) {
@@ -194,9 +209,9 @@ std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std
     if (!d) throw run_not_found("hatchet", wf.graph.name, id, "the engine has no run with that external id");
     for (const auto& [task, _] : d->task_runs())
         if (std::find(wf.graph.names.begin(), wf.graph.names.end(), task) == wf.graph.names.end())
-            throw config_error("weft: hatchet run '" + run_id + "' has a task '" + task + "' that workflow '" +
+            throw config_error("weft: hatchet run '" + std::string(id) + "' has a task '" + task + "' that workflow '" +
                                std::string(wf.graph.name) + "' does not declare: it is a run of another workflow");
-    return handle(wf, run_id, {});
+    return handle(wf, external, {});
 }
 
 std::shared_ptr<run_control> backend_impl::handle(const erased_workflow& wf, std::string id, run_options opts) {

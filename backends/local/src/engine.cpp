@@ -24,12 +24,13 @@ constexpr std::uint32_t pack(std::uint32_t attempt, step_state s) noexcept {
 constexpr step_state state_of(std::uint32_t w) noexcept { return static_cast<step_state>(w & 0xff); }
 constexpr std::uint32_t attempt_of(std::uint32_t w) noexcept { return w >> 8; }
 
-std::string make_run_id() {
+// "local:<workflow>:<32 hex digits>" (run_id).
+std::string make_run_id(std::string_view workflow) {
     thread_local std::mt19937_64 rng{std::random_device{}()};
     constexpr char hex[] = "0123456789abcdef";
-    std::string id(32, '0');
-    for (auto& c : id) c = hex[rng() & 15];
-    return id;
+    std::string key(32, '0');
+    for (auto& c : key) c = hex[rng() & 15];
+    return run_id{local::name, workflow, key}.str();
 }
 
 // Watches `ready` for a few tens of microseconds (about what a futex sleep and wake-up cost) before
@@ -263,7 +264,7 @@ struct run_core::outcome {
 run_core::run_core(engine& eng, const erased_workflow& wf, const void* input, run_options opts)
     : engine_(eng), graph_(wf.graph), steps_(*wf.steps),
       storage_(::operator new(steps_.storage_size, std::align_val_t(steps_.storage_align))), opts_(std::move(opts)),
-      observed_(static_cast<bool>(opts_.on_step)), id_(make_run_id()), started_(std::chrono::steady_clock::now()),
+      observed_(static_cast<bool>(opts_.on_step)), id_(make_run_id(graph_.name)), started_(std::chrono::steady_clock::now()),
       nodes_(new node_slot[graph_.size()]), outcome_(std::make_unique<outcome>(graph_.size())) {
     try {
         steps_.construct(storage_, input);

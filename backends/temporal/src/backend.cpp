@@ -157,7 +157,7 @@ std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, cons
     std::vector<std::string> args;
     const json::value values = wf.codec->encode_input(input);
     for (const json::value& v : values.as_array()) args.push_back(boost::json::serialize(v));
-    const std::string id = std::string(wf.graph.name) + "-" + connection::request_id();
+    const std::string id = run_id{temporal::name, wf.graph.name, connection::request_id()}.str();
     workflow_execution run = state_->client.start_json(wf.graph.name, args, {.workflow_id = id});
     return handle(wf, std::move(run), std::move(opts));
 }

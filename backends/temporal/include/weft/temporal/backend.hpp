@@ -2,7 +2,7 @@
 // weft::temporal::worker processes (the workflow type is the DAG's name).
 //
 //     weft::client<weft::temporal> client({.address = "127.0.0.1:7233", .task_queue = "orders"});
-//     auto run = client.start(orders::workflow, order{...});   // workflow id "<name>-<uuid>"
+//     auto run = client.start(orders::workflow, order{...});   // workflow id "temporal:<name>:<uuid>"
 //     receipt r = run.get();                                    // a failed step throws weft::step_failed
 //
 // Including this header registers the backend, so WEFT_BACKEND=temporal selects it in any_client
