@@ -1,6 +1,7 @@
 #include <weft/local/engine.hpp>
 #include <weft/local/backend.hpp>
 #include <weft/kit/settings.hpp>
+#include <weft/run_description.hpp>
 
 #include <algorithm>
 #include <condition_variable>
@@ -211,6 +212,21 @@ void engine::run_finished(run_core* run) {
     impl_->runs_cv.notify_all();
 }
 
+std::vector<std::shared_ptr<run_core>> engine::recent(std::string_view workflow, std::size_t limit) const {
+    std::vector<std::shared_ptr<run_core>> out;
+    {
+        std::lock_guard lock(impl_->runs_mutex);
+        for (auto& [raw, weak] : impl_->runs)
+            if (raw->graph().name == workflow)
+                if (auto r = weak.lock()) out.push_back(std::move(r));
+        for (auto& weak : impl_->recent)
+            if (auto r = weak.lock(); r && r->graph().name == workflow) out.push_back(std::move(r));
+    }
+    std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a->created() > b->created(); });
+    if (out.size() > limit) out.resize(limit);
+    return out;
+}
+
 std::shared_ptr<run_core> engine::find(std::string_view id) const {
     std::lock_guard lock(impl_->runs_mutex);
     for (auto& [raw, weak] : impl_->runs)
@@ -254,6 +270,7 @@ struct run_core::outcome {
     std::condition_variable done_cv;
     bool done = false;
     run_state final = run_state::running;
+    std::chrono::system_clock::time_point finished;
     std::vector<std::string> errors;
     std::size_t first_failure = npos;
     std::mutex event_mutex;  // one on_step call at a time
@@ -265,6 +282,7 @@ run_core::run_core(engine& eng, const erased_workflow& wf, const void* input, ru
     : engine_(eng), graph_(wf.graph), steps_(*wf.steps),
       storage_(::operator new(steps_.storage_size, std::align_val_t(steps_.storage_align))), opts_(std::move(opts)),
       observed_(static_cast<bool>(opts_.on_step)), id_(make_run_id(graph_.name)), started_(std::chrono::steady_clock::now()),
+      created_(std::chrono::system_clock::now()),
       nodes_(new node_slot[graph_.size()]), outcome_(std::make_unique<outcome>(graph_.size())) {
     try {
         steps_.construct(storage_, input);
@@ -443,6 +461,7 @@ void run_core::complete() {
     {
         std::lock_guard lock(outcome_->mutex);
         outcome_->done = true;
+        outcome_->finished = std::chrono::system_clock::now();
         if (cancel_requested_.load()) outcome_->final = run_state::cancelled;
         else if (outcome_->first_failure != npos) outcome_->final = run_state::failed;
         else outcome_->final = run_state::succeeded;
@@ -486,6 +505,12 @@ bool run_core::stop_requested(std::size_t node, std::uint32_t attempt) const {
 run_state run_core::state() const {
     std::lock_guard lock(outcome_->mutex);
     return outcome_->final;
+}
+
+std::optional<std::chrono::system_clock::time_point> run_core::finished() const {
+    std::lock_guard lock(outcome_->mutex);
+    if (!outcome_->done) return std::nullopt;
+    return outcome_->finished;
 }
 
 std::vector<step_status> run_core::steps() const {
@@ -555,6 +580,38 @@ std::shared_ptr<run_control> attach(engine& eng, const erased_workflow& wf, std:
     return r;
 }
 
+// The engine records no per-step times and keeps outputs as C++ objects: steps carry states, attempts
+// and errors; the run its creation and end. A run's first steps are running from start() on (the
+// engine posts them then), so a local run is never queued.
+run_description describe(const engine& eng, std::string_view id) {
+    auto r = eng.find(id);
+    if (!r)
+        throw run_not_found("local", {}, id,
+                            "the embedded engine keeps a run in the process that started it, while it runs and "
+                            "while a handle on it remains");
+    run_description d;
+    d.backend = local::name;
+    d.workflow = std::string(r->graph().name);
+    d.id = r->id();
+    d.created = d.started = r->created();
+    d.finished = r->finished();
+    d.state = r->state();
+    for (auto& s : r->steps()) {
+        if (s.state == step_state::failed && d.failed_step.empty() && d.state == run_state::failed) {
+            d.failed_step = s.name;
+            d.error = s.error;
+        }
+        d.steps.push_back({std::move(s.name), s.state, s.attempts, std::move(s.error), {}, {}});
+    }
+    return d;
+}
+
+std::vector<run_summary> list(const engine& eng, std::string_view workflow, std::size_t limit) {
+    std::vector<run_summary> out;
+    for (auto& r : eng.recent(workflow, limit)) out.push_back({r->id(), std::string(workflow), r->state(), r->created(), r->created()});
+    return out;
+}
+
 local_backend::local_backend(local::options opts)
     : engine_(std::make_unique<engine>(engine_options{opts.threads})) {}
 local_backend::~local_backend() = default;
@@ -570,6 +627,11 @@ std::shared_ptr<run_control> local_backend::start(const erased_workflow& wf, con
 
 std::shared_ptr<run_control> local_backend::attach(const erased_workflow& wf, std::string_view id) {
     return local_detail::attach(*engine_, wf, id);
+}
+
+run_description local_backend::describe(std::string_view id) { return local_detail::describe(*engine_, id); }
+std::vector<run_summary> local_backend::list(std::string_view workflow, std::size_t limit) {
+    return local_detail::list(*engine_, workflow, limit);
 }
 
 namespace {
@@ -588,3 +650,7 @@ local::options options_from(const config& c) { return table().read(c); }
 std::vector<setting_doc> settings() { return table().docs(); }
 
 }  // namespace weft::local_detail
+
+namespace weft {
+run_description client<local>::describe(std::string_view id) const { return local_detail::describe(*engine_, id); }
+}  // namespace weft
