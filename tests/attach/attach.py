@@ -133,6 +133,16 @@ def describe_and_list(started, t0, t_done):
         if BACKEND == "celery":  # its message stays in the list nobody serves
             import redis
             redis.Redis.from_url(os.environ["WEFT_REDIS_URL"]).delete(idle_env["WEFT_CELERY_QUEUE"])
+        elif BACKEND == "temporal":  # a cancel request needs a worker to close the run: terminate it
+            import asyncio
+            from temporalio.client import Client
+
+            async def terminate():
+                client = await Client.connect(os.environ["WEFT_TEMPORAL_ADDRESS"],
+                                              namespace=os.environ.get("WEFT_TEMPORAL_NAMESPACE", "default"))
+                await client.get_workflow_handle(idle["id"]).terminate("weft attach test: no worker serves it")
+
+            asyncio.run(terminate())
 
     # Ids nobody started: run_not_found, naming the id, from describe too.
     for nobody in ("weft-attach-nobody-" + RUN, str(uuid.uuid4()), f"{BACKEND}:weft_attach:nobody-{RUN}"):
