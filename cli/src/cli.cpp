@@ -1,6 +1,7 @@
 #include <weft/cli.hpp>
 
 #include <weft/config.hpp>
+#include <weft/run_description.hpp>
 #include <weft/telemetry.hpp>
 
 #include "serve.hpp"
@@ -10,6 +11,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -102,6 +104,39 @@ json::value steps_json(const std::vector<step_status>& steps) {
 std::string pad(std::string s, std::size_t n) {
     if (s.size() < n) s.append(n - s.size(), ' ');
     return s;
+}
+
+std::string timestamp(const std::optional<std::chrono::system_clock::time_point>& t) {
+    if (!t) return {};
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
+    std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms % 1000));
+    return buf;
+}
+
+json::value time_json(const std::optional<std::chrono::system_clock::time_point>& t) {
+    return t ? json::value(boost::json::string(timestamp(t))) : json::value(nullptr);
+}
+
+json::value description_json(const run_description& d) {
+    json::array steps;
+    for (auto& s : d.steps) {
+        json::object o{{"name", s.name}, {"state", std::string(to_string(s.state))}, {"attempts", s.attempts}};
+        if (!s.error.empty()) o["error"] = s.error;
+        if (s.started) o["started"] = time_json(s.started);
+        if (s.finished) o["finished"] = time_json(s.finished);
+        steps.push_back(std::move(o));
+    }
+    json::object o{{"id", d.id}, {"backend", d.backend}, {"workflow", d.workflow}, {"state", std::string(to_string(d.state))},
+                   {"created", time_json(d.created)}, {"started", time_json(d.started)}, {"finished", time_json(d.finished)},
+                   {"steps", steps}, {"output", d.output}};
+    if (!d.failed_step.empty()) o["failed_step"] = d.failed_step;
+    if (!d.error.empty()) o["error"] = d.error;
+    return o;
 }
 
 void print_steps(const std::vector<step_status>& steps) {
@@ -235,6 +270,9 @@ std::pair<const workflow_entry*, std::shared_ptr<run_control>> find_run(backend&
         const workflow_entry& e = find_workflow(wfs, workflow);
         return {&e, b.attach(*e.wf, id)};
     }
+    if (auto parts = run_id::parse(id))  // a weft id names its workflow
+        for (auto& e : wfs)
+            if (e.wf->graph.name == parts->workflow) return {&e, b.attach(*e.wf, id)};
     std::string why;
     for (auto& e : wfs) {
         try {
@@ -383,6 +421,10 @@ int main(int argc, char** argv, std::span<const workflow_entry> wfs) {
     auto* result = by_id("result", "the output of a run");
     result->add_flag("--wait", wait, "wait for the run to end");
     auto* cancel = by_id("cancel", "cancel a run");
+    std::size_t limit = 20;
+    auto* list = app.add_subcommand("list", "the recent runs of this program's workflows, newest first");
+    list->add_option("--workflow", workflow, "only this workflow's runs");
+    list->add_option("--limit", limit, "at most this many runs per workflow (20)");
 
     std::string format = "text";
     auto* describe = app.add_subcommand("describe", "a workflow's graph, steps and payload schemas");
@@ -467,6 +509,47 @@ int main(int argc, char** argv, std::span<const workflow_entry> wfs) {
             return success;
         }
 
+        if (app.got_subcommand(list)) {
+            json::array runs;
+            for (auto& e : wfs) {
+                if (!workflow.empty() && e.wf->graph.name != workflow) continue;
+                for (auto& s : b->list(e.wf->graph.name, limit))
+                    runs.push_back(json::object{{"id", s.id}, {"workflow", s.workflow}, {"state", std::string(to_string(s.state))},
+                                                {"created", time_json(s.created)}, {"started", time_json(s.started)}});
+            }
+            if (!workflow.empty()) (void)find_workflow(wfs, workflow);  // a name that is none of ours is an error
+            if (g.output == "json") {
+                std::printf("%s\n", dump(runs).c_str());
+            } else {
+                for (auto& v : runs) {
+                    auto& o = v.as_object();
+                    std::printf("%s  %-10s %s\n", std::string(o.at("id").as_string()).c_str(),
+                                std::string(o.at("state").as_string()).c_str(),
+                                o.at("created").is_string() ? std::string(o.at("created").as_string()).c_str() : "");
+                }
+            }
+            return success;
+        }
+
+        if (app.got_subcommand(status) || app.got_subcommand(steps)) {
+            const run_description d = b->describe(id);
+            if (g.output == "json") {
+                std::printf("%s\n", dump(description_json(d)).c_str());
+            } else {
+                std::printf("%s  %s  %s\n", d.id.c_str(), d.workflow.c_str(), std::string(to_string(d.state)).c_str());
+                if (d.created) std::printf("  created   %s\n", timestamp(d.created).c_str());
+                if (d.started) std::printf("  started   %s\n", timestamp(d.started).c_str());
+                if (d.finished) std::printf("  finished  %s\n", timestamp(d.finished).c_str());
+                if (!d.error.empty()) std::printf("  error     %s%s\n", d.failed_step.empty() ? "" : (d.failed_step + ": ").c_str(), d.error.c_str());
+                if (app.got_subcommand(steps)) {
+                    std::vector<step_status> st;
+                    for (auto& s : d.steps) st.push_back({s.name, s.state, s.attempts, s.error});
+                    print_steps(st);
+                }
+            }
+            return success;
+        }
+
         auto [e, r] = find_run(*b, wfs, id, workflow);
         if (app.got_subcommand(cancel)) {
             r->cancel();
@@ -480,17 +563,6 @@ int main(int argc, char** argv, std::span<const workflow_entry> wfs) {
                 return still_running;
             }
             return finish(*e, *r, g);
-        }
-        const run_state st = r->state();
-        const auto st_steps = r->steps();
-        if (g.output == "json") {
-            json::object o{{"id", id}, {"workflow", std::string(e->wf->graph.name)}, {"backend", std::string(b->name())},
-                           {"state", std::string(to_string(st))}};
-            if (app.got_subcommand(steps) || app.got_subcommand(status)) o["steps"] = steps_json(st_steps);
-            std::printf("%s\n", dump(o).c_str());
-        } else {
-            std::printf("%s  %s  %s\n", id.c_str(), std::string(e->wf->graph.name).c_str(), std::string(to_string(st)).c_str());
-            if (app.got_subcommand(steps)) print_steps(st_steps);
         }
         return success;
     } catch (const usage_error& e) {

@@ -47,6 +47,11 @@ public:
         return run<typename W::output>(backend_->attach(full_erasure<W>, id));
     }
 
+    // The run `id` as the backend's records describe it, without the workflow's type.
+    run_description describe(std::string_view id) { return backend_->describe(id); }
+    // Recent runs of the workflow named `workflow`, newest first (config_error where the backend cannot list).
+    std::vector<run_summary> list(std::string_view workflow, std::size_t limit = 20) { return backend_->list(workflow, limit); }
+
 private:
     std::unique_ptr<weft::backend> backend_;
 };

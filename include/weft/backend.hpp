@@ -16,6 +16,7 @@
 #include <weft/config.hpp>
 #include <weft/erased.hpp>
 #include <weft/run.hpp>
+#include <weft/run_description.hpp>
 
 namespace weft {
 
@@ -29,6 +30,12 @@ public:
     // Throws run_not_found when the backend has no such run, config_error when the run it finds is
     // of another workflow.
     virtual std::shared_ptr<run_control> attach(const erased_workflow& wf, std::string_view id) = 0;
+    // The run `id` (weft's id, or the backend's native id of a run started by someone else) as the
+    // backend's own records describe it, without the workflow's type. Throws run_not_found.
+    virtual run_description describe(std::string_view id) = 0;
+    // The most recent runs of workflow `workflow`, newest first, at most `limit`. A backend that keeps
+    // no index of runs throws config_error saying so.
+    virtual std::vector<run_summary> list(std::string_view workflow, std::size_t limit) = 0;
 };
 
 // A backend's worker, as a program that picks its backend by configuration runs it (weft::cli's

@@ -56,6 +56,11 @@ public:
         }
     }
 
+    // The run `id` as the backend's records describe it: no workflow type needed (weft/run_description.hpp).
+    run_description describe(std::string_view id) { return backend_.describe(id); }
+    // Recent runs of the workflow named `workflow`, newest first (config_error where the backend cannot list).
+    std::vector<run_summary> list(std::string_view workflow, std::size_t limit = 20) { return backend_.list(workflow, limit); }
+
 protected:
     template <workflow_type W>
     static consteval bool accepts() {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -14,15 +15,20 @@
 namespace weft {
 
 enum class step_state : std::uint8_t { pending, running, retrying, succeeded, failed, cancelled, skipped };
-enum class run_state : std::uint8_t { running, succeeded, failed, cancelled };
+// queued: the backend knows that no step of the run has been picked up yet (a worker has not taken
+// it, or no worker serves its queue); backends that cannot tell report running.
+enum class run_state : std::uint8_t { running, succeeded, failed, cancelled, queued };
 
 constexpr std::string_view to_string(step_state s) noexcept {
     constexpr std::string_view names[] = {"pending", "running", "retrying", "succeeded", "failed", "cancelled", "skipped"};
     return names[static_cast<int>(s)];
 }
 constexpr std::string_view to_string(run_state s) noexcept {
-    constexpr std::string_view names[] = {"running", "succeeded", "failed", "cancelled"};
+    constexpr std::string_view names[] = {"running", "succeeded", "failed", "cancelled", "queued"};
     return names[static_cast<int>(s)];
+}
+constexpr bool is_final(run_state s) noexcept {
+    return s == run_state::succeeded || s == run_state::failed || s == run_state::cancelled;
 }
 constexpr bool is_final(step_state s) noexcept {
     return s == step_state::succeeded || s == step_state::failed || s == step_state::cancelled || s == step_state::skipped;
@@ -33,6 +39,40 @@ struct step_status {
     step_state state = step_state::pending;
     int attempts = 0;   // attempts started so far
     std::string error;  // the last attempt's error, if any
+};
+
+// A run's id names its backend and its workflow, so that a router or a command line can find the
+// run from the id alone:
+//
+//     <backend>:<workflow>:<key>        celery:orders:3f0c...   hatchet:etl:<the engine's run UUID>
+//
+// ':' cannot occur in a workflow's name (the DSL refuses it) nor in a backend's, so the first two
+// colons split the id; the key is the rest, and may hold colons. Where the backend lets the client
+// choose the run's name (Celery task ids, Temporal workflow ids, the journals of local and durable),
+// the whole id is that name; where the server draws it (a Hatchet run's UUID), the key is the
+// server's id. A backend's attach() and describe() take both forms: the native id of a run started
+// by someone else (a Python peer) has no weft prefix.
+struct run_id {
+    std::string_view backend, workflow, key;
+
+    std::string str() const {
+        std::string s;
+        s.reserve(backend.size() + workflow.size() + key.size() + 2);
+        return s.append(backend).append(1, ':').append(workflow).append(1, ':').append(key);
+    }
+    // The parts of `id` when it has weft's form (views into `id`); nothing for any other text.
+    static constexpr std::optional<run_id> parse(std::string_view id) noexcept {
+        const auto first = id.find(':');
+        if (first == std::string_view::npos || first == 0) return std::nullopt;
+        const auto second = id.find(':', first + 1);
+        if (second == std::string_view::npos || second == first + 1 || second + 1 == id.size()) return std::nullopt;
+        const std::string_view backend = id.substr(0, first), workflow = id.substr(first + 1, second - first - 1);
+        for (char c : backend)
+            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.')) return std::nullopt;
+        for (char c : workflow)
+            if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return std::nullopt;
+        return run_id{backend, workflow, id.substr(second + 1)};
+    }
 };
 
 // Delivered to run_options::on_step at every change of a step's state.
@@ -72,12 +112,35 @@ public:
         : std::runtime_error("weft: the run of workflow '" + std::string(workflow) + "' was cancelled") {}
 };
 
+// A step as describe() reads it from the backend's records.
+struct step_description {
+    std::string name;
+    step_state state = step_state::pending;
+    int attempts = 0;   // attempts started so far, as far as the backend records them
+    std::string error;  // the last attempt's error, if any
+    std::optional<std::chrono::system_clock::time_point> started, finished;  // where the backend records them
+};
+
+// One run in a backend's list of recent runs (client.list).
+struct run_summary {
+    std::string id;
+    std::string workflow;
+    run_state state = run_state::running;
+    std::optional<std::chrono::system_clock::time_point> created, started;
+};
+
+// What describe(id) returns, defined in <weft/run_description.hpp> (it holds the output as a JSON
+// value, and this header includes no JSON library).
+struct run_description;
+
 // attach() found no run with that id where the backend keeps runs.
+// describe() likewise, with no workflow named (an empty `workflow`).
 class run_not_found : public std::runtime_error {
 public:
     run_not_found(std::string_view backend, std::string_view workflow, std::string_view id, std::string_view why)
-        : std::runtime_error("weft: " + std::string(backend) + " has no run '" + std::string(id) + "' of workflow '" +
-                             std::string(workflow) + "'" + (why.empty() ? "" : ": " + std::string(why))) {}
+        : std::runtime_error("weft: " + std::string(backend) + " has no run '" + std::string(id) + "'" +
+                             (workflow.empty() ? std::string() : " of workflow '" + std::string(workflow) + "'") +
+                             (why.empty() ? "" : ": " + std::string(why))) {}
 };
 
 // A bad setting, an unknown backend, a misuse of the API.

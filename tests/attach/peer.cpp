@@ -5,10 +5,15 @@
 //   attach_peer start <x> <delay_ms>    starts a run and prints {"id": ...}; the run goes on without it
 //   attach_peer attach <id>             attaches, waits, prints {"result", "state", "steps"}
 //   attach_peer attach-as-other <id>    attaches with another workflow: prints the error
+//   attach_peer describe <id>           prints client.describe(id): no workflow type involved
+//   attach_peer list <workflow> <n>     prints client.list(workflow, n)
+//   attach_peer start-idle <x>          starts a run of weft_attach_idle, which no worker serves
+//   attach_peer cancel-idle <id>        cancels that run
 //
 // Built once per backend, with WEFT_ATTACH_CELERY, _TEMPORAL or _HATCHET defined.
 #include <weft/any_client.hpp>
 #include <weft/json.hpp>
+#include <weft/run_description.hpp>
 
 #if defined(WEFT_ATTACH_CELERY)
 #include <weft/celery.hpp>
@@ -23,6 +28,7 @@
 #include <csignal>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 using weft::step;
@@ -47,6 +53,10 @@ struct total {
     static constexpr std::string_view name = "weft_attach.total";
     std::string operator()(int sq, int neg) const { return std::to_string(sq) + "/" + std::to_string(neg); }
 };
+struct idle_step {
+    static constexpr std::string_view name = "weft_attach.idle";
+    int operator()(int x) const { return x; }
+};
 struct other_step {
     static constexpr std::string_view name = "weft_attach.other";
     int operator()(int x) const { return x; }
@@ -56,6 +66,7 @@ struct other_step {
 constexpr auto wf = weft::workflow<"weft_attach">(step<steps::seed> >> (step<steps::square>, step<steps::negate>) >>
                                                   step<steps::total>);
 constexpr auto other = weft::workflow<"weft_attach_other">(step<steps::other_step>);
+constexpr auto idle = weft::workflow<"weft_attach_idle">(step<steps::idle_step>);
 
 namespace {
 
@@ -98,11 +109,44 @@ void print_run(weft::json::object& out, Run& r) {
     out["steps"] = std::move(steps);
 }
 
+// Milliseconds since the epoch, or null.
+weft::json::value ms(const std::optional<std::chrono::system_clock::time_point>& t) {
+    if (!t) return nullptr;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
+}
+
+weft::json::object described(const weft::run_description& d) {
+    weft::json::object out;
+    out["backend"] = d.backend;
+    out["workflow"] = d.workflow;
+    out["id"] = d.id;
+    out["state"] = std::string(weft::to_string(d.state));
+    weft::json::array steps;
+    for (auto& s : d.steps)
+        steps.push_back(weft::json::object{{"name", s.name},
+                                           {"state", std::string(weft::to_string(s.state))},
+                                           {"attempts", s.attempts},
+                                           {"error", s.error},
+                                           {"started", ms(s.started)},
+                                           {"finished", ms(s.finished)}});
+    out["steps"] = std::move(steps);
+    out["created"] = ms(d.created);
+    out["started"] = ms(d.started);
+    out["finished"] = ms(d.finished);
+    out["output"] = d.output;
+    out["failed_step"] = d.failed_step;
+    out["error"] = d.error;
+    if (auto parts = weft::run_id::parse(d.id))
+        out["id_parts"] = weft::json::array{std::string(parts->backend), std::string(parts->workflow), std::string(parts->key)};
+    return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 3) {
-        std::cerr << "usage: attach_peer serve <ready_file> | start <x> <delay_ms> | attach <id> | attach-as-other <id>\n";
+        std::cerr << "usage: attach_peer serve <ready_file> | start <x> <delay_ms> | attach <id> | attach-as-other <id> | "
+                     "describe <id> | list <workflow> <n> | start-idle <x> | cancel-idle <id>\n";
         return 2;
     }
     const std::string mode = argv[1];
@@ -119,6 +163,22 @@ int main(int argc, char** argv) {
             out["id"] = r.id();
             out["state_at_attach"] = std::string(weft::to_string(r.state()));
             print_run(out, r);
+        } else if (mode == "describe") {
+            out["description"] = described(client.describe(argv[2]));
+        } else if (mode == "list" && argc >= 4) {
+            weft::json::array runs;
+            for (auto& r : client.list(argv[2], std::stoul(argv[3])))
+                runs.push_back(weft::json::object{
+                    {"id", r.id}, {"workflow", r.workflow}, {"state", std::string(weft::to_string(r.state))}, {"created", ms(r.created)}});
+            out["runs"] = std::move(runs);
+        } else if (mode == "start-idle") {
+            auto r = client.start(idle, std::stoi(argv[2]));
+            out["id"] = r.id();
+            out["state"] = std::string(weft::to_string(r.state()));
+        } else if (mode == "cancel-idle") {
+            auto r = client.attach(idle, argv[2]);
+            r.cancel();
+            out["id"] = r.id();
         } else if (mode == "attach-as-other") {
             auto r = client.attach(other, argv[2]);
             out["id"] = r.id();

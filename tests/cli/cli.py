@@ -188,6 +188,15 @@ def main():
         st = cli_json("status", started)
         check(st["state"] == "succeeded" and st["workflow"] == "corpus_report" and st["backend"] == BACKEND, st)
         check({s["name"]: s["state"] for s in st["steps"]} == {s: "succeeded" for s in STEPS}, st)
+        check(st["output"]["words"]["total_words"] == 349 and st["created"], st)  # describe: from the records alone
+        check(started.startswith(f"{BACKEND}:corpus_report:"), f"not a self-describing id: {started}")
+        if BACKEND == "hatchet":
+            refused = cli("list", "--workflow", "corpus_report", expect=2)
+            check("cannot list" in refused.stderr, refused.stderr)
+        else:
+            listed = cli_json("list", "--workflow", "corpus_report")
+            check(started in [r["id"] for r in listed], listed)
+            check(all(r["workflow"] == "corpus_report" for r in listed), listed)
         steps_text = cli("steps", started).stdout
         check(all(re.search(re.escape(s) + r" +succeeded", steps_text) for s in STEPS), steps_text)
 

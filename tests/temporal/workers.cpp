@@ -110,7 +110,7 @@ TEST_CASE("a fan-out/fan-in DAG runs on the C++ workers and joins its branches i
         CHECK(succeeded.back() == "weft_test.describe3");
     }
     CHECK(run.state() == weft::run_state::succeeded);
-    CHECK(run.id().starts_with("weft_fan-"));
+    CHECK(run.id().starts_with("temporal:weft_fan:"));  // weft's run id grammar
     auto steps = run.steps();
     REQUIRE(steps.size() == 5);
     for (auto& s : steps) {

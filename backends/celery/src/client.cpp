@@ -11,7 +11,10 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <functional>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <unistd.h>
 
 namespace weft::celery_detail {
@@ -49,6 +52,10 @@ struct backend_impl::state {
     std::string meta(std::string_view id) const { return opts.result_keyprefix + meta_key(id); }
     // weft's record of a run it started, beside the result metas.
     std::string run_record(std::string_view id) const { return opts.result_keyprefix + "weft-run-" + std::string(id); }
+    // weft's index of a workflow's latest runs: a sorted set, run id by start time (ms).
+    std::string run_index(std::string_view workflow) const {
+        return opts.result_keyprefix + "weft-runs-" + std::string(workflow);
+    }
     std::string list_of(std::string_view queue, int priority) const {
         return opts.global_keyprefix + priority_list(queue, priority);
     }
@@ -79,10 +86,122 @@ struct backend_impl::state {
         return out;
     }
 
+    // Whether the message of task `id` still waits in broker list `list` (no worker took it yet):
+    // one server-side scan of the list, bounded to its newest 100,000 messages. weft writes
+    // "correlation_id":"<id>" into every message it sends (codec.cpp).
+    bool in_queue(const std::string& list, std::string_view id) {
+        if (list.empty()) return false;  // a record of an older weft: say running, as it did
+        static const std::string scan = R"lua(
+local n = math.min(redis.call('LLEN', KEYS[1]), 100000)
+for i = 0, n - 1, 1000 do
+  for _, m in ipairs(redis.call('LRANGE', KEYS[1], i, i + 999)) do
+    if string.find(m, ARGV[1], 1, true) then return 1 end
+  end
+end
+return 0)lua";
+        std::lock_guard lock(m);
+        auto r = broker_connection().command({"EVAL", scan, "1", list, "\"correlation_id\":\"" + std::string(id) + "\""});
+        return r.type == redis_reply::kind::integer && r.integer == 1;
+    }
+
     kit::step_watchers watchers;  // last: joined before the connections they read go away
 };
 
 namespace {
+
+// What a run's record says (weft-run-<id>, written by start()): enough to read the run's metas and
+// describe it without the workflow's type.
+struct run_record {
+    std::string workflow;
+    std::optional<std::chrono::system_clock::time_point> created;
+    std::vector<std::string> steps;       // wire names by node index; empty in a record of an older weft
+    std::size_t root = 0;                 // the node whose task id is the run id
+    std::vector<std::size_t> sinks, order;
+    std::string queue_list;               // the broker list the root task's message was pushed to
+};
+
+json::array indices(std::span<const std::size_t> v) {
+    json::array a;
+    for (auto i : v) a.push_back(static_cast<std::uint64_t>(i));
+    return a;
+}
+
+std::string encode_record(const graph_view& g, std::chrono::system_clock::time_point created, std::string_view queue_list) {
+    json::object r;
+    r["workflow"] = g.name;
+    r["started"] = iso_utc(created);  // when start() sent it (the name predates describe)
+    json::array steps;
+    for (auto n : g.names) steps.push_back(json::value(n));
+    r["steps"] = std::move(steps);
+    r["root"] = static_cast<std::uint64_t>(g.sources[0]);
+    r["sinks"] = indices(g.sinks);
+    r["order"] = indices(g.topological_order);
+    r["queue_list"] = queue_list;
+    return boost::json::serialize(r);
+}
+
+run_record decode_record(std::string_view key, std::string_view text) {
+    try {
+        const json::object o = json::parse(text).as_object();
+        run_record r;
+        r.workflow = std::string(o.at("workflow").as_string());
+        if (auto* t = o.if_contains("started"); t && t->is_string()) r.created = parse_iso(t->as_string());
+        auto index = [&](const json::value& v) {
+            const auto i = v.to_number<std::uint64_t>();
+            return static_cast<std::size_t>(i);
+        };
+        if (auto* steps = o.if_contains("steps")) {
+            for (auto& n : steps->as_array()) r.steps.emplace_back(n.as_string());
+            r.root = index(o.at("root"));
+            for (auto& i : o.at("sinks").as_array()) r.sinks.push_back(index(i));
+            for (auto& i : o.at("order").as_array()) r.order.push_back(index(i));
+            const std::size_t n = r.steps.size();
+            if (r.root >= n || r.sinks.empty() || r.order.size() != n ||
+                std::any_of(r.sinks.begin(), r.sinks.end(), [&](std::size_t i) { return i >= n; }) ||
+                std::any_of(r.order.begin(), r.order.end(), [&](std::size_t i) { return i >= n; }))
+                throw std::runtime_error("node indices out of range");
+        }
+        if (auto* q = o.if_contains("queue_list"); q && q->is_string()) r.queue_list = std::string(q->as_string());
+        return r;
+    } catch (const std::exception& e) {
+        throw wire_error("weft: celery: the run record " + std::string(key) + " is not weft's: " + e.what());
+    }
+}
+
+// A run's task ids, one per node, from its id (its first source's task id): derived rather than
+// drawn, so that any process that knows the run id reads the same metas (attach).
+std::vector<std::string> task_ids(std::size_t nodes, std::size_t root, std::string_view run_id) {
+    std::vector<std::string> ids(nodes);
+    for (std::size_t i = 0; i < nodes; ++i)
+        ids[i] = i == root ? std::string(run_id) : std::string(run_id) + "." + std::to_string(i);
+    return ids;
+}
+std::vector<std::string> task_ids(const graph_view& g, std::string_view run_id) {
+    return task_ids(g.size(), g.sources[0], run_id);
+}
+
+// A run is over once every last step is ready, or any step failed or was revoked.
+bool closed(std::span<const std::size_t> sinks, const std::vector<task_meta>& metas) {
+    for (auto& m : metas)
+        if (m.state == task_state::failure || m.state == task_state::revoked) return true;
+    return std::all_of(sinks.begin(), sinks.end(), [&](std::size_t s) { return is_ready(metas[s].state); });
+}
+bool closed(const graph_view& g, const std::vector<task_meta>& metas) { return closed(g.sinks, metas); }
+
+// The state of a run from its metas; `still_queued` says whether the root task's message is still
+// in its broker list (asked only when no task has a meta yet).
+run_state run_state_of(std::span<const std::size_t> sinks, const std::vector<task_meta>& metas,
+                       const std::function<bool()>& still_queued) {
+    for (auto& m : metas)
+        if (m.state == task_state::failure || m.state == task_state::revoked)
+            return m.state == task_state::failure ? run_state::failed : run_state::cancelled;
+    if (closed(sinks, metas)) return run_state::succeeded;
+    // A task with no meta may still run (Python writes STARTED only with task_track_started): the run
+    // is queued only while its first message is still waiting in the broker's list.
+    if (std::all_of(metas.begin(), metas.end(), [](auto& m) { return m.state == task_state::pending; }) && still_queued())
+        return run_state::queued;
+    return run_state::running;
+}
 
 std::vector<step_status> statuses(const graph_view& g, const std::vector<task_meta>& metas) {
     std::vector<step_status> out;
@@ -97,27 +216,12 @@ std::vector<step_status> statuses(const graph_view& g, const std::vector<task_me
     return out;
 }
 
-// A run is over once every last step is ready, or any step failed or was revoked.
-bool closed(const graph_view& g, const std::vector<task_meta>& metas) {
-    for (auto& m : metas)
-        if (m.state == task_state::failure || m.state == task_state::revoked) return true;
-    return std::all_of(g.sinks.begin(), g.sinks.end(), [&](std::size_t s) { return is_ready(metas[s].state); });
-}
-
-// A run's task ids, one per node, from its id (its first source's task id): derived rather than
-// drawn, so that any process that knows the run id reads the same metas (attach).
-std::vector<std::string> task_ids(const graph_view& g, std::string_view run_id) {
-    std::vector<std::string> ids(g.size());
-    for (std::size_t i = 0; i < g.size(); ++i)
-        ids[i] = i == g.sources[0] ? std::string(run_id) : std::string(run_id) + "." + std::to_string(i);
-    return ids;
-}
-
 class celery_run final : public kit::remote_run {
 public:
     celery_run(std::shared_ptr<backend_impl::state> st, const erased_workflow& wf, std::vector<std::string> ids,
-               bool attached = false)
-        : remote_run(wf, ids[wf.graph.sources[0]], celery::name, attached), st_(std::move(st)), ids_(std::move(ids)) {}  // the root task id
+               std::string queue_list, bool attached = false)
+        : remote_run(wf, ids[wf.graph.sources[0]], celery::name, attached), st_(std::move(st)), ids_(std::move(ids)),  // the root task id
+          queue_list_(std::move(queue_list)) {}
 
     std::vector<step_status> steps() const override { return statuses(wf_.graph, st_->metas(ids_)); }
     const std::vector<std::string>& ids() const noexcept { return ids_; }
@@ -151,11 +255,7 @@ public:
 
 private:
     run_state live_state() const override {
-        auto metas = st_->metas(ids_);
-        for (auto& m : metas)
-            if (m.state == task_state::failure || m.state == task_state::revoked)
-                return m.state == task_state::failure ? run_state::failed : run_state::cancelled;
-        return closed(wf_.graph, metas) ? run_state::succeeded : run_state::running;
+        return run_state_of(wf_.graph.sinks, st_->metas(ids_), [&] { return st_->in_queue(queue_list_, id()); });
     }
 
     // SUBSCRIBE to every sink's channel first, then GET, then rely on PUBLISH (as Python's
@@ -199,6 +299,7 @@ private:
 
     std::shared_ptr<backend_impl::state> st_;
     std::vector<std::string> ids_;  // task id per node
+    std::string queue_list_;        // where the root task's message waits until a worker takes it
 };
 
 }  // namespace
@@ -221,29 +322,129 @@ std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, cons
 }
 
 // Celery cannot tell an unknown task id from a pending one (AsyncResult of any id is PENDING), so
-// start() leaves a record of the run beside the result metas, with the same expiry: attach reads it
-// to know the run and its workflow.
-std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std::string_view id) {
+// start() leaves a record of the run beside the result metas, with the same expiry: attach and
+// describe read it to know the run, its workflow and its nodes.
+namespace {
+
+std::optional<run_record> record_of(backend_impl::state& st, std::string_view id) {
     redis_reply r;
     {
+        std::lock_guard lock(st.m);
+        r = st.result_connection().command({"GET", st.run_record(id)});
+    }
+    if (r.type != redis_reply::kind::string) return std::nullopt;
+    return decode_record(st.run_record(id), r.str);
+}
+
+std::string no_record(const backend_impl::state& st, std::string_view id) {
+    return "the result backend (" + st.results.redacted() + ") has no record '" + st.run_record(id) +
+           "' of it: not started through weft, or older than result_expires (" +
+           std::to_string(st.opts.result_expires.count()) + " s)";
+}
+
+}  // namespace
+
+std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std::string_view id) {
+    auto record = record_of(*state_, id);
+    if (!record) throw run_not_found("celery", wf.graph.name, id, no_record(*state_, id));
+    if (record->workflow != wf.graph.name)
+        throw config_error("weft: celery run '" + std::string(id) + "' is a run of workflow '" + record->workflow +
+                           "', not '" + std::string(wf.graph.name) + "'");
+    return std::make_shared<celery_run>(state_, wf, task_ids(wf.graph, id), std::move(record->queue_list), true);
+}
+
+namespace {
+
+std::optional<std::chrono::system_clock::time_point> done_at(const task_meta& m) {
+    return m.date_done ? parse_iso(*m.date_done) : std::nullopt;
+}
+
+step_description described(std::string name, const task_meta& m) {
+    step_description s{std::move(name), step_state_of(m.state), attempts_of(m), {}, {}, {}};
+    if (auto e = m.exception(); e && m.state != task_state::success) s.error = e->text();
+    if (is_ready(m.state)) s.finished = done_at(m);
+    return s;
+}
+
+}  // namespace
+
+// Celery's metas carry when a task ended (date_done), not when it began: steps and the run have
+// finished times, no started ones; created is when start() sent the run.
+run_description backend_impl::describe(std::string_view id) {
+    run_description d;
+    d.backend = celery::name;
+    d.id = std::string(id);
+    auto record = record_of(*state_, id);
+    if (!record || record->steps.empty()) {
+        // A task weft did not send (or a record without nodes): the one task its meta describes.
+        auto metas = state_->metas({std::string(id)});
+        if (metas[0].state == task_state::pending && !record) throw run_not_found("celery", {}, id, no_record(*state_, id) + ", and no task meta");
+        if (record) {
+            d.workflow = record->workflow;
+            d.created = record->created;
+        }
+        const task_meta& m = metas[0];
+        d.steps.push_back(described(d.workflow.empty() ? std::string(id) : d.workflow, m));
+        d.state = m.state == task_state::success   ? run_state::succeeded
+                  : m.state == task_state::failure ? run_state::failed
+                  : m.state == task_state::revoked ? run_state::cancelled
+                                                   : run_state::running;
+        if (d.state == run_state::succeeded) d.output = m.result;
+        if (d.state == run_state::failed) d.error = d.steps[0].error;
+        if (is_final(d.state)) d.finished = d.steps[0].finished;
+        return d;
+    }
+    d.workflow = record->workflow;
+    d.created = record->created;
+    const auto ids = task_ids(record->steps.size(), record->root, id);
+    const auto metas = state_->metas(ids);
+    d.state = run_state_of(record->sinks, metas, [&] { return state_->in_queue(record->queue_list, id); });
+    for (std::size_t i = 0; i < metas.size(); ++i) d.steps.push_back(described(record->steps[i], metas[i]));
+    if (d.state == run_state::succeeded) {
+        if (record->sinks.size() == 1) d.output = metas[record->sinks[0]].result;
+        else {
+            json::array a;
+            for (auto s : record->sinks) a.push_back(metas[s].result);
+            d.output = std::move(a);
+        }
+    }
+    if (d.state == run_state::failed || d.state == run_state::cancelled)
+        for (auto i : record->order)
+            if (metas[i].state == task_state::failure || metas[i].state == task_state::revoked) {
+                if (metas[i].state == task_state::failure) d.failed_step = record->steps[i];
+                d.error = d.steps[i].error;
+                break;
+            }
+    if (is_final(d.state))
+        for (auto& s : d.steps)
+            if (s.finished && (!d.finished || *s.finished > *d.finished)) d.finished = s.finished;
+    return d;
+}
+
+std::vector<run_summary> backend_impl::list(std::string_view workflow, std::size_t limit) {
+    if (state_->opts.listed_runs == 0)
+        throw config_error("weft: celery keeps no index of runs (celery.listed_runs = 0), so it cannot list the runs of '" +
+                           std::string(workflow) + "'; set listed_runs (WEFT_CELERY_LISTED_RUNS) to keep one");
+    std::vector<run_summary> out;
+    if (limit == 0) return out;
+    redis_reply ids;
+    {
         std::lock_guard lock(state_->m);
-        r = state_->result_connection().command({"GET", state_->run_record(id)});
+        ids = state_->result_connection().command(
+            {"ZREVRANGE", state_->run_index(workflow), "0", std::to_string(limit - 1), "WITHSCORES"});
     }
-    if (r.type != redis_reply::kind::string)
-        throw run_not_found("celery", wf.graph.name, id,
-                            "the result backend (" + state_->results.redacted() + ") has no record '" +
-                                state_->run_record(id) + "' of it: not started through weft, or older than result_expires (" +
-                                std::to_string(state_->opts.result_expires.count()) + " s)");
-    std::string workflow;
-    try {
-        workflow = std::string(json::parse(r.str).as_object().at("workflow").as_string());
-    } catch (const std::exception& e) {
-        throw wire_error("weft: celery: the run record " + state_->run_record(id) + " is not weft's: " + e.what());
+    for (std::size_t i = 0; i + 1 < ids.elements.size(); i += 2) {
+        const std::string& id = ids.elements[i].str;
+        run_summary s{id, std::string(workflow), run_state::running, {}, {}};
+        s.created = std::chrono::system_clock::time_point(std::chrono::milliseconds(std::stoll(ids.elements[i + 1].str)));
+        try {
+            s.state = describe(id).state;  // the record and the metas: two round trips a run
+        } catch (const run_not_found&) {
+            continue;  // its record expired before the index was trimmed
+        }
+        out.push_back(std::move(s));
     }
-    if (workflow != wf.graph.name)
-        throw config_error("weft: celery run '" + std::string(id) + "' is a run of workflow '" + workflow + "', not '" +
-                           std::string(wf.graph.name) + "'");
-    return std::make_shared<celery_run>(state_, wf, task_ids(wf.graph, id), true);
+    return out;
 }
 
 // on_step: polled from the result backend, so a state held for less than one poll interval
@@ -281,7 +482,8 @@ std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, co
                            "' as Celery canvas: the parents of step '" + std::string(wf.graph.names[plan.culprit]) +
                            "' are not exactly the previous stage (see weft/celery/lowering.hpp)");
     auto& stages = plan.stages;
-    std::vector<std::string> ids = task_ids(g, new_id());
+    // The run id names the backend and the workflow (run_id); the other tasks' ids derive from it.
+    std::vector<std::string> ids = task_ids(g, run_id{celery::name, g.name, new_id()}.str());
     feed from{ids[stages[0][0]], std::nullopt, state_->opts.queue, wf.codec->encode_input(input).as_array()};
     // A parallel stage's members in the order its join declares its parents (= group_index order).
     for (std::size_t s = 0; s + 1 < stages.size(); ++s)
@@ -303,10 +505,16 @@ std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, co
     // its chain (next step last).
     auto out = apply(from, elements.front(), {elements.rbegin(), elements.rend() - 1});
     const std::string expires = std::to_string(state_->opts.result_expires.count());
-    json::object record;
-    record["workflow"] = wf.graph.name;
-    record["started"] = iso_utc(std::chrono::system_clock::now());
-    commands.results.push_back({"SET", state_->run_record(ids[g.sources[0]]), boost::json::serialize(record), "EX", expires});
+    const std::string& root = ids[g.sources[0]];
+    std::string queue_list;
+    for (auto& m : out.messages)
+        if (m.id == root || queue_list.empty()) queue_list = state_->list_of(m.queue, m.priority);
+    const auto now = std::chrono::system_clock::now();
+    commands.results.push_back({"SET", state_->run_record(root), encode_record(g, now, queue_list), "EX", expires});
+    if (state_->opts.listed_runs > 0) {  // the index list() reads; send() trims it once per batch
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+        commands.results.push_back({"ZADD", state_->run_index(g.name), std::to_string(ms), root});
+    }
     for (auto& [gid, size] : out.chord_sizes)
         commands.results.push_back(
             {"SET", state_->opts.result_keyprefix + taskset_key(gid) + ".s", std::to_string(size), "EX", expires});
@@ -314,7 +522,7 @@ std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, co
         m.origin = state_->origin;
         commands.broker.push_back({"LPUSH", state_->list_of(m.queue, m.priority), encode_envelope(m)});
     }
-    return std::make_shared<celery_run>(state_, wf, std::move(ids));
+    return std::make_shared<celery_run>(state_, wf, std::move(ids), std::move(queue_list));
 }
 
 // The result backend's commands first (a chord's size before its header runs), then the broker's:
@@ -326,6 +534,17 @@ void backend_impl::send(const erased_workflow& wf, batch& commands) {
                 throw redis_error("weft: Redis at " + to.redacted() + " refused to start workflow '" +
                                   std::string(wf.graph.name) + "': " + redact(r.str));
     };
+    if (const unsigned keep = state_->opts.listed_runs) {
+        // The index without the runs older than the metas' expiry, trimmed to the newest `keep`,
+        // expiring with the metas.
+        const std::string index = state_->run_index(wf.graph.name);
+        const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+        const auto expires = state_->opts.result_expires;
+        commands.results.push_back({"ZREMRANGEBYSCORE", index, "-inf",
+                                    "(" + std::to_string(now.count() - std::chrono::milliseconds(expires).count())});
+        commands.results.push_back({"ZREMRANGEBYRANK", index, "0", std::to_string(-static_cast<long long>(keep) - 1)});
+        commands.results.push_back({"EXPIRE", index, std::to_string(expires.count())});
+    }
     std::lock_guard lock(state_->m);
     if (state_->same_server) {
         commands.results.insert(commands.results.end(), std::make_move_iterator(commands.broker.begin()),
@@ -351,6 +570,7 @@ const kit::settings_table<celery::options>& table() {
             {"timeout_ms", &o::timeout, "connect and reply timeout"},
             {"global_keyprefix", &o::global_keyprefix, "kombu's broker_transport_options global_keyprefix"},
             {"result_keyprefix", &o::result_keyprefix, "the result backend's global_keyprefix"},
+            {"listed_runs", &o::listed_runs, "runs kept per workflow in the index list() reads; 0: no index", 1000000},
         }};
     return t;
 }

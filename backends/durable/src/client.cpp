@@ -6,39 +6,55 @@
 #include <weft/kit/settings.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <limits>
 #include <thread>
 
 namespace weft::durable_detail {
 
 namespace {
 
-// What the journal says of each step of a run that this process does not drive.
+// What the journal says of one step of a run that this process does not drive (rec: null when the
+// journal has nothing of the step).
+step_status status_from(std::string name, const run_row& row, const step_record* rec) {
+    step_status s{std::move(name)};
+    const bool open = row.state == run_state::running;
+    if (rec && rec->result) {
+        s.state = rec->result->succeeded ? step_state::succeeded : step_state::failed;
+        s.attempts = std::max(rec->last_attempt, rec->result->attempt);
+        s.error = rec->result->error;
+    } else if (rec && rec->last_attempt > 0) {
+        s.attempts = rec->last_attempt;
+        s.error = rec->last_error;
+        s.state = !open              ? step_state::cancelled
+                  : rec->last_open     ? step_state::running
+                  : rec->last_failed   ? step_state::retrying
+                                       : step_state::pending;  // stopped by a shutdown, to run again
+    } else {
+        s.state = open ? step_state::pending
+                       : row.state == run_state::cancelled ? step_state::cancelled : step_state::skipped;
+    }
+    return s;
+}
+
 std::vector<step_status> steps_from(const graph_view& g, const run_row& row, const std::vector<step_record>& records) {
     std::vector<step_status> out;
     for (std::size_t i = 0; i < g.size(); ++i) {
-        step_status s{std::string(g.names[i])};
         const step_record* rec = nullptr;
         for (const auto& r : records)
-            if (r.step == s.name) rec = &r;
-        const bool open = row.state == run_state::running;
-        if (rec && rec->result) {
-            s.state = rec->result->succeeded ? step_state::succeeded : step_state::failed;
-            s.attempts = std::max(rec->last_attempt, rec->result->attempt);
-            s.error = rec->result->error;
-        } else if (rec && rec->last_attempt > 0) {
-            s.attempts = rec->last_attempt;
-            s.error = rec->last_error;
-            s.state = !open              ? step_state::cancelled
-                      : rec->last_open     ? step_state::running
-                      : rec->last_failed   ? step_state::retrying
-                                           : step_state::pending;  // stopped by a shutdown, to run again
-        } else {
-            s.state = open ? step_state::pending
-                           : row.state == run_state::cancelled ? step_state::cancelled : step_state::skipped;
-        }
-        out.push_back(std::move(s));
+            if (r.step == g.names[i]) rec = &r;
+        out.push_back(status_from(std::string(g.names[i]), row, rec));
     }
     return out;
+}
+
+std::chrono::system_clock::time_point time_of(millis ms) {
+    return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
+
+// A run still open whose steps have not begun an attempt (in any process) is queued.
+run_state state_from(const run_row& row, bool begun) {
+    return row.state == run_state::running && !begun ? run_state::queued : row.state;
 }
 
 class durable_run final : public kit::remote_run {
@@ -86,9 +102,17 @@ private:
         if (auto r = live()) {
             std::lock_guard l(r->m);
             if (r->closed) return r->row.state;
-            if (!r->detached) return run_state::running;
+            if (!r->detached) return begun() ? run_state::running : run_state::queued;
         }
-        return read().state;
+        auto row = read();
+        return row.state == run_state::running && !begun() ? run_state::queued : row.state;
+    }
+    // Whether a step of the run has begun an attempt; once it has, it stays so (no more reads).
+    bool begun() const {
+        if (begun_.load(std::memory_order_relaxed)) return true;
+        if (!journal_->has_attempts(id_)) return false;
+        begun_.store(true, std::memory_order_relaxed);
+        return true;
     }
 
     std::optional<outcome> await(std::chrono::milliseconds timeout) const override {
@@ -133,6 +157,7 @@ private:
     std::weak_ptr<engine> engine_;
     mutable std::mutex m_;
     mutable std::shared_ptr<live_run> live_;  // null: another process drives the run, or it had closed
+    mutable std::atomic<bool> begun_{false};
     std::chrono::milliseconds poll_;
 };
 
@@ -211,6 +236,80 @@ std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std
                                       engine_->options().poll_interval);
     }
     return std::make_shared<durable_run>(wf, std::string(id), j, engine_, live, engine_->options().poll_interval, true);
+}
+
+// From the journal alone, whichever process drives the run: read-only (describe never takes a run
+// over). Steps are those the journal has a record of (begun, or with a committed result), in the
+// order they began; while this process drives the run, every node of its workflow, in node order.
+run_description backend_impl::describe(std::string_view id) {
+    const auto& j = engine_->journal_ptr();
+    auto row = j->read_run(id);
+    if (!row)
+        throw run_not_found("durable", {}, id,
+                            "the journal '" + j->path() + "' has no such run (finished runs are removed " +
+                                std::to_string(engine_->options().retention.count()) +
+                                " s after they end: durable.retention_s)");
+    auto records = j->steps_of(id);
+    run_description d;
+    d.backend = durable::name;
+    d.workflow = row->workflow;
+    d.id = row->id;
+    d.state = state_from(*row, !records.empty());
+    d.created = time_of(row->created_at);
+    if (row->finished_at > 0) d.finished = time_of(row->finished_at);
+    auto times = [&](step_description& s, const step_record* rec) {
+        if (!rec) return;
+        if (rec->first_started_at > 0) s.started = time_of(rec->first_started_at);
+        if ((rec->result || !rec->last_open) && rec->last_finished_at > 0) s.finished = time_of(rec->last_finished_at);
+    };
+    auto describe_step = [&](step_status st, const step_record* rec) {
+        step_description s{std::move(st.name), st.state, st.attempts, std::move(st.error), {}, {}};
+        times(s, rec);
+        d.steps.push_back(std::move(s));
+    };
+    auto record_of = [&](std::string_view step) -> const step_record* {
+        for (const auto& r : records)
+            if (r.step == step) return &r;
+        return nullptr;
+    };
+    if (auto live = engine_->find(id); live && row->state == run_state::running) {
+        for (auto& st : live->steps()) {
+            const step_record* rec = record_of(st.name);
+            if (!rec && st.state == step_state::running) {  // posted to the pool, not begun yet
+                st.state = step_state::pending;
+                st.attempts = 0;
+            }
+            describe_step(std::move(st), rec);
+        }
+    } else {
+        std::vector<const step_record*> begun;
+        for (const auto& r : records) begun.push_back(&r);
+        constexpr millis never = std::numeric_limits<millis>::max();
+        std::stable_sort(begun.begin(), begun.end(), [](auto* a, auto* b) {
+            // a step with a result but no attempt row (removed by hand) sorts last
+            return (a->first_started_at ? a->first_started_at : never) < (b->first_started_at ? b->first_started_at : never);
+        });
+        for (auto* r : begun) describe_step(status_from(r->step, *row, r), r);
+    }
+    for (const auto& r : records)
+        if (r.first_started_at > 0 && (!d.started || time_of(r.first_started_at) < *d.started)) d.started = time_of(r.first_started_at);
+    if (row->state == run_state::succeeded) d.output = json::parse(row->output);
+    if (row->state == run_state::failed) {
+        d.failed_step = row->failed_step;
+        d.error = row->error;
+    }
+    return d;
+}
+
+std::vector<run_summary> backend_impl::list(std::string_view workflow, std::size_t limit) {
+    std::vector<run_summary> out;
+    for (auto& r : engine_->journal_ptr()->recent_runs(workflow, limit)) {
+        run_summary s{r.id, std::string(workflow), r.state, time_of(r.created_at), {}};
+        if (r.first_started_at > 0) s.started = time_of(r.first_started_at);
+        else if (r.state == run_state::running) s.state = run_state::queued;
+        out.push_back(std::move(s));
+    }
+    return out;
 }
 
 bool backend_impl::cancel(std::string_view id) {

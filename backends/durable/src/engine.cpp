@@ -254,7 +254,7 @@ std::shared_ptr<live_run> engine::start(const erased_workflow& wf, const void* i
     json::value in = wf.codec->encode_input(input);
     const millis now = now_ms();
     run_row row;
-    row.id = random_hex(32);
+    row.id = run_id{durable::name, wf.graph.name, random_hex(32)}.str();  // durable:<workflow>:<hex>
     row.workflow = std::string(wf.graph.name);
     row.dag_hash = dag_hash(wf.graph);
     row.input = text_of(in);

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -518,11 +519,12 @@ std::vector<step_record> journal::steps_of(std::string_view run) {
             if (r.step == step) return r;
         return out.emplace_back(step_record{step});
     };
-    auto& a = prepare("SELECT step, attempt, outcome, finished_at, error FROM step_attempts WHERE run_id = ? "
+    auto& a = prepare("SELECT step, attempt, outcome, finished_at, error, started_at FROM step_attempts WHERE run_id = ? "
                       "ORDER BY step, attempt");
     a.bind(1, run);
     while (a.step("reading a run's step attempts")) {
         auto& r = record(a.text(0));
+        if (r.last_attempt == 0) r.first_started_at = a.integer(5);
         r.last_attempt = static_cast<int>(a.integer(1));
         const std::string outcome = a.text(2);
         r.last_open = a.null(2);
@@ -537,6 +539,28 @@ std::vector<step_record> journal::steps_of(std::string_view run) {
     s.bind(1, run);
     while (s.step("reading a run's step results"))
         record(s.text(0)).result = step_result{s.text(1) == "succeeded", s.text(2), s.text(3), static_cast<int>(s.integer(4))};
+    s.done();
+    return out;
+}
+
+bool journal::has_attempts(std::string_view run) {
+    std::lock_guard l(m_);
+    auto& s = prepare("SELECT EXISTS(SELECT 1 FROM step_attempts WHERE run_id = ?)");
+    s.bind(1, run);
+    s.step("reading whether a run has begun");
+    const bool begun = s.integer(0) != 0;
+    s.done();
+    return begun;
+}
+
+std::vector<journal::listed_run> journal::recent_runs(std::string_view workflow, std::size_t limit) {
+    std::lock_guard l(m_);
+    auto& s = prepare("SELECT id, state, created_at, (SELECT min(started_at) FROM step_attempts WHERE run_id = runs.id) "
+                      "FROM runs WHERE workflow = ? ORDER BY created_at DESC, id LIMIT ?");
+    s.bind(1, workflow).bind(2, static_cast<std::int64_t>(std::min<std::size_t>(limit, std::size_t(1) << 40)));
+    std::vector<listed_run> out;
+    while (s.step("listing recent runs"))
+        out.push_back({s.text(0), state_from(s.text(1)), s.integer(2), s.null(3) ? 0 : s.integer(3)});
     s.done();
     return out;
 }

@@ -54,6 +54,7 @@ struct step_record {
     bool last_open = false;      // the last attempt has no outcome: it runs, or its process died
     bool last_failed = false;    // the last attempt failed or timed out: a retry is due
     millis last_finished_at = 0; // when the last attempt ended
+    millis first_started_at = 0; // when the first attempt began
     std::string last_error;
 };
 
@@ -90,6 +91,16 @@ public:
     // Nothing when the run is no longer running (cancelled or closed): nothing was written then.
     std::optional<step_result> commit_result(std::string_view run, std::string_view step, const step_result& result);
     std::vector<step_record> steps_of(std::string_view run);
+    // Whether any step of the run has begun an attempt (a run without one is queued).
+    bool has_attempts(std::string_view run);
+    // The newest runs of `workflow`, at most `limit`: id, state, created_at, and the first attempt's
+    // start (0: none yet).
+    struct listed_run {
+        std::string id;
+        run_state state = run_state::running;
+        millis created_at = 0, first_started_at = 0;
+    };
+    std::vector<listed_run> recent_runs(std::string_view workflow, std::size_t limit);
 
 private:
     class statement;

@@ -90,10 +90,37 @@ std::vector<step_status> steps_of(const graph_view& g, const std::optional<v1::G
     return out;
 }
 
+// The run's id: hatchet:<workflow>:<the engine's external id> (run_id), since the engine draws its ids.
+std::string weft_id(std::string_view workflow, std::string_view external_id) {
+    return run_id{hatchet::name, workflow, external_id}.str();
+}
+
+// The engine's external id in `id`: the key of a weft id of this backend, or `id` itself (an id a
+// Python client got from the engine).
+std::string_view external_id_of(std::string_view id) {
+    if (auto parts = run_id::parse(id); parts && parts->backend == hatchet::name) return parts->key;
+    return id;
+}
+
+// Queued while the run is QUEUED and none of its tasks has left QUEUED (a DAG whose next task waits
+// for a slot after its first completed has begun).
+run_state run_state_of(const v1::GetRunDetailsResponse& d) {
+    switch (d.status()) {
+    case v1::QUEUED:
+        for (const auto& [_, t] : d.task_runs())
+            if (t.status() != v1::QUEUED) return run_state::running;
+        return run_state::queued;
+    case v1::COMPLETED: return d.done() ? run_state::succeeded : run_state::running;
+    case v1::FAILED: return run_state::failed;
+    case v1::CANCELLED: return run_state::cancelled;
+    default: return run_state::running;
+    }
+}
+
 class hatchet_run final : public kit::remote_run {
 public:
     hatchet_run(std::shared_ptr<backend_impl::state> st, const erased_workflow& wf, std::string id, bool attached)
-        : remote_run(wf, id, hatchet::name, attached), st_(std::move(st)), id_(std::move(id)) {}
+        : remote_run(wf, weft_id(wf.graph.name, id), hatchet::name, attached), st_(std::move(st)), id_(std::move(id)) {}
 
     std::vector<step_status> steps() const override { return steps_of(wf_.graph, details()); }
 
@@ -106,13 +133,7 @@ public:
 private:
     run_state live_state() const override {
         auto d = details();
-        if (!d) return run_state::running;
-        switch (d->status()) {
-        case v1::COMPLETED: return d->done() ? run_state::succeeded : run_state::running;
-        case v1::FAILED: return run_state::failed;
-        case v1::CANCELLED: return run_state::cancelled;
-        default: return run_state::running;
-        }
+        return d ? run_state_of(*d) : run_state::queued;  // triggered, not yet readable: not begun either
     }
 
     // Polls GetRunDetails every poll_interval until the run is done or `timeout` passes.
@@ -167,11 +188,34 @@ private:
 backend_impl::backend_impl(hatchet::options opts) : state_(std::make_shared<state>(std::move(opts))) {}
 backend_impl::~backend_impl() = default;
 
+namespace {
+// What describe() needs and GetRunDetails does not say, in the run's additional metadata (string
+// values, as the SDKs write it): the workflow, when it was triggered, its steps and its last steps.
+constexpr const char* workflow_key = "weft_workflow";
+constexpr const char* created_key = "weft_created_ms";
+constexpr const char* steps_key = "weft_steps";
+constexpr const char* sinks_key = "weft_sinks";
+
+std::string run_metadata(const graph_view& g) {
+    json::array steps, sinks;
+    for (auto n : g.names) steps.push_back(json::value(n));
+    for (auto i : g.sinks) sinks.push_back(json::value(g.names[i]));
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+    json::object m;
+    m[workflow_key] = g.name;
+    m[created_key] = std::to_string(now.count());
+    m[steps_key] = boost::json::serialize(steps);
+    m[sinks_key] = boost::json::serialize(sinks);
+    return boost::json::serialize(m);
+}
+}  // namespace
+
 std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
     state_->ensure_registered(wf);
     v1::TriggerWorkflowRunRequest req;
     req.set_workflow_name(std::string(wf.graph.name));
     req.set_input(boost::json::serialize(run_input(wf.codec->encode_input(input).as_array())));
+    req.set_additional_metadata(run_metadata(wf.graph));
     auto resp = state_->conn.administer("v1.AdminService/TriggerWorkflowRun",
                                         &connection::admin::Stub::TriggerWorkflowRun, req);
     return handle(wf, resp.external_id(), std::move(opts));
@@ -179,24 +223,123 @@ std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, cons
 
 // The run's external id names it. GetRunDetails says whether it exists (a run just triggered may
 // not be readable for a moment) and which tasks it has: those must be steps of `wf`.
-std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std::string_view id) {
-    const std::string run_id(id);
+namespace {
+// The run's details, waiting up to 3 s for a run just triggered to become readable.
+v1::GetRunDetailsResponse find_details(const backend_impl::state& st, std::string_view workflow, std::string_view id,
+                                       const std::string& external_id) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
     std::optional<v1::GetRunDetailsResponse> d;
     try {
-        while (!(d = read_details(*state_, run_id, std::chrono::steady_clock::now())) &&
+        while (!(d = read_details(st, external_id, std::chrono::steady_clock::now())) &&
                std::chrono::steady_clock::now() < deadline)
-            std::this_thread::sleep_for(state_->opts.poll_interval);
+            std::this_thread::sleep_for(st.opts.poll_interval);
     } catch (const rpc_error& e) {
         if (e.code() != grpc::StatusCode::INVALID_ARGUMENT) throw;
-        throw run_not_found("hatchet", wf.graph.name, id, "not a Hatchet run id (the engine's external ids are UUIDs)");
+        throw run_not_found("hatchet", workflow, id, "not a Hatchet run id (the engine's external ids are UUIDs)");
     }
-    if (!d) throw run_not_found("hatchet", wf.graph.name, id, "the engine has no run with that external id");
-    for (const auto& [task, _] : d->task_runs())
+    if (!d) throw run_not_found("hatchet", workflow, id, "the engine has no run with that external id");
+    return std::move(*d);
+}
+}  // namespace
+
+std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std::string_view id) {
+    if (auto parts = run_id::parse(id); parts && parts->backend == hatchet::name && parts->workflow != wf.graph.name)
+        throw config_error("weft: hatchet run '" + std::string(id) + "' is a run of workflow '" + std::string(parts->workflow) +
+                           "', not '" + std::string(wf.graph.name) + "'");
+    const std::string external(external_id_of(id));
+    const auto d = find_details(*state_, wf.graph.name, id, external);
+    for (const auto& [task, _] : d.task_runs())
         if (std::find(wf.graph.names.begin(), wf.graph.names.end(), task) == wf.graph.names.end())
-            throw config_error("weft: hatchet run '" + run_id + "' has a task '" + task + "' that workflow '" +
+            throw config_error("weft: hatchet run '" + std::string(id) + "' has a task '" + task + "' that workflow '" +
                                std::string(wf.graph.name) + "' does not declare: it is a run of another workflow");
-    return handle(wf, run_id, {}, true);
+    return handle(wf, external, {}, true);
+}
+
+// GetRunDetails and the metadata start() wrote: the engine's gRPC API gives no times and no attempt
+// counts, so steps have states, errors and outputs, and the run its trigger time (weft's runs).
+run_description backend_impl::describe(std::string_view id) {
+    const std::string external(external_id_of(id));
+    const auto parts = run_id::parse(id);
+    const auto d = find_details(*state_, {}, id, external);
+    run_description out;
+    out.backend = hatchet::name;
+    out.state = run_state_of(d);
+    json::object meta;
+    try {
+        if (!d.additional_metadata().empty())
+            if (auto v = json::parse(d.additional_metadata()); v.is_object()) meta = v.as_object();
+    } catch (const std::exception&) {  // not JSON: a peer's own; no metadata then
+    }
+    auto text = [&](const char* key) -> std::string {
+        auto* v = meta.if_contains(key);
+        return v && v->is_string() ? std::string(v->as_string()) : std::string();
+    };
+    auto names = [&](const char* key) {
+        std::vector<std::string> out;
+        try {
+            if (auto t = text(key); !t.empty()) {
+                const json::value names = json::parse(t);
+                for (auto& n : names.as_array()) out.emplace_back(n.as_string());
+            }
+        } catch (const std::exception&) {
+        }
+        return out;
+    };
+    out.workflow = !text(workflow_key).empty() ? text(workflow_key)
+                   : parts && parts->backend == hatchet::name ? std::string(parts->workflow)
+                                                             : std::string();
+    out.id = out.workflow.empty() ? external : weft_id(out.workflow, external);
+    if (auto ms = text(created_key); !ms.empty()) {
+        try {
+            out.created = std::chrono::system_clock::time_point(std::chrono::milliseconds(std::stoll(ms)));
+        } catch (const std::exception&) {
+        }
+    }
+    std::vector<std::string> steps = names(steps_key);
+    for (const auto& [task, _] : d.task_runs())
+        if (std::find(steps.begin(), steps.end(), task) == steps.end()) steps.push_back(task);
+    for (auto& name : steps) {
+        step_description s{name};
+        if (auto it = d.task_runs().find(name); it != d.task_runs().end()) {
+            s.state = step_state_of(it->second.status());
+            s.attempts = s.state == step_state::pending ? 0 : 1;  // at least; the engine does not say
+            if (it->second.has_error()) s.error = it->second.error();
+            if (s.state == step_state::failed && out.failed_step.empty()) {
+                out.failed_step = name;
+                out.error = s.error;
+            }
+        } else if (is_final(out.state)) {
+            s.state = step_state::skipped;
+        }
+        out.steps.push_back(std::move(s));
+    }
+    if (out.state == run_state::succeeded) {
+        auto output_of = [&](const std::string& task) -> json::value {
+            auto it = d.task_runs().find(task);
+            if (it == d.task_runs().end() || !it->second.has_output()) return nullptr;
+            return step_value(json::parse(it->second.output()));
+        };
+        if (auto sinks = names(sinks_key); !sinks.empty()) {
+            if (sinks.size() == 1) out.output = output_of(sinks[0]);
+            else {
+                json::array a;
+                for (auto& t : sinks) a.push_back(output_of(t));
+                out.output = std::move(a);
+            }
+        } else {  // a run weft did not start: every task's output, by task (as the Python SDK's result())
+            json::object o;
+            for (const auto& [task, t] : d.task_runs())
+                if (t.has_output()) o[task] = json::parse(t.output());
+            out.output = std::move(o);
+        }
+    }
+    return out;
+}
+
+std::vector<run_summary> backend_impl::list(std::string_view workflow, std::size_t) {
+    throw config_error("weft: hatchet cannot list the runs of '" + std::string(workflow) +
+                       "': the engine's gRPC API (v1.AdminService) has no call that lists runs, only its REST API "
+                       "does, and this backend speaks gRPC only (it links no HTTP client)");
 }
 
 std::shared_ptr<run_control> backend_impl::handle(const erased_workflow& wf, std::string id, run_options opts, bool attached) {

@@ -249,9 +249,9 @@ struct hatchet::worker::impl {
     }
     const served_step& served(const AssignedAction& a) const { return actions.find(a.action_id())->second; }
 
-    void begin(const AssignedAction& a, const erased_step&, kit::task_context& ctx) {
+    void begin(const AssignedAction& a, const erased_step& step, kit::task_context& ctx) {
         ctx.attempt = a.retry_count() + 1;
-        ctx.run_id = a.workflow_run_id();
+        ctx.run_id = run_id{hatchet::name, step.workflow(), a.workflow_run_id()}.str();  // the id clients show
         ctx.who = &skeleton.settings().who;
         ctx.worker = &skeleton.threads();  // a drain asks long steps to stop, as on every backend
         {

@@ -1,6 +1,7 @@
 #include <weft/local/engine.hpp>
 #include <weft/local/backend.hpp>
 #include <weft/kit/settings.hpp>
+#include <weft/run_description.hpp>
 
 #include <algorithm>
 #include <condition_variable>
@@ -25,12 +26,13 @@ constexpr std::uint32_t pack(std::uint32_t attempt, step_state s) noexcept {
 constexpr step_state state_of(std::uint32_t w) noexcept { return static_cast<step_state>(w & 0xff); }
 constexpr std::uint32_t attempt_of(std::uint32_t w) noexcept { return w >> 8; }
 
-std::string make_run_id() {
+// "local:<workflow>:<32 hex digits>" (run_id).
+std::string make_run_id(std::string_view workflow) {
     thread_local std::mt19937_64 rng{std::random_device{}()};
     constexpr char hex[] = "0123456789abcdef";
-    std::string id(32, '0');
-    for (auto& c : id) c = hex[rng() & 15];
-    return id;
+    std::string key(32, '0');
+    for (auto& c : key) c = hex[rng() & 15];
+    return run_id{local::name, workflow, key}.str();
 }
 
 // Watches `ready` for a few tens of microseconds (about what a futex sleep and wake-up cost) before
@@ -211,6 +213,21 @@ void engine::run_finished(run_core* run) {
     impl_->runs_cv.notify_all();
 }
 
+std::vector<std::shared_ptr<run_core>> engine::recent(std::string_view workflow, std::size_t limit) const {
+    std::vector<std::shared_ptr<run_core>> out;
+    {
+        std::lock_guard lock(impl_->runs_mutex);
+        for (auto& [raw, weak] : impl_->runs)
+            if (raw->graph().name == workflow)
+                if (auto r = weak.lock()) out.push_back(std::move(r));
+        for (auto& weak : impl_->recent)
+            if (auto r = weak.lock(); r && r->graph().name == workflow) out.push_back(std::move(r));
+    }
+    std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a->created() > b->created(); });
+    if (out.size() > limit) out.resize(limit);
+    return out;
+}
+
 std::shared_ptr<run_core> engine::find(std::string_view id) const {
     std::lock_guard lock(impl_->runs_mutex);
     for (auto& [raw, weak] : impl_->runs)
@@ -254,6 +271,7 @@ struct run_core::outcome {
     std::condition_variable done_cv;
     bool done = false;
     run_state final = run_state::running;
+    std::chrono::system_clock::time_point finished;
     std::vector<std::string> errors;
     std::size_t first_failure = npos;
     std::mutex event_mutex;  // one on_step call at a time; guards attempt_started
@@ -265,7 +283,8 @@ struct run_core::outcome {
 run_core::run_core(engine& eng, const erased_workflow& wf, const void* input, run_options opts)
     : engine_(eng), graph_(wf.graph), steps_(*wf.steps),
       storage_(::operator new(steps_.storage_size, std::align_val_t(steps_.storage_align))), opts_(std::move(opts)),
-      observed_(opts_.on_step || telemetry::wanted(telemetry::severity::debug)), id_(make_run_id()), started_(std::chrono::steady_clock::now()),
+      observed_(opts_.on_step || telemetry::wanted(telemetry::severity::debug)), id_(make_run_id(graph_.name)),
+      started_(std::chrono::steady_clock::now()), created_(std::chrono::system_clock::now()),
       nodes_(new node_slot[graph_.size()]), outcome_(std::make_unique<outcome>(graph_.size())) {
     try {
         steps_.construct(storage_, input);
@@ -447,6 +466,7 @@ void run_core::complete() {
     {
         std::lock_guard lock(outcome_->mutex);
         outcome_->done = true;
+        outcome_->finished = std::chrono::system_clock::now();
         if (cancel_requested_.load()) outcome_->final = run_state::cancelled;
         else if (outcome_->first_failure != npos) outcome_->final = run_state::failed;
         else outcome_->final = run_state::succeeded;
@@ -491,6 +511,12 @@ bool run_core::stop_requested(std::size_t node, std::uint32_t attempt) const {
 run_state run_core::state() const {
     std::lock_guard lock(outcome_->mutex);
     return outcome_->final;
+}
+
+std::optional<std::chrono::system_clock::time_point> run_core::finished() const {
+    std::lock_guard lock(outcome_->mutex);
+    if (!outcome_->done) return std::nullopt;
+    return outcome_->finished;
 }
 
 std::vector<step_status> run_core::steps() const {
@@ -585,6 +611,38 @@ std::shared_ptr<run_control> attach(engine& eng, const erased_workflow& wf, std:
     return r;
 }
 
+// The engine records no per-step times and keeps outputs as C++ objects: steps carry states, attempts
+// and errors; the run its creation and end. A run's first steps are running from start() on (the
+// engine posts them then), so a local run is never queued.
+run_description describe(const engine& eng, std::string_view id) {
+    auto r = eng.find(id);
+    if (!r)
+        throw run_not_found("local", {}, id,
+                            "the embedded engine keeps a run in the process that started it, while it runs and "
+                            "while a handle on it remains");
+    run_description d;
+    d.backend = local::name;
+    d.workflow = std::string(r->graph().name);
+    d.id = r->id();
+    d.created = d.started = r->created();
+    d.finished = r->finished();
+    d.state = r->state();
+    for (auto& s : r->steps()) {
+        if (s.state == step_state::failed && d.failed_step.empty() && d.state == run_state::failed) {
+            d.failed_step = s.name;
+            d.error = s.error;
+        }
+        d.steps.push_back({std::move(s.name), s.state, s.attempts, std::move(s.error), {}, {}});
+    }
+    return d;
+}
+
+std::vector<run_summary> list(const engine& eng, std::string_view workflow, std::size_t limit) {
+    std::vector<run_summary> out;
+    for (auto& r : eng.recent(workflow, limit)) out.push_back({r->id(), std::string(workflow), r->state(), r->created(), r->created()});
+    return out;
+}
+
 local_backend::local_backend(local::options opts)
     : engine_(std::make_unique<engine>(engine_options{opts.threads})) {}
 local_backend::~local_backend() = default;
@@ -600,6 +658,11 @@ std::shared_ptr<run_control> local_backend::start(const erased_workflow& wf, con
 
 std::shared_ptr<run_control> local_backend::attach(const erased_workflow& wf, std::string_view id) {
     return local_detail::attach(*engine_, wf, id);
+}
+
+run_description local_backend::describe(std::string_view id) { return local_detail::describe(*engine_, id); }
+std::vector<run_summary> local_backend::list(std::string_view workflow, std::size_t limit) {
+    return local_detail::list(*engine_, workflow, limit);
 }
 
 namespace {
@@ -618,3 +681,7 @@ local::options options_from(const config& c) { return table().read(c); }
 std::vector<setting_doc> settings() { return table().docs(); }
 
 }  // namespace weft::local_detail
+
+namespace weft {
+run_description client<local>::describe(std::string_view id) const { return local_detail::describe(*engine_, id); }
+}  // namespace weft

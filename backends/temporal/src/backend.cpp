@@ -1,6 +1,9 @@
 #include <weft/temporal/backend.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <boost/json/serialize.hpp>
@@ -42,6 +45,83 @@ namespace {
     return h;
 }
 
+namespace enums = ::temporal::api::enums::v1;
+namespace history_v1 = ::temporal::api::history::v1;
+
+// The step that failed a run of weft's interpreter for good (a weft.step_failed failure, whose one
+// detail is {"step", "error", "attempts"}); nothing for any other failure.
+std::optional<step_failed> step_failure_of(const failure& f) {
+    if (f.type != interpreter::step_failed_type || f.details.empty()) return std::nullopt;
+    try {
+        const json::object detail = json::parse(f.details[0]).as_object();
+        return step_failed(std::string(detail.at("step").as_string()), std::string(detail.at("error").as_string()),
+                           static_cast<int>(detail.at("attempts").to_number<std::int64_t>()));
+    } catch (const std::exception&) {  // not weft's shape after all
+        return std::nullopt;
+    }
+}
+
+std::chrono::system_clock::time_point time_of(const google::protobuf::Timestamp& t) {
+    return std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos())));
+}
+
+wf::DescribeWorkflowExecutionResponse describe_execution(const backend_impl::state& st, const workflow_execution& run) {
+    wf::DescribeWorkflowExecutionRequest req;
+    req.set_namespace_(st.conn.configuration().namespace_name);
+    req.mutable_execution()->set_workflow_id(run.workflow_id);
+    req.mutable_execution()->set_run_id(run.run_id);
+    return st.conn.call("DescribeWorkflowExecution", &connection::service::Stub::DescribeWorkflowExecution, req);
+}
+
+// The latest run of workflow id `id`; run_not_found (for a run of `workflow`, when named) if none.
+wf::DescribeWorkflowExecutionResponse latest_run(const backend_impl::state& st, std::string_view workflow, std::string_view id) {
+    try {
+        return describe_execution(st, {std::string(id), {}});
+    } catch (const not_found& e) {
+        throw run_not_found("temporal", workflow, id,
+                            "namespace '" + st.conn.configuration().namespace_name + "' has no such workflow id (" +
+                                e.what() + ")");
+    }
+}
+
+// Whether a step of the run has begun: an activity the server reports started, or one the history
+// shows started or closed (Temporal writes ActivityTaskStarted only when the attempt ends).
+bool any_step_began(const wf::DescribeWorkflowExecutionResponse& d, const history_v1::History* h) {
+    for (const auto& a : d.pending_activities())
+        if (a.state() != enums::PENDING_ACTIVITY_STATE_SCHEDULED || a.attempt() > 1) return true;
+    if (h)
+        for (const auto& e : h->events())
+            switch (e.event_type()) {
+            case enums::EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            case enums::EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            case enums::EVENT_TYPE_ACTIVITY_TASK_FAILED:
+            case enums::EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+            case enums::EVENT_TYPE_ACTIVITY_TASK_CANCELED: return true;
+            default: break;
+            }
+    return false;
+}
+
+// A run as Temporal reports it: queued while it runs and no step has begun (no worker took its
+// workflow task, or none took its first activity).
+run_state run_state_of(const backend_impl::state& st, const wf::DescribeWorkflowExecutionResponse& d,
+                       const history_v1::History* known) {
+    switch (static_cast<workflow_status>(d.workflow_execution_info().status())) {
+    case workflow_status::completed: return run_state::succeeded;
+    case workflow_status::canceled: return run_state::cancelled;
+    case workflow_status::failed:
+    case workflow_status::terminated:
+    case workflow_status::timed_out: return run_state::failed;
+    default: break;
+    }
+    if (any_step_began(d, nullptr)) return run_state::running;
+    if (known) return any_step_began(d, known) ? run_state::running : run_state::queued;
+    const auto& e = d.workflow_execution_info().execution();
+    const auto h = history_of(st, {e.workflow_id(), e.run_id()});
+    return any_step_began(d, &h) ? run_state::running : run_state::queued;
+}
+
 // A run of a weft DAG on Temporal, as weft's run handles see it.
 class dag_run final : public kit::remote_run {
 public:
@@ -56,14 +136,11 @@ public:
 
 private:
     run_state live_state() const override {
-        switch (state_->client.status(run_)) {
-        case workflow_status::completed: return run_state::succeeded;
-        case workflow_status::canceled: return run_state::cancelled;
-        case workflow_status::failed:
-        case workflow_status::terminated:
-        case workflow_status::timed_out: return run_state::failed;
-        default: return run_state::running;
-        }
+        const auto d = describe_execution(*state_, run_);
+        if (d.workflow_execution_info().status() == enums::WORKFLOW_EXECUTION_STATUS_RUNNING && begun_.load()) return run_state::running;
+        const run_state s = run_state_of(*state_, d, nullptr);
+        if (s == run_state::running) begun_.store(true);  // once begun, one call per state() again
+        return s;
     }
 
     // One long poll for the result (GetWorkflowExecutionHistory with wait_new_event, in the client).
@@ -83,21 +160,13 @@ private:
 
     // A run failed by the interpreter because a step failed for good reads as on the embedded engine.
     static std::exception_ptr step_error(const workflow_failed& e) {
-        const failure& f = e.failure();
-        if (f.type == interpreter::step_failed_type && !f.details.empty()) {
-            try {
-                const json::object detail = json::parse(f.details[0]).as_object();
-                return std::make_exception_ptr(step_failed(std::string(detail.at("step").as_string()),
-                                                           std::string(detail.at("error").as_string()),
-                                                           static_cast<int>(detail.at("attempts").to_number<std::int64_t>())));
-            } catch (const std::exception&) {  // not weft's shape after all: keep the workflow failure
-            }
-        }
+        if (auto f = step_failure_of(e.failure())) return std::make_exception_ptr(*f);
         return std::make_exception_ptr(e);
     }
 
     std::shared_ptr<backend_impl::state> state_;
     workflow_execution run_;
+    mutable std::atomic<bool> begun_{false};  // a step was seen begun: running until the run closes
 };
 
 bool closes_the_run(const ::temporal::api::history::v1::HistoryEvent& e) {
@@ -153,29 +222,186 @@ kit::step_watchers::poll_fn follow(const backend_impl::state& st, const graph_vi
 backend_impl::backend_impl(options s) : state_(std::make_shared<state>(std::move(s))) {}
 backend_impl::~backend_impl() = default;
 
+// The memo key holding a weft run's step names, so that describe() lists every node without the
+// workflow's type.
+constexpr std::string_view steps_memo = "weft_steps";
+
 std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
     std::vector<std::string> args;
     const json::value values = wf.codec->encode_input(input);
     for (const json::value& v : values.as_array()) args.push_back(boost::json::serialize(v));
-    const std::string id = std::string(wf.graph.name) + "-" + connection::request_id();
-    workflow_execution run = state_->client.start_json(wf.graph.name, args, {.workflow_id = id});
+    const std::string id = run_id{temporal::name, wf.graph.name, connection::request_id()}.str();
+    json::array steps;
+    for (auto n : wf.graph.names) steps.push_back(json::value(n));
+    workflow_execution run = state_->client.start_json(
+        wf.graph.name, args, {.workflow_id = id, .memo = {{std::string(steps_memo), boost::json::serialize(steps)}}});
     return handle(wf, std::move(run), std::move(opts));
+}
+
+// DescribeWorkflowExecution (type, status, times, memo, pending activities) and the history (each
+// activity's attempts, times and errors, the result or the failure).
+run_description backend_impl::describe(std::string_view id) {
+    const auto resp = latest_run(*state_, {}, id);
+    const auto& info = resp.workflow_execution_info();
+    const workflow_execution run{info.execution().workflow_id(), info.execution().run_id()};
+    const auto h = history_of(*state_, run);
+    run_description d;
+    d.backend = temporal::name;
+    d.workflow = info.type().name();
+    d.id = run.workflow_id;
+    d.state = run_state_of(*state_, resp, &h);
+    if (info.has_start_time()) d.created = time_of(info.start_time());
+    if (info.has_close_time() && d.state != run_state::running && d.state != run_state::queued) d.finished = time_of(info.close_time());
+
+    // Steps: every node named in weft's memo, in node order; else the activities the history shows.
+    auto step = [&](std::string_view name) -> step_description& {
+        for (auto& s : d.steps)
+            if (s.name == name) return s;
+        return d.steps.emplace_back(step_description{std::string(name)});
+    };
+    if (auto m = info.memo().fields().find(std::string(steps_memo)); m != info.memo().fields().end()) {
+        try {
+            const json::value names = json::parse(codec::from_payload(m->second));
+            for (auto& n : names.as_array()) step(n.as_string());
+        } catch (const std::exception&) {  // not weft's memo after all: the history's activities only
+        }
+    }
+    std::vector<std::pair<std::int64_t, std::string>> scheduled;  // event id -> activity id
+    auto by_scheduled = [&](std::int64_t event) -> step_description* {
+        for (auto& [e, name] : scheduled)
+            if (e == event) return &step(name);
+        return nullptr;
+    };
+    // An attempt ended: its state, time and error (Temporal retries inside one scheduled activity).
+    auto close = [&](std::int64_t scheduled, step_state state, const history_v1::HistoryEvent& e, std::string error) {
+        if (auto* s = by_scheduled(scheduled)) {
+            s->state = state;
+            s->finished = time_of(e.event_time());
+            s->error = std::move(error);
+            if (state != step_state::cancelled) s->attempts = std::max(s->attempts, 1);
+        }
+    };
+    for (const auto& e : h.events()) {
+        switch (e.event_type()) {
+        case enums::EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled.emplace_back(e.event_id(), e.activity_task_scheduled_event_attributes().activity_id());
+            step(scheduled.back().second);
+            break;
+        case enums::EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            if (auto* s = by_scheduled(e.activity_task_started_event_attributes().scheduled_event_id())) {
+                s->attempts = e.activity_task_started_event_attributes().attempt();
+                s->state = step_state::running;
+                if (!s->started) s->started = time_of(e.event_time());
+            }
+            break;
+        case enums::EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            close(e.activity_task_completed_event_attributes().scheduled_event_id(), step_state::succeeded, e, {});
+            break;
+        case enums::EVENT_TYPE_ACTIVITY_TASK_FAILED: {
+            const auto& a = e.activity_task_failed_event_attributes();
+            close(a.scheduled_event_id(), step_state::failed, e, codec::from_failure(a.failure()).describe());
+            break;
+        }
+        case enums::EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: {
+            const auto& a = e.activity_task_timed_out_event_attributes();
+            close(a.scheduled_event_id(), step_state::failed, e, codec::from_failure(a.failure()).describe());
+            break;
+        }
+        case enums::EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+            close(e.activity_task_canceled_event_attributes().scheduled_event_id(), step_state::cancelled, e, {});
+            break;
+        case enums::EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: {
+            const auto& r = e.workflow_execution_completed_event_attributes().result();
+            d.output = r.payloads_size() == 0 ? json::value() : json::parse(codec::from_payload(r.payloads(0)));
+            break;
+        }
+        case enums::EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: {
+            const failure f = codec::from_failure(e.workflow_execution_failed_event_attributes().failure());
+            d.error = f.describe();
+            if (auto step = step_failure_of(f)) {
+                d.failed_step = step->step();
+                d.error = step->error();
+            }
+            break;
+        }
+        case enums::EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
+            d.error = "terminated: " + e.workflow_execution_terminated_event_attributes().reason();
+            break;
+        case enums::EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT: d.error = "timed out"; break;
+        default: break;
+        }
+    }
+    // What runs now: the server's pending activities (their attempt, start, last failure).
+    for (const auto& a : resp.pending_activities()) {
+        step_description& s = step(a.activity_id());
+        s.attempts = std::max(s.attempts, a.attempt());
+        if (a.state() == enums::PENDING_ACTIVITY_STATE_STARTED) {
+            s.state = step_state::running;
+            if (a.has_last_started_time() && !s.started) s.started = time_of(a.last_started_time());
+        } else if (a.attempt() > 1) {
+            s.state = step_state::retrying;
+        } else {
+            s.attempts = 0;
+        }
+        if (a.has_last_failure()) s.error = codec::from_failure(a.last_failure()).describe();
+    }
+    if (is_final(d.state))
+        for (auto& s : d.steps)
+            if (s.state == step_state::pending) s.state = step_state::skipped;
+    for (auto& s : d.steps)
+        if (s.started && (!d.started || *s.started < *d.started)) d.started = s.started;
+    if (d.state != run_state::succeeded) d.output = nullptr;
+    return d;
+}
+
+// Visibility: ListWorkflowExecutions with WorkflowType = '<workflow>'. The dev server's SQLite
+// visibility refuses ORDER BY and lists open runs first, then by close time: so a window of up to
+// limit + 100 runs is read and sorted here by start time, newest first (a run started long before
+// the others but closed last can push a newer one out of that window only past 100 such runs).
+std::vector<run_summary> backend_impl::list(std::string_view workflow, std::size_t limit) {
+    std::string quoted;
+    for (char c : workflow) {
+        if (c == '\'' || c == '\\') quoted += '\\';
+        quoted += c;
+    }
+    const std::size_t window = std::min<std::size_t>(limit, 10'000) + 100;
+    std::vector<::temporal::api::workflow::v1::WorkflowExecutionInfo> seen;
+    std::string page;
+    while (limit > 0 && seen.size() < window) {
+        wf::ListWorkflowExecutionsRequest req;
+        req.set_namespace_(state_->conn.configuration().namespace_name);
+        req.set_page_size(static_cast<int>(std::min<std::size_t>(window - seen.size(), 1000)));
+        req.set_query("WorkflowType = '" + quoted + "'");
+        req.set_next_page_token(page);
+        auto resp = state_->conn.call("ListWorkflowExecutions", &connection::service::Stub::ListWorkflowExecutions, req);
+        for (auto& info : *resp.mutable_executions()) seen.push_back(std::move(info));
+        page = resp.next_page_token();
+        if (page.empty() || resp.executions_size() == 0) break;
+    }
+    auto started = [](const auto& info) { return std::pair(info.start_time().seconds(), info.start_time().nanos()); };
+    std::stable_sort(seen.begin(), seen.end(), [&](const auto& a, const auto& b) { return started(a) > started(b); });
+    std::vector<run_summary> out;
+    for (const auto& info : seen) {
+        if (out.size() >= limit) break;
+        const std::string& id = info.execution().workflow_id();
+        if (std::any_of(out.begin(), out.end(), [&](const run_summary& r) { return r.id == id; })) continue;  // an older run of the id
+        run_summary s{id, info.type().name(), run_state::running, {}, {}};
+        if (info.has_start_time()) s.created = time_of(info.start_time());
+        wf::DescribeWorkflowExecutionResponse d;
+        if (info.status() == enums::WORKFLOW_EXECUTION_STATUS_RUNNING)
+            d = describe_execution(*state_, {id, info.execution().run_id()});  // queued or running
+        else
+            *d.mutable_workflow_execution_info() = info;
+        s.state = run_state_of(*state_, d, nullptr);
+        out.push_back(std::move(s));
+    }
+    return out;
 }
 
 // The workflow id names the run; DescribeWorkflowExecution says whether it exists, which type it is,
 // and its latest run.
 std::shared_ptr<run_control> backend_impl::attach(const erased_workflow& wf, std::string_view id) {
-    wf::DescribeWorkflowExecutionRequest req;
-    req.set_namespace_(state_->conn.configuration().namespace_name);
-    req.mutable_execution()->set_workflow_id(std::string(id));
-    wf::DescribeWorkflowExecutionResponse resp;
-    try {
-        resp = state_->conn.call("DescribeWorkflowExecution", &connection::service::Stub::DescribeWorkflowExecution, req);
-    } catch (const not_found& e) {
-        throw run_not_found("temporal", wf.graph.name, id,
-                            "namespace '" + state_->conn.configuration().namespace_name + "' has no such workflow id (" +
-                                e.what() + ")");
-    }
+    const auto resp = latest_run(*state_, wf.graph.name, id);
     const auto& info = resp.workflow_execution_info();
     if (info.type().name() != wf.graph.name)
         throw config_error("weft: temporal run '" + std::string(id) + "' is a workflow of type '" + info.type().name() +

@@ -109,6 +109,7 @@ workflow_execution client::start_json(std::string_view workflow_type, const std:
     auto* input = req.mutable_input();
     for (const auto& a : args) codec::to_payload(a, *input->add_payloads());
     if (opts.execution_timeout.count() > 0) set_duration(*req.mutable_workflow_execution_timeout(), opts.execution_timeout);
+    for (const auto& [key, json] : opts.memo) codec::to_payload(json, (*req.mutable_memo()->mutable_fields())[key]);
     req.set_identity(s.identity);
     req.set_request_id(connection::request_id());
     auto resp = impl_->conn.call("StartWorkflowExecution", &connection::service::Stub::StartWorkflowExecution, req);

@@ -51,6 +51,9 @@ struct celery {
         // Python's result_backend_transport_options["global_keyprefix"]: prefixes the result
         // backend's keys and channels (celery-task-meta-*, celery-taskset-meta-*).
         std::string result_keyprefix;
+        // Runs kept per workflow in the index client.list reads (weft-runs-<workflow>, a sorted set
+        // beside the metas, trimmed to this many and expiring with them); 0: no index, list refuses.
+        unsigned listed_runs = 1000;
     };
 
     struct worker_options : options {
@@ -94,6 +97,12 @@ public:
     std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
     // id: the run's id(), its first task's id (the other tasks' ids derive from it).
     std::shared_ptr<run_control> attach(const erased_workflow& wf, std::string_view id) override;
+    // From the run's record (weft-run-<id>) and its tasks' metas; a task id without a record (a task
+    // a Python client sent) is described as a run of that one task, from its meta.
+    run_description describe(std::string_view id) override;
+    // From the bounded index weft-runs-<workflow> (a sorted set of the latest runs start() sent,
+    // with the metas' expiry).
+    std::vector<run_summary> list(std::string_view workflow, std::size_t limit) override;
     // Many runs of one workflow, all their messages in one pipeline.
     std::vector<std::shared_ptr<run_control>> start_many(const erased_workflow& wf, std::span<const void* const> inputs);
     // Whether canvas can express W; a workflow it cannot is diagnosed at compile time.

@@ -80,6 +80,10 @@ public:
     }
     // Cancels run `id`, whichever process drives it; false when it had closed already.
     bool cancel(std::string_view id);
+    // From the journal, whichever process drives the run; never takes it over.
+    run_description describe(std::string_view id) override;
+    // The newest runs of `workflow` in the journal.
+    std::vector<run_summary> list(std::string_view workflow, std::size_t limit) override;
     const std::string& journal() const noexcept;
 
 private:
@@ -139,6 +143,12 @@ public:
     // Cancels run `id` of any workflow, whichever process drives it (it needs no step code: a run
     // refused for a changed DAG can be cancelled). False when the run had closed already.
     bool cancel(std::string_view id) { return backend_.cancel(id); }
+
+    // Run `id` of any workflow as the journal describes it (weft/run_description.hpp), whichever
+    // process drives it; queued until a step has begun.
+    run_description describe(std::string_view id) { return backend_.describe(id); }
+    // The newest runs of the workflow named `workflow` in the journal, newest first.
+    std::vector<run_summary> list(std::string_view workflow, std::size_t limit = 20) { return backend_.list(workflow, limit); }
 
     const std::string& journal() const noexcept { return backend_.journal(); }
 

@@ -67,8 +67,12 @@ public:
     ~backend_impl() override;
     std::string_view name() const noexcept override { return hatchet::name; }
     std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
-    // id: the run's external id.
+    // id: the run's id(), hatchet:<workflow>:<the engine's external id>, or that external id alone.
     std::shared_ptr<run_control> attach(const erased_workflow& wf, std::string_view id) override;
+    // GetRunDetails of the run (its weft id, or the engine's external id) and the metadata start() wrote.
+    run_description describe(std::string_view id) override;
+    // Refused (config_error): the engine's gRPC API lists no runs.
+    std::vector<run_summary> list(std::string_view workflow, std::size_t limit) override;
     // Step names that collide once Hatchet lowercases them are diagnosed at compile time.
     template <workflow_type W>
     static consteval bool accepts() {

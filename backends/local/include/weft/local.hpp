@@ -33,6 +33,9 @@ namespace local_detail {
 std::shared_ptr<run_control> start(engine& eng, const erased_workflow& wf, const void* input, run_options opts);
 // The run with this id on `eng` (while it runs, or while a handle on it remains); throws run_not_found.
 std::shared_ptr<run_control> attach(engine& eng, const erased_workflow& wf, std::string_view id);
+// The same run as describe() sees it; its output stays a C++ object (output is null).
+run_description describe(const engine& eng, std::string_view id);
+std::vector<run_summary> list(const engine& eng, std::string_view workflow, std::size_t limit);
 }  // namespace local_detail
 
 template <class Backend>
@@ -63,6 +66,14 @@ public:
     template <workflow_type W>
     run<typename W::output> attach(W, std::string_view id) {
         return run<typename W::output>(local_detail::attach(*engine_, in_process_erasure<W>, id));
+    }
+
+    // The run `id` as the engine describes it (steps, states, times; include <weft/run_description.hpp>
+    // to read it): its output stays a C++ object, read through attach().get(), so `output` is null.
+    run_description describe(std::string_view id) const;  // defined with the engine
+    // The runs of `workflow` attach() can find, newest first.
+    std::vector<run_summary> list(std::string_view workflow, std::size_t limit = 20) const {
+        return local_detail::list(*engine_, workflow, limit);
     }
 
     // Start, wait, and return the output (or throw step_failed / run_cancelled).

@@ -41,7 +41,8 @@ protected:
     // Waits up to `timeout` for the run to close: its outcome once it has, nothing while it runs.
     // May throw (the server is unreachable): wait_for passes that on and tries again next time.
     virtual std::optional<outcome> await(std::chrono::milliseconds timeout) const = 0;
-    // The state of a run that has not been seen closed yet.
+    // The state of a run that has not been seen closed yet: queued while the backend knows that no
+    // step has been picked up, running when it cannot tell.
     virtual run_state live_state() const = 0;
 
     // The run's output from its last steps' outputs: node -> its JSON output.

@@ -17,6 +17,9 @@ public:
     // Throws config_error when wf carries no in-process steps (it came from a server backend's client).
     std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
     std::shared_ptr<run_control> attach(const erased_workflow& wf, std::string_view id) override;
+    run_description describe(std::string_view id) override;
+    // The runs this process's engine still holds (running, or finished with a handle left).
+    std::vector<run_summary> list(std::string_view workflow, std::size_t limit) override;
 
 private:
     std::unique_ptr<engine> engine_;

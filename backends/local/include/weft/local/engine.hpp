@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +51,9 @@ public:
     void start(std::shared_ptr<run_core> self);
 
     const graph_view& graph() const noexcept { return graph_; }
+    std::chrono::system_clock::time_point created() const noexcept { return created_; }
+    // When the run closed; nothing while it runs.
+    std::optional<std::chrono::system_clock::time_point> finished() const;
 
 private:
     friend class engine;
@@ -83,6 +87,7 @@ private:
     bool observed_;  // opts_.on_step is set, or telemetry wants step events
     std::string id_;
     std::chrono::steady_clock::time_point started_;
+    std::chrono::system_clock::time_point created_;
     std::unique_ptr<node_slot[]> nodes_;
     std::atomic<std::size_t> finished_{0};
     std::atomic<bool> cancel_requested_{false};
@@ -129,6 +134,8 @@ public:
     // The run with this id while it runs, or after it finished as long as a handle on it remains
     // (among the last runs to finish); null otherwise.
     std::shared_ptr<run_core> find(std::string_view id) const;
+    // The runs of `workflow` that find() would return, newest first, at most `limit`.
+    std::vector<std::shared_ptr<run_core>> recent(std::string_view workflow, std::size_t limit) const;
     void run_started(run_core* run);
     void run_finished(run_core* run);
 

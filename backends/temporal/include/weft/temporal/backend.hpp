@@ -2,7 +2,7 @@
 // weft::temporal::worker processes (the workflow type is the DAG's name).
 //
 //     weft::client<weft::temporal> client({.address = "127.0.0.1:7233", .task_queue = "orders"});
-//     auto run = client.start(orders::workflow, order{...});   // workflow id "<name>-<uuid>"
+//     auto run = client.start(orders::workflow, order{...});   // workflow id "temporal:<name>:<uuid>"
 //     receipt r = run.get();                                    // a failed step throws weft::step_failed
 //
 // Including this header registers the backend, so WEFT_BACKEND=temporal selects it in any_client
@@ -62,6 +62,11 @@ public:
     std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
     // id: the workflow id (the latest run of it).
     std::shared_ptr<run_control> attach(const erased_workflow& wf, std::string_view id) override;
+    // DescribeWorkflowExecution and the history; every node of a weft run (from its memo), the
+    // activities of a run weft did not start.
+    run_description describe(std::string_view id) override;
+    // Visibility: ListWorkflowExecutions of the workflow type, sorted here newest first.
+    std::vector<run_summary> list(std::string_view workflow, std::size_t limit) override;
 
     struct state;
 

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <weft/backend.hpp>
@@ -45,6 +46,8 @@ struct start_options {
     std::string workflow_id;  // required: Temporal deduplicates runs by it
     std::string task_queue;   // empty: options::task_queue
     std::chrono::milliseconds execution_timeout{0};  // 0: unlimited
+    // The run's memo: key -> JSON text, each a json/plain payload (weft keeps a DAG's step names there).
+    std::vector<std::pair<std::string, std::string>> memo;
 };
 
 class client;
