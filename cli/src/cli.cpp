@@ -432,6 +432,10 @@ int main(int argc, char** argv, std::span<const workflow_entry> wfs) {
     describe->add_option("--format", format, "text, dot, mermaid or json")->check(CLI::IsMember({"text", "dot", "mermaid", "json"}));
 
     auto* doctor = app.add_subcommand("doctor", "check the configured backend: settings, connection, access");
+    bool dry_run = false;
+    auto* reg = app.add_subcommand("register", "register this program's workflows where the backend needs it (Hatchet)");
+    reg->add_option("--workflow", workflow, "only this workflow");
+    reg->add_flag("--dry-run", dry_run, "print what would be registered, on every backend this program links");
 
     try {
         app.parse(argc, argv);
@@ -463,6 +467,42 @@ int main(int argc, char** argv, std::span<const workflow_entry> wfs) {
         }
 
         const config c = load_config(g);
+        if (app.got_subcommand(reg)) {
+            if (!workflow.empty()) (void)find_workflow(wfs, workflow);
+            // A dry run says it for every linked backend the configuration can build; a real one
+            // registers on the configured backend.
+            std::vector<std::string> names;
+            if (dry_run)
+                for (auto& e : backend_registry::instance().entries()) names.push_back(e.name);
+            else
+                names.push_back(c.backend());
+            int code = success;
+            for (auto& name : names) {
+                // An engine runs steps where the run starts: nothing to register, and nothing to build
+                // (a durable engine would create its journal).
+                if (const auto* entry = backend_registry::instance().find(name); entry && !entry->make_worker) {
+                    for (auto& e : wfs)
+                        if (workflow.empty() || e.wf->graph.name == workflow)
+                            std::printf("%s: nothing to register for '%s': the engine runs its steps in the process "
+                                        "that starts the run\n", name.c_str(), std::string(e.wf->graph.name).c_str());
+                    continue;
+                }
+                config each = c;
+                each.set("backend", name, dry_run ? "register --dry-run" : c.backend_origin());
+                std::unique_ptr<backend> b;
+                try {
+                    b = backend_registry::instance().make(each);
+                } catch (const std::exception& ex) {
+                    if (!dry_run) throw;
+                    std::printf("%s: not configured here: %s\n", name.c_str(), telemetry::redact(ex.what()).c_str());
+                    continue;
+                }
+                for (auto& e : wfs)
+                    if (workflow.empty() || e.wf->graph.name == workflow)
+                        std::printf("%s\n", telemetry::redact(b->register_workflow(*e.wf, dry_run)).c_str());
+            }
+            return code;
+        }
         std::unique_ptr<backend> b = backend_registry::instance().make(c);
 
         if (app.got_subcommand(run)) {

@@ -36,6 +36,14 @@ public:
     // The most recent runs of workflow `workflow`, newest first, at most `limit`. A backend that keeps
     // no index of runs throws config_error saying so.
     virtual std::vector<run_summary> list(std::string_view workflow, std::size_t limit) = 0;
+    // Registers `wf` with the server where the backend needs it (the CLI's `register`), or on a dry
+    // run only says what would be sent; returns that, for a human. Backends whose workers declare
+    // what they serve as they start have nothing to register.
+    virtual std::string register_workflow(const erased_workflow& wf, bool dry_run) {
+        (void)dry_run;
+        return std::string(name()) + ": nothing to register for '" + std::string(wf.graph.name) +
+               "': the workers that serve its steps declare them when they start";
+    }
 };
 
 // A backend's worker, as a program that picks its backend by configuration runs it (weft::cli's

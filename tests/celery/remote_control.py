@@ -228,7 +228,7 @@ def main():
 
     @case
     def inspect_active_reserved_and_scheduled_while_a_step_is_in_flight():
-        busy = send_cpp("weft.test.sleepy", 6000)
+        busy = send_cpp("weft.test.sleepy", 15000)  # outlasts the inspect calls on a loaded machine
         waiting = send_cpp("weft.test.add", 20, 22)
         later = send_cpp("weft.test.add", 1, 2, countdown=60)
         wait_event("task-started", busy.id)
@@ -236,7 +236,7 @@ def main():
         active = inspect_json("active")
         check([t["id"] for t in active] == [busy.id], f"inspect active: {active!r}")
         a = active[0]
-        check(a["name"] == "weft.test.sleepy" and a["type"] == "weft.test.sleepy" and a["args"] == [6000]
+        check(a["name"] == "weft.test.sleepy" and a["type"] == "weft.test.sleepy" and a["args"] == [15000]
               and a["kwargs"] == {}, a)
         check(a["hostname"] == CPP and a["worker_pid"] == cpp.pid and abs(a["time_start"] - time.time()) < 30, a)
         check(a["delivery_info"]["routing_key"] == CQ and a["acknowledged"] is False, a)

@@ -220,6 +220,17 @@ def main():
         # An id nobody started.
         nobody = cli("status", f"weft-cli-nobody-{RUN}", expect=3)
         check(f"weft-cli-nobody-{RUN}" in nobody.stderr, nobody.stderr)
+        # register: Hatchet needs its workflows put; the others say there is nothing to do. A dry
+        # run says it for every backend the program links.
+        dry = cli("register", "--dry-run", "--workflow", "corpus_report").stdout
+        check('hatchet: would put workflow {"workflow":"corpus_report"' in dry and '"parents":["corpus.count_words"' in dry, dry)
+        check("celery: nothing to register for 'corpus_report'" in dry and "local: nothing to register for 'corpus_report': "
+              "the engine runs its steps" in dry, dry)
+        done_reg = cli("register", "--workflow", "corpus_report").stdout
+        if BACKEND == "hatchet":
+            check(re.search(r"hatchet: put workflow 'corpus_report' \(workflow [0-9a-f-]+, version [0-9a-f-]+\)", done_reg), done_reg)
+        else:
+            check(f"{BACKEND}: nothing to register for 'corpus_report'" in done_reg, done_reg)
         doctor = cli("doctor")
         check(f"backend: {BACKEND}" in doctor.stdout and "connection: ok" in doctor.stdout, doctor.stdout)
 

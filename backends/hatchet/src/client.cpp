@@ -336,6 +336,21 @@ run_description backend_impl::describe(std::string_view id) {
     return out;
 }
 
+std::string backend_impl::register_workflow(const erased_workflow& wf, bool dry_run) {
+    const workflow_plan plan = lower(wf.graph);
+    json::array tasks;
+    for (const auto& t : plan.tasks) {
+        json::array parents;
+        for (auto& p : t.parents) parents.push_back(json::value(boost::json::string(p)));
+        tasks.push_back(json::object{{"readable_id", t.readable_id}, {"action", t.action}, {"parents", parents},
+                                     {"retries", t.retries}, {"timeout", t.timeout}, {"schedule_timeout", t.schedule_timeout}});
+    }
+    const std::string what = boost::json::serialize(json::object{{"workflow", plan.name}, {"tasks", tasks}});
+    if (dry_run) return "hatchet: would put workflow " + what;
+    const auto [version, id] = put_workflow(state_->conn, plan);
+    return "hatchet: put workflow '" + plan.name + "' (workflow " + id + ", version " + version + "): " + what;
+}
+
 std::vector<run_summary> backend_impl::list(std::string_view workflow, std::size_t) {
     throw config_error("weft: hatchet cannot list the runs of '" + std::string(workflow) +
                        "': the engine's gRPC API (v1.AdminService) has no call that lists runs, only its REST API "

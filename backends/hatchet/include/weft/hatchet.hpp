@@ -73,6 +73,8 @@ public:
     run_description describe(std::string_view id) override;
     // Refused (config_error): the engine's gRPC API lists no runs.
     std::vector<run_summary> list(std::string_view workflow, std::size_t limit) override;
+    // PutWorkflow of the workflow's lowering (start() does it too, once per client).
+    std::string register_workflow(const erased_workflow& wf, bool dry_run) override;
     // Step names that collide once Hatchet lowercases them are diagnosed at compile time.
     template <workflow_type W>
     static consteval bool accepts() {
