@@ -352,7 +352,6 @@ struct input_id_of<std::tuple<>> {
 // arrays backends take (graph_of) are named by sizes and indices only.
 template <std::size_t N, auto Raw>
 struct graph_shape {
-    static constexpr std::size_t size = N;
     static constexpr std::size_t raw_edges = Raw.size();
     static constexpr std::array<edge_index, raw_edges> raw = edges_of(Raw);
     static constexpr std::array<bool, raw_edges> repeated = repeated_edges(raw);
@@ -370,7 +369,6 @@ struct graph_shape {
     static constexpr std::array<std::size_t, edge_count> child_list = adjacency<false, N>(edges, child_offset);
 
     static constexpr kahn_result<N> kahn = kahn_order(in_degree, child_offset, child_list);
-    static constexpr const std::array<std::size_t, N>& topological_order = kahn.order;
     static constexpr bool acyclic = kahn.ordered == N;
     static constexpr std::size_t cycle_node = node_on_a_cycle(kahn, parent_offset, parent_list);
 
@@ -378,11 +376,6 @@ struct graph_shape {
     static constexpr std::array<bool, N> is_sink = is_zero(out_degree);
     static constexpr std::array<std::size_t, count_true(is_source)> sources = indices_of<count_true(is_source)>(is_source);
     static constexpr std::array<std::size_t, count_true(is_sink)> sinks = indices_of<count_true(is_sink)>(is_sink);
-
-    static constexpr std::size_t parent_count(std::size_t i) { return in_degree[i]; }
-    static constexpr std::size_t parent(std::size_t i, std::size_t k) { return parent_list[parent_offset[i] + k]; }
-    static constexpr std::size_t child_count(std::size_t i) { return out_degree[i]; }
-    static constexpr std::size_t child(std::size_t i, std::size_t k) { return child_list[child_offset[i] + k]; }
 };
 
 // Nodes: the distinct nodes; Raw: an edge_list over their indices, in declaration order, with repeats.
@@ -393,14 +386,16 @@ struct graph_facts;
 template <class... Ns, auto Raw>
 struct graph_facts<meta::tlist<Ns...>, Raw> : graph_shape<sizeof...(Ns), Raw> {
     using shape = graph_shape<sizeof...(Ns), Raw>;
-    using shape::size;
     using shape::in_degree;
     using shape::parent_offset;
     using shape::parent_list;
 
+    static constexpr std::size_t size = sizeof...(Ns);
     static constexpr std::array<std::string_view, size> names{Ns::name...};
     static constexpr std::array<std::size_t, size> arity{step_traits<typename Ns::step_type>::arity...};
     static constexpr std::array<step_policy, size> policies{step_traits<typename Ns::step_type>::policy...};
+
+    static constexpr std::pair<std::size_t, std::size_t> duplicate_name = first_shared_name(names);
 
     template <class N>
     using step_of = typename N::step_type;
@@ -414,11 +409,12 @@ struct graph_facts<meta::tlist<Ns...>, Raw> : graph_shape<sizeof...(Ns), Raw> {
     // Edge typing: parent k of node `to` feeds parameter k, and the types must be the same after
     // remove_cvref (docs/design.md, "Edges"). Compared as type ids in one loop rather than with a
     // trait per edge; the ids are temporaries, which need no name.
+    static constexpr std::size_t param_count = offsets(arity)[size];
     static constexpr std::size_t badly_fed = first_badly_fed(
         in_degree, arity, std::array<const void*, size>{meta::type_id<typename step_traits<typename Ns::step_type>::output>...},
         parent_offset, parent_list, offsets(arity),
         // An array and a loop rather than a fold: clang limits a fold to 256 operands.
-        parameter_ids<offsets(arity)[size]>(
+        parameter_ids<param_count>(
             std::array<const void* const*, size>{type_ids<typename step_traits<typename Ns::step_type>::params>::value.data()...},
             arity, offsets(arity)));
 
@@ -468,31 +464,26 @@ struct sink_outputs;
 
 // A validated workflow. All members are static and constexpr; the object itself is empty.
 template <fixed_string Name, class Nodes, auto Edges>
-// The facts come from its base rather than as references of its own: g++ names each member of
-// workflow_t after every node and edge, which costs the square of that length; inherited, size,
-// edges, topological_order, sources, sinks, parent_count, parent, child_count and child are
-// graph_shape's (named by sizes and indices), names and policies graph_facts's.
-struct workflow_t : detail::graph_facts<Nodes, Edges> {
+struct workflow_t {
     using facts = detail::graph_facts<Nodes, Edges>;
     using nodes = Nodes;
     static constexpr std::string_view name = Name.view();
-    using facts::size;
-    using facts::edges;
-    using facts::topological_order;
-    using facts::sources;
-    using facts::sinks;
-    using facts::names;
-    using facts::policies;
+    static constexpr std::size_t size = facts::size;
+    static constexpr const auto& edges = facts::edges;
+    static constexpr const auto& topological_order = facts::kahn.order;
+    static constexpr const auto& sources = facts::sources;
+    static constexpr const auto& sinks = facts::sinks;
+    static constexpr const auto& names = facts::names;
 
     template <std::size_t I>
     using node = typename facts::template node_at<I>;
     template <std::size_t I>
     using step = typename node<I>::step_type;
 
-    using facts::parent_count;
-    using facts::parent;
-    using facts::child_count;
-    using facts::child;
+    static constexpr std::size_t parent_count(std::size_t i) { return facts::in_degree[i]; }
+    static constexpr std::size_t parent(std::size_t i, std::size_t k) { return facts::parent_list[facts::parent_offset[i] + k]; }
+    static constexpr std::size_t child_count(std::size_t i) { return facts::out_degree[i]; }
+    static constexpr std::size_t child(std::size_t i, std::size_t k) { return facts::child_list[facts::child_offset[i] + k]; }
     static constexpr step_policy policy(std::size_t i) { return policies[i]; }
     static constexpr std::size_t index_of(std::string_view step_name) {
         for (std::size_t i = 0; i < size; ++i)
@@ -509,6 +500,8 @@ struct workflow_t : detail::graph_facts<Nodes, Edges> {
                                      input_tuple>;
     // The run's output: the last step's output, or a tuple of the last steps' outputs in node order.
     using output = typename detail::output_of<facts>::type;
+
+    static constexpr const auto& policies = facts::policies;
 };
 
 template <class T>
@@ -570,10 +563,9 @@ constexpr auto make_workflow() {
         using nodes = typename unique::type;
         constexpr auto edges = program_edges<program_edge_count<unique::raw>(flat::code)>(flat::code, unique::map);
         using facts = graph_facts<nodes, edges>;
-        constexpr auto duplicate_name = first_shared_name(facts::names);  // a local: no symbol to name
-            if constexpr (duplicate_name.first != npos) {
-                using a = typename facts::template node_at<duplicate_name.first>::step_type;
-                using b = typename facts::template node_at<duplicate_name.second>::step_type;
+            if constexpr (facts::duplicate_name.first != npos) {
+                using a = typename facts::template node_at<facts::duplicate_name.first>::step_type;
+                using b = typename facts::template node_at<facts::duplicate_name.second>::step_type;
                 WEFT_DIAGNOSE("weft: two different steps share a wire name; wire names identify steps to workers "
                               "and must be unique in a workflow: rename one, or give it an alias with step<T, \"alias\">",
                               ERROR_two_steps_share_a_wire_name<a, b>);
