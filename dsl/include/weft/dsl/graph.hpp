@@ -46,6 +46,15 @@ struct then {};
 template <class L, class R>
 struct alongside {};
 
+// `a >> b >> c` over plain nodes: one flat list rather than then<then<a, b>, c>. g++ mangles each
+// operator>> it instantiates, and a chain of n steps instantiates n - 1 of them, each named after its
+// left operand: nested, that name holds three names per step (then<>, node<>, the step) that the
+// mangler's substitution search each compares with all those before, so the chain cost n^3; as a
+// list, one name per step (a node without alias is listed as its step type). The list sits in a
+// tlist so that it never matches the Op<L, R> patterns below.
+template <class Elements>
+struct chain {};
+
 namespace detail {
 
 // A node, a malformed step (already reported; it stays in the node list as a marker, so that
@@ -63,6 +72,26 @@ template <class L, class R>
 struct is_fragment<then<L, R>> : std::true_type {};
 template <class L, class R>
 struct is_fragment<alongside<L, R>> : std::true_type {};
+template <class... Es>
+struct is_fragment<chain<meta::tlist<Es...>>> : std::true_type {};
+
+// A chain's element for a node, and the node for an element.
+template <class N>
+struct chain_element {
+    using type = N;  // a node with an alias
+};
+template <class T>
+struct chain_element<node<T>> {
+    using type = T;
+};
+template <class E>
+struct chain_node {
+    using type = node<E>;
+};
+template <class T, fixed_string... A>
+struct chain_node<node<T, A...>> {
+    using type = node<T, A...>;
+};
 
 template <class T>
 concept fragment = is_fragment<std::remove_cvref_t<T>>::value;
@@ -113,6 +142,20 @@ struct prepend<Op<L, R>, Flat> {
 
 template <class F>
 using flat_of = typename prepend<F, flat_form<meta::tlist<>>>::type;
+
+// A chain's program: a b > c > ...
+constexpr char chain_code(std::size_t i) { return i % 2 == 1 || i == 0 ? 'n' : '>'; }
+template <class Is, class Flat, class... Ns>
+struct splice_chain;
+template <std::size_t... I, class... Fs, char... C, class... Ns>
+struct splice_chain<std::index_sequence<I...>, flat_form<meta::tlist<Fs...>, C...>, Ns...> {
+    using type = flat_form<meta::tlist<Ns..., Fs...>, chain_code(I)..., C...>;
+};
+template <class... Es, class Flat>
+struct prepend<chain<meta::tlist<Es...>>, Flat> {
+    using type = typename splice_chain<std::make_index_sequence<2 * sizeof...(Es) - 1>, Flat,
+                                       typename chain_node<Es>::type...>::type;
+};
 
 // Each operand's nodes, then each operand's program followed by its operator.
 template <char O1, char O2, char O3, char O4, char O5, char O6, char O7, char O8, class F1, class F2, class F3,
@@ -186,6 +229,16 @@ constexpr void run_program(const std::array<char, P>& code, Edge edge) {
 
 template <detail::fragment L, detail::fragment R>
 constexpr then<L, R> operator>>(L, R) {
+    return {};
+}
+template <class T, fixed_string... A, class U, fixed_string... B>
+constexpr chain<meta::tlist<typename detail::chain_element<node<T, A...>>::type, typename detail::chain_element<node<U, B...>>::type>>
+operator>>(node<T, A...>, node<U, B...>) {
+    return {};
+}
+template <class... Es, class U, fixed_string... B>
+constexpr chain<meta::tlist<Es..., typename detail::chain_element<node<U, B...>>::type>> operator>>(chain<meta::tlist<Es...>>,
+                                                                                                  node<U, B...>) {
     return {};
 }
 

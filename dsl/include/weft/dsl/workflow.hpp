@@ -50,7 +50,16 @@ namespace detail {
 
 inline constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
-// ---- Step 1: the raw lists may repeat nodes (the same node in two fragments) and edges. ----------
+// ---- The graph's facts as values -----------------------------------------------------------------
+//
+// Every algorithm below is a function of arrays, templated on sizes only, rather than a lambda in
+// the class templates that hold its result (unique_nodes, graph_facts). g++ gives each function it
+// instantiates a mangled name, whether or not it emits code for it: a lambda in graph_facts, and each
+// std::sort helper instantiated for it, is named after graph_facts's arguments, which spell every node
+// and every edge, and the mangler's substitution search makes such a name cost the square of its
+// length. There were about 500 of them (one per node for input_id alone): at 200 steps 1.7 G of a
+// workflow's 8.5 G instructions, growing 15x for 4x the steps. Named by sizes, the same functions
+// cost a few short names per workflow.
 
 // Sorting by wire name puts repeats of a node (and steps that share a name) next to each other, so
 // these passes cost n log n comparisons rather than n^2 (the cost showed at a few hundred steps).
@@ -64,60 +73,261 @@ constexpr std::array<std::size_t, N> by_name(const std::array<std::string_view, 
     return o;
 }
 
+// first[i]: the earliest position holding the same node (same type id) as position i.
+template <std::size_t N>
+constexpr std::array<std::size_t, N> first_positions(const std::array<const void*, N>& ids,
+                                                     const std::array<std::string_view, N>& names) {
+    std::array<std::size_t, N> f{};
+    const auto order = by_name(names);
+    for (std::size_t k = 0; k < N;) {
+        std::size_t end = k;
+        while (end < N && names[order[end]] == names[order[k]]) ++end;
+        for (std::size_t x = k; x < end; ++x) {
+            f[order[x]] = order[x];
+            for (std::size_t y = k; y < x; ++y)
+                if (ids[order[y]] == ids[order[x]]) {
+                    f[order[x]] = f[order[y]];
+                    break;
+                }
+        }
+        k = end;
+    }
+    return f;
+}
+template <std::size_t N>
+constexpr std::size_t count_firsts(const std::array<std::size_t, N>& first) {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < N; ++i) n += first[i] == i;
+    return n;
+}
+// map[i]: position i's index among the positions kept, in order of first appearance.
+template <std::size_t N>
+constexpr std::array<std::size_t, N> kept_index(const std::array<std::size_t, N>& first) {
+    std::array<std::size_t, N> m{};
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < N; ++i) m[i] = first[i] == i ? n++ : m[first[i]];
+    return m;
+}
+template <std::size_t Count, std::size_t N>
+constexpr std::array<std::size_t, Count> kept_positions(const std::array<std::size_t, N>& first) {
+    std::array<std::size_t, Count> p{};
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < N; ++i)
+        if (first[i] == i) p[n++] = i;
+    return p;
+}
+
+template <std::size_t E>
+constexpr std::array<edge_index, E> edges_of(const edge_list<E>& raw) {
+    std::array<edge_index, E> r{};
+    for (std::size_t i = 0; i < E; ++i) r[i] = raw[i];
+    return r;
+}
+// repeated[i]: edge i repeats an earlier one.
+template <std::size_t E>
+constexpr std::array<bool, E> repeated_edges(const std::array<edge_index, E>& raw) {
+    std::array<std::size_t, E> o{};
+    for (std::size_t i = 0; i < E; ++i) o[i] = i;
+    std::sort(o.begin(), o.end(), [&](std::size_t a, std::size_t b) {
+        if (raw[a].from != raw[b].from) return raw[a].from < raw[b].from;
+        if (raw[a].to != raw[b].to) return raw[a].to < raw[b].to;
+        return a < b;
+    });
+    std::array<bool, E> r{};
+    for (std::size_t k = 1; k < E; ++k) r[o[k]] = raw[o[k]] == raw[o[k - 1]];
+    return r;
+}
+template <std::size_t N>
+constexpr std::size_t count_true(const std::array<bool, N>& a) {
+    std::size_t n = 0;
+    for (bool b : a) n += b;
+    return n;
+}
+template <std::size_t M, std::size_t E>
+constexpr std::array<edge_index, M> kept_edges(const std::array<edge_index, E>& raw, const std::array<bool, E>& repeated) {
+    std::array<edge_index, M> e{};
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < E; ++i)
+        if (!repeated[i]) e[n++] = raw[i];
+    return e;
+}
+// Edges into each node (Into) or out of each node.
+template <bool Into, std::size_t N, std::size_t M>
+constexpr std::array<std::size_t, N> degrees(const std::array<edge_index, M>& edges) {
+    std::array<std::size_t, N> d{};
+    for (auto e : edges) ++d[Into ? e.to : e.from];
+    return d;
+}
+template <std::size_t N>
+constexpr std::array<std::size_t, N + 1> offsets(const std::array<std::size_t, N>& count) {
+    std::array<std::size_t, N + 1> o{};
+    for (std::size_t i = 0; i < N; ++i) o[i + 1] = o[i] + count[i];
+    return o;
+}
+// Parents (Into) or children of each node, in declaration order of the edges, from `offset`.
+template <bool Into, std::size_t N, std::size_t M>
+constexpr std::array<std::size_t, M> adjacency(const std::array<edge_index, M>& edges,
+                                               const std::array<std::size_t, N + 1>& offset) {
+    std::array<std::size_t, M> r{};
+    std::array<std::size_t, N> fill{};
+    for (auto e : edges) {
+        const std::size_t at = Into ? e.to : e.from;
+        r[offset[at] + fill[at]++] = Into ? e.from : e.to;
+    }
+    return r;
+}
+
+template <std::size_t N>
+struct kahn_result {
+    std::array<std::size_t, N> order{};
+    std::size_t ordered = 0;
+};
+// Kahn's algorithm, always taking the lowest ready index: the same graph gives the same order on
+// every compiler, which the Temporal interpreter's determinism relies on.
+template <std::size_t N, std::size_t M>
+constexpr kahn_result<N> kahn_order(const std::array<std::size_t, N>& in_degree,
+                                    const std::array<std::size_t, N + 1>& child_offset,
+                                    const std::array<std::size_t, M>& child_list) {
+    kahn_result<N> r{};
+    std::array<std::size_t, N> deg = in_degree;
+    std::array<std::size_t, N> ready{};  // a min-heap of the nodes whose parents are all done
+    std::size_t n = 0;
+    const auto later = [](std::size_t a, std::size_t b) { return a > b; };
+    for (std::size_t i = 0; i < N; ++i)
+        if (deg[i] == 0) ready[n++] = i;
+    std::make_heap(ready.begin(), ready.begin() + n, later);
+    while (n > 0) {
+        std::pop_heap(ready.begin(), ready.begin() + n, later);
+        const std::size_t next = ready[--n];
+        r.order[r.ordered++] = next;
+        for (std::size_t c = child_offset[next]; c < child_offset[next + 1]; ++c)
+            if (--deg[child_list[c]] == 0) {
+                ready[n++] = child_list[c];
+                std::push_heap(ready.begin(), ready.begin() + n, later);
+            }
+    }
+    return r;
+}
+
+// A node on a cycle: walk unordered parents from any unordered node until one repeats.
+template <std::size_t N, std::size_t M>
+constexpr std::size_t node_on_a_cycle(const kahn_result<N>& kahn, const std::array<std::size_t, N + 1>& parent_offset,
+                                      const std::array<std::size_t, M>& parent_list) {
+    if (kahn.ordered == N) return npos;
+    std::array<bool, N> ordered{};
+    for (std::size_t i = 0; i < kahn.ordered; ++i) ordered[kahn.order[i]] = true;
+    std::size_t cur = 0;
+    while (ordered[cur]) ++cur;
+    std::array<bool, N> visited{};
+    while (!visited[cur]) {
+        visited[cur] = true;
+        for (std::size_t p = parent_offset[cur]; p < parent_offset[cur + 1]; ++p)
+            if (!ordered[parent_list[p]]) {
+                cur = parent_list[p];
+                break;
+            }
+    }
+    return cur;
+}
+
+// The first pair (by the first index, then the second) of distinct nodes sharing a wire name.
+template <std::size_t N>
+constexpr std::pair<std::size_t, std::size_t> first_shared_name(const std::array<std::string_view, N>& names) {
+    std::pair<std::size_t, std::size_t> best{npos, npos};
+    const auto order = by_name(names);
+    for (std::size_t k = 1; k < N; ++k)
+        if (names[order[k]] == names[order[k - 1]] && (k < 2 || names[order[k - 2]] != names[order[k]]) &&
+            order[k - 1] < best.first)
+            best = {order[k - 1], order[k]};
+    return best;
+}
+
+// Each node's parameter type ids, one after the other (node i's from param_offset[i]).
+template <std::size_t P, std::size_t N>
+constexpr std::array<const void*, P> parameter_ids(const std::array<const void* const*, N>& of_node,
+                                                   const std::array<std::size_t, N>& arity,
+                                                   const std::array<std::size_t, N + 1>& param_offset) {
+    std::array<const void*, P> r{};
+    for (std::size_t i = 0; i < N; ++i)
+        for (std::size_t k = 0; k < arity[i]; ++k) r[param_offset[i] + k] = of_node[i][k];
+    return r;
+}
+// The first node with parents whose parameters are not exactly its parents' outputs, in order.
+template <std::size_t N, std::size_t M, std::size_t P>
+constexpr std::size_t first_badly_fed(const std::array<std::size_t, N>& in_degree, const std::array<std::size_t, N>& arity,
+                                      const std::array<const void*, N>& output_id,
+                                      const std::array<std::size_t, N + 1>& parent_offset,
+                                      const std::array<std::size_t, M>& parent_list,
+                                      const std::array<std::size_t, N + 1>& param_offset,
+                                      const std::array<const void*, P>& param_id) {
+    for (std::size_t i = 0; i < N; ++i) {
+        if (in_degree[i] == 0) continue;
+        if (in_degree[i] != arity[i]) return i;
+        for (std::size_t k = 0; k < in_degree[i]; ++k)
+            if (output_id[parent_list[parent_offset[i] + k]] != param_id[param_offset[i] + k]) return i;
+    }
+    return npos;
+}
+
+template <std::size_t N>
+constexpr std::array<bool, N> is_zero(const std::array<std::size_t, N>& a) {
+    std::array<bool, N> r{};
+    for (std::size_t i = 0; i < N; ++i) r[i] = a[i] == 0;
+    return r;
+}
+// Two sources that take different inputs (a null id: no parameter, which any input satisfies).
+template <std::size_t N>
+constexpr std::pair<std::size_t, std::size_t> conflicting_sources(const std::array<bool, N>& is_source,
+                                                                  const std::array<const void*, N>& input_id) {
+    std::size_t first = npos;
+    for (std::size_t i = 0; i < N; ++i) {
+        if (!is_source[i] || input_id[i] == nullptr) continue;
+        if (first == npos) first = i;
+        else if (input_id[i] != input_id[first]) return std::pair{first, i};
+    }
+    return std::pair{npos, npos};
+}
+template <std::size_t N>
+constexpr std::size_t first_source_with_input(const std::array<bool, N>& is_source, const std::array<const void*, N>& input_id) {
+    for (std::size_t i = 0; i < N; ++i)
+        if (is_source[i] && input_id[i] != nullptr) return i;
+    return npos;
+}
+template <std::size_t Count, std::size_t N>
+constexpr std::array<std::size_t, Count> indices_of(const std::array<bool, N>& a) {
+    std::array<std::size_t, Count> r{};
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < N; ++i)
+        if (a[i]) r[n++] = i;
+    return r;
+}
+
+// ---- The same facts, held by types ---------------------------------------------------------------
+
+// The raw node list may repeat nodes (the same node in two fragments); the edges may repeat too.
 template <class Nodes>
 struct unique_nodes;
 template <class... Ns>
 struct unique_nodes<meta::tlist<Ns...>> {
     static constexpr std::size_t raw = sizeof...(Ns);
-    static constexpr std::array<const void*, raw> ids{meta::type_id<Ns>...};
-    static constexpr std::array<std::string_view, raw> names{Ns::name...};
-    // first[i]: the earliest position holding the same node as position i.
-    static constexpr auto first = [] {
-        std::array<std::size_t, raw> f{};
-        const auto order = by_name(names);
-        for (std::size_t k = 0; k < raw;) {
-            std::size_t end = k;
-            while (end < raw && names[order[end]] == names[order[k]]) ++end;
-            for (std::size_t x = k; x < end; ++x) {
-                f[order[x]] = order[x];
-                for (std::size_t y = k; y < x; ++y)
-                    if (ids[order[y]] == ids[order[x]]) {
-                        f[order[x]] = f[order[y]];
-                        break;
-                    }
-            }
-            k = end;
-        }
-        return f;
-    }();
-    static constexpr std::size_t count = [] {
-        std::size_t n = 0;
-        for (std::size_t i = 0; i < raw; ++i) n += first[i] == i;
-        return n;
-    }();
-    // map[i]: position i's index among the nodes kept, in order of first appearance.
-    static constexpr auto map = [] {
-        std::array<std::size_t, raw> m{};
-        std::size_t n = 0;
-        for (std::size_t i = 0; i < raw; ++i) m[i] = first[i] == i ? n++ : m[first[i]];
-        return m;
-    }();
-    static constexpr auto positions = [] {
-        std::array<std::size_t, count> p{};
-        std::size_t n = 0;
-        for (std::size_t i = 0; i < raw; ++i)
-            if (first[i] == i) p[n++] = i;
-        return p;
-    }();
+    static constexpr std::array<std::size_t, raw> first =
+        first_positions(std::array<const void*, raw>{meta::type_id<Ns>...}, std::array<std::string_view, raw>{Ns::name...});
+    static constexpr std::size_t count = count_firsts(first);
+    static constexpr std::array<std::size_t, raw> map = kept_index(first);
+    static constexpr std::array<std::size_t, count> positions = kept_positions<count>(first);
     template <std::size_t... I>
     static auto pick(std::index_sequence<I...>) -> meta::tlist<meta::at<positions[I], meta::tlist<Ns...>>...>;
     // Without repeats (every chain) the list is kept as it is, skipping n lookups by index (each
     // costs in proportion to n): only the branch taken is instantiated.
-    static auto distinct() {
-        if constexpr (count == raw) return meta::tlist<Ns...>{};
-        else return decltype(pick(std::make_index_sequence<count>{})){};
-    }
-    using type = decltype(distinct());
+    template <bool All, class = void>
+    struct distinct {
+        using type = meta::tlist<Ns...>;
+    };
+    template <class V>
+    struct distinct<false, V> {
+        using type = decltype(pick(std::make_index_sequence<count>{}));
+    };
+    using type = typename distinct<count == raw>::type;
 };
 
 template <class Tuple>
@@ -127,145 +337,65 @@ struct type_ids<std::tuple<Ps...>> {
     static constexpr std::array<const void*, sizeof...(Ps)> value{meta::type_id<Ps>...};
 };
 
+// The run's input as a source sees it: its parameters' type id, or null when it takes none.
+template <class Params>
+struct input_id_of {
+    static constexpr const void* value = meta::type_id<Params>;
+};
+template <>
+struct input_id_of<std::tuple<>> {
+    static constexpr const void* value = nullptr;
+};
+
+// The facts that depend on the edges alone: N nodes, Raw an edge_list over their indices, in
+// declaration order, with repeats. Apart from graph_facts, which spells the node types, so that the
+// arrays backends take (graph_of) are named by sizes and indices only.
+template <std::size_t N, auto Raw>
+struct graph_shape {
+    static constexpr std::size_t raw_edges = Raw.size();
+    static constexpr std::array<edge_index, raw_edges> raw = edges_of(Raw);
+    static constexpr std::array<bool, raw_edges> repeated = repeated_edges(raw);
+    static constexpr std::size_t edge_count = raw_edges - count_true(repeated);
+    // Edges without repeats, in declaration order.
+    static constexpr std::array<edge_index, edge_count> edges = kept_edges<edge_count>(raw, repeated);
+
+    static constexpr std::array<std::size_t, N> in_degree = degrees<true, N>(edges);
+    static constexpr std::array<std::size_t, N> out_degree = degrees<false, N>(edges);
+    // Parents of node i are parent_list[parent_offset[i] .. parent_offset[i+1]), in declaration order.
+    static constexpr std::array<std::size_t, N + 1> parent_offset = offsets(in_degree);
+    static constexpr std::array<std::size_t, edge_count> parent_list = adjacency<true, N>(edges, parent_offset);
+    // Children likewise, in declaration order of the edges.
+    static constexpr std::array<std::size_t, N + 1> child_offset = offsets(out_degree);
+    static constexpr std::array<std::size_t, edge_count> child_list = adjacency<false, N>(edges, child_offset);
+
+    static constexpr kahn_result<N> kahn = kahn_order(in_degree, child_offset, child_list);
+    static constexpr bool acyclic = kahn.ordered == N;
+    static constexpr std::size_t cycle_node = node_on_a_cycle(kahn, parent_offset, parent_list);
+
+    static constexpr std::array<bool, N> is_source = is_zero(in_degree);
+    static constexpr std::array<bool, N> is_sink = is_zero(out_degree);
+    static constexpr std::array<std::size_t, count_true(is_source)> sources = indices_of<count_true(is_source)>(is_source);
+    static constexpr std::array<std::size_t, count_true(is_sink)> sinks = indices_of<count_true(is_sink)>(is_sink);
+};
+
 // Nodes: the distinct nodes; Raw: an edge_list over their indices, in declaration order, with repeats.
+// Few members of their own: g++ names each one that is used after all the nodes and edges.
 template <class Nodes, auto Raw>
 struct graph_facts;
 
 template <class... Ns, auto Raw>
-struct graph_facts<meta::tlist<Ns...>, Raw> {
+struct graph_facts<meta::tlist<Ns...>, Raw> : graph_shape<sizeof...(Ns), Raw> {
+    using shape = graph_shape<sizeof...(Ns), Raw>;
+    using shape::in_degree;
+    using shape::parent_offset;
+    using shape::parent_list;
+
     static constexpr std::size_t size = sizeof...(Ns);
-    static constexpr std::array<const void*, size> ids{meta::type_id<Ns>...};
     static constexpr std::array<std::string_view, size> names{Ns::name...};
     static constexpr std::array<std::size_t, size> arity{step_traits<typename Ns::step_type>::arity...};
+    static constexpr std::array<step_policy, size> policies{step_traits<typename Ns::step_type>::policy...};
 
-    static constexpr std::size_t raw_edges = Raw.size();
-    static constexpr auto raw = [] {
-        std::array<edge_index, raw_edges> r{};
-        for (std::size_t i = 0; i < raw_edges; ++i) r[i] = Raw[i];
-        return r;
-    }();
-
-    // repeated[i]: raw edge i repeats an earlier one.
-    static constexpr auto repeated = [] {
-        std::array<std::size_t, raw_edges> o{};
-        for (std::size_t i = 0; i < raw_edges; ++i) o[i] = i;
-        std::sort(o.begin(), o.end(), [](std::size_t a, std::size_t b) {
-            if (raw[a].from != raw[b].from) return raw[a].from < raw[b].from;
-            if (raw[a].to != raw[b].to) return raw[a].to < raw[b].to;
-            return a < b;
-        });
-        std::array<bool, raw_edges> r{};
-        for (std::size_t k = 1; k < raw_edges; ++k) r[o[k]] = raw[o[k]] == raw[o[k - 1]];
-        return r;
-    }();
-    static constexpr std::size_t edge_count = [] {
-        std::size_t n = 0;
-        for (bool r : repeated) n += !r;
-        return n;
-    }();
-    // Edges without repeats, in declaration order.
-    static constexpr auto edges = [] {
-        std::array<edge_index, edge_count> e{};
-        std::size_t n = 0;
-        for (std::size_t i = 0; i < raw_edges; ++i)
-            if (!repeated[i]) e[n++] = raw[i];
-        return e;
-    }();
-
-    static constexpr auto in_degree = [] {
-        std::array<std::size_t, size> d{};
-        for (auto e : edges) ++d[e.to];
-        return d;
-    }();
-    static constexpr auto out_degree = [] {
-        std::array<std::size_t, size> d{};
-        for (auto e : edges) ++d[e.from];
-        return d;
-    }();
-
-    // Parents of node i are parent_list[parent_offset[i] .. parent_offset[i+1]), in declaration order.
-    static constexpr auto parent_offset = [] {
-        std::array<std::size_t, size + 1> o{};
-        for (std::size_t i = 0; i < size; ++i) o[i + 1] = o[i] + in_degree[i];
-        return o;
-    }();
-    static constexpr auto parent_list = [] {
-        std::array<std::size_t, edge_count> p{};
-        std::array<std::size_t, size> fill{};
-        for (auto e : edges) p[parent_offset[e.to] + fill[e.to]++] = e.from;
-        return p;
-    }();
-    // Children likewise, in declaration order of the edges.
-    static constexpr auto child_offset = [] {
-        std::array<std::size_t, size + 1> o{};
-        for (std::size_t i = 0; i < size; ++i) o[i + 1] = o[i] + out_degree[i];
-        return o;
-    }();
-    static constexpr auto child_list = [] {
-        std::array<std::size_t, edge_count> c{};
-        std::array<std::size_t, size> fill{};
-        for (auto e : edges) c[child_offset[e.from] + fill[e.from]++] = e.to;
-        return c;
-    }();
-
-    // Kahn's algorithm, always taking the lowest ready index: the same graph gives the same order on
-    // every compiler, which the Temporal interpreter's determinism relies on.
-    struct kahn_result {
-        std::array<std::size_t, size> order{};
-        std::size_t ordered = 0;
-    };
-    static constexpr kahn_result kahn = [] {
-        kahn_result r{};
-        std::array<std::size_t, size> deg = in_degree;
-        std::array<std::size_t, size> ready{};  // a min-heap of the nodes whose parents are all done
-        std::size_t n = 0;
-        const auto later = [](std::size_t a, std::size_t b) { return a > b; };
-        for (std::size_t i = 0; i < size; ++i)
-            if (deg[i] == 0) ready[n++] = i;
-        std::make_heap(ready.begin(), ready.begin() + n, later);
-        while (n > 0) {
-            std::pop_heap(ready.begin(), ready.begin() + n, later);
-            const std::size_t next = ready[--n];
-            r.order[r.ordered++] = next;
-            for (std::size_t c = child_offset[next]; c < child_offset[next + 1]; ++c)
-                if (--deg[child_list[c]] == 0) {
-                    ready[n++] = child_list[c];
-                    std::push_heap(ready.begin(), ready.begin() + n, later);
-                }
-        }
-        return r;
-    }();
-    static constexpr bool acyclic = kahn.ordered == size;
-
-    // A node on a cycle: walk unordered parents from any unordered node until one repeats.
-    static constexpr std::size_t cycle_node = [] {
-        if (acyclic) return npos;
-        std::array<bool, size> ordered{};
-        for (std::size_t i = 0; i < kahn.ordered; ++i) ordered[kahn.order[i]] = true;
-        std::size_t cur = 0;
-        while (ordered[cur]) ++cur;
-        std::array<bool, size> visited{};
-        while (!visited[cur]) {
-            visited[cur] = true;
-            for (std::size_t p = parent_offset[cur]; p < parent_offset[cur + 1]; ++p)
-                if (!ordered[parent_list[p]]) {
-                    cur = parent_list[p];
-                    break;
-                }
-        }
-        return cur;
-    }();
-
-    // The first pair (by the first index, then the second) of distinct nodes sharing a wire name.
-    static constexpr std::pair<std::size_t, std::size_t> duplicate_name = [] {
-        std::pair<std::size_t, std::size_t> best{npos, npos};
-        const auto order = by_name(names);
-        for (std::size_t k = 1; k < size; ++k)
-            if (names[order[k]] == names[order[k - 1]] && (k < 2 || names[order[k - 2]] != names[order[k]]) &&
-                order[k - 1] < best.first)
-                best = {order[k - 1], order[k]};
-        return best;
-    }();
+    static constexpr std::pair<std::size_t, std::size_t> duplicate_name = first_shared_name(names);
 
     template <class N>
     using step_of = typename N::step_type;
@@ -278,32 +408,15 @@ struct graph_facts<meta::tlist<Ns...>, Raw> {
 
     // Edge typing: parent k of node `to` feeds parameter k, and the types must be the same after
     // remove_cvref (docs/design.md, "Edges"). Compared as type ids in one loop rather than with a
-    // trait per edge.
-    static constexpr std::array<const void*, size> output_id{
-        meta::type_id<typename step_traits<typename Ns::step_type>::output>...};
-    static constexpr auto param_offset = [] {
-        std::array<std::size_t, size + 1> o{};
-        for (std::size_t i = 0; i < size; ++i) o[i + 1] = o[i] + arity[i];
-        return o;
-    }();
-    static constexpr auto param_id = [] {
-        std::array<const void*, param_offset[size]> r{};
+    // trait per edge; the ids are temporaries, which need no name.
+    static constexpr std::size_t param_count = offsets(arity)[size];
+    static constexpr std::size_t badly_fed = first_badly_fed(
+        in_degree, arity, std::array<const void*, size>{meta::type_id<typename step_traits<typename Ns::step_type>::output>...},
+        parent_offset, parent_list, offsets(arity),
         // An array and a loop rather than a fold: clang limits a fold to 256 operands.
-        constexpr std::array<const void* const*, size> of_node{
-            type_ids<typename step_traits<typename Ns::step_type>::params>::value.data()...};
-        for (std::size_t i = 0; i < size; ++i)
-            for (std::size_t k = 0; k < arity[i]; ++k) r[param_offset[i] + k] = of_node[i][k];
-        return r;
-    }();
-    static constexpr std::size_t badly_fed = [] {
-        for (std::size_t i = 0; i < size; ++i) {
-            if (in_degree[i] == 0) continue;
-            if (in_degree[i] != arity[i]) return i;
-            for (std::size_t k = 0; k < in_degree[i]; ++k)
-                if (output_id[parent_list[parent_offset[i] + k]] != param_id[param_offset[i] + k]) return i;
-        }
-        return npos;
-    }();
+        parameter_ids<param_count>(
+            std::array<const void* const*, size>{type_ids<typename step_traits<typename Ns::step_type>::params>::value.data()...},
+            arity, offsets(arity)));
 
     template <std::size_t I, std::size_t... K>
     static auto parent_outputs(std::index_sequence<K...>) -> meta::tlist<output_at<parent_list[parent_offset[I] + K]>...>;
@@ -317,52 +430,31 @@ struct graph_facts<meta::tlist<Ns...>, Raw> {
     };
 
     // Sources take the run's input; all of them that take a parameter must take the same one.
-    static constexpr auto is_source = [] {
-        std::array<bool, size> r{};
-        for (std::size_t i = 0; i < size; ++i) r[i] = in_degree[i] == 0;
-        return r;
-    }();
-    static constexpr auto is_sink = [] {
-        std::array<bool, size> r{};
-        for (std::size_t i = 0; i < size; ++i) r[i] = out_degree[i] == 0;
-        return r;
-    }();
-    static constexpr std::array<const void*, size> input_id{[] {
-        using P = typename step_traits<step_of<Ns>>::params;
-        if constexpr (std::tuple_size_v<P> == 0) return static_cast<const void*>(nullptr);
-        else return meta::type_id<P>;
-    }()...};
-    static constexpr std::pair<std::size_t, std::size_t> source_conflict = [] {
-        std::size_t first = npos;
-        for (std::size_t i = 0; i < size; ++i) {
-            if (!is_source[i] || input_id[i] == nullptr) continue;
-            if (first == npos) first = i;
-            else if (input_id[i] != input_id[first]) return std::pair{first, i};
-        }
-        return std::pair{npos, npos};
-    }();
-    static constexpr std::size_t input_source = [] {
-        for (std::size_t i = 0; i < size; ++i)
-            if (is_source[i] && input_id[i] != nullptr) return i;
-        return npos;
-    }();
+    static constexpr std::pair<std::size_t, std::size_t> source_conflict = conflicting_sources(
+        shape::is_source, std::array<const void*, size>{input_id_of<typename step_traits<typename Ns::step_type>::params>::value...});
+    static constexpr std::size_t input_source = first_source_with_input(
+        shape::is_source, std::array<const void*, size>{input_id_of<typename step_traits<typename Ns::step_type>::params>::value...});
+};
 
-    static constexpr std::size_t count_if(const std::array<bool, size>& a) {
-        std::size_t n = 0;
-        for (bool b : a) n += b;
-        return n;
-    }
-    template <std::size_t Count>
-    static constexpr std::array<std::size_t, Count> indices_of(const std::array<bool, size>& a) {
-        std::array<std::size_t, Count> r{};
-        std::size_t n = 0;
-        for (std::size_t i = 0; i < size; ++i)
-            if (a[i]) r[n++] = i;
-        return r;
-    }
-    static constexpr auto sources = indices_of<count_if(is_source)>(is_source);
-    static constexpr auto sinks = indices_of<count_if(is_sink)>(is_sink);
-    static constexpr std::array<step_policy, size> policies{step_traits<typename Ns::step_type>::policy...};
+// The run's input and output types (workflow_t::input_tuple, ::output), chosen by class templates
+// rather than by the return type of a lambda, which g++ would name after the whole workflow.
+template <class Facts, bool Any = Facts::input_source != npos>
+struct input_tuple_of {
+    using type = std::tuple<>;
+};
+template <class Facts>
+struct input_tuple_of<Facts, true> {
+    using type = typename Facts::template params_at<Facts::input_source>;
+};
+template <class Facts, class S = std::make_index_sequence<Facts::sinks.size()>>
+struct output_of;
+template <class Facts, std::size_t S>
+struct output_of<Facts, std::index_sequence<S>> {
+    using type = typename Facts::template output_at<Facts::sinks[0]>;
+};
+template <class Facts, std::size_t... S>
+struct output_of<Facts, std::index_sequence<S...>> {
+    using type = std::tuple<typename Facts::template output_at<Facts::sinks[S]>...>;
 };
 
 template <class T>
@@ -400,20 +492,14 @@ struct workflow_t {
     }
 
     // The run's input: the parameters of the first steps (std::tuple<> when they take none).
-    using input_tuple = decltype([] {
-        if constexpr (facts::input_source == detail::npos) return std::tuple<>{};
-        else return typename facts::template params_at<facts::input_source>{};
-    }());
+    using input_tuple = typename detail::input_tuple_of<facts>::type;
     // What a caller passes to start a run: the single parameter itself, or a tuple of several.
     using input = std::conditional_t<std::tuple_size_v<input_tuple> == 1,
                                      std::tuple_element_t<0, std::conditional_t<std::tuple_size_v<input_tuple> == 1,
                                                                                 input_tuple, std::tuple<void>>>,
                                      input_tuple>;
     // The run's output: the last step's output, or a tuple of the last steps' outputs in node order.
-    using output = decltype([]<std::size_t... S>(std::index_sequence<S...>) {
-        if constexpr (sizeof...(S) == 1) return typename facts::template output_at<sinks[0]>{};
-        else return std::tuple<typename facts::template output_at<sinks[S]>...>{};
-    }(std::make_index_sequence<sinks.size()>{}));
+    using output = typename detail::output_of<facts>::type;
 
     static constexpr const auto& policies = facts::policies;
 };
@@ -432,11 +518,11 @@ namespace detail {
 
 template <class L>
 inline constexpr bool has_invalid_step = false;
+// An array and a count rather than a fold (clang allows 256 operands), and no lambda (see "The graph's
+// facts as values").
 template <class... Ns>
-inline constexpr bool has_invalid_step<meta::tlist<Ns...>> = [] {
-    constexpr bool invalid[] = {std::is_same_v<Ns, invalid_step>..., false};  // not a fold: clang allows 256 operands
-    return std::find(std::begin(invalid), std::end(invalid), true) != std::end(invalid);
-}();
+inline constexpr bool has_invalid_step<meta::tlist<Ns...>> =
+    count_true(std::array<bool, sizeof...(Ns)>{std::is_same_v<Ns, invalid_step>...}) != 0;
 
 template <class... Fragments>
 consteval std::size_t first_non_fragment() {
@@ -446,19 +532,20 @@ consteval std::size_t first_non_fragment() {
     return i;
 }
 
-// The edges of the flattened fragments, over the distinct nodes, in declaration order with repeats.
-template <class Unique, class Flat>
-consteval auto merged_edges() {
-    constexpr std::size_t count = [] {
-        std::size_t n = 0;
-        run_program<Unique::raw>(Flat::code, [&](std::size_t, std::size_t) { ++n; });
-        return n;
-    }();
-    edge_list<count> r{};
+// The edges of the flattened fragments' program over N raw nodes, mapped to the distinct nodes, in
+// declaration order with repeats. Functions of the program rather than of the fragments' types, for
+// short mangled names (see "The graph's facts as values").
+template <std::size_t N, std::size_t P>
+constexpr std::size_t program_edge_count(const std::array<char, P>& code) {
     std::size_t n = 0;
-    run_program<Unique::raw>(Flat::code, [&](std::size_t from, std::size_t to) {
-        r.set(n++, {Unique::map[from], Unique::map[to]});
-    });
+    run_program<N>(code, [&](std::size_t, std::size_t) { ++n; });
+    return n;
+}
+template <std::size_t Count, std::size_t N, std::size_t P>
+constexpr edge_list<Count> program_edges(const std::array<char, P>& code, const std::array<std::size_t, N>& map) {
+    edge_list<Count> r{};
+    std::size_t n = 0;
+    run_program<N>(code, [&](std::size_t from, std::size_t to) { r.set(n++, {map[from], map[to]}); });
     return r;
 }
 
@@ -474,7 +561,7 @@ constexpr auto make_workflow() {
     } else {
         using unique = unique_nodes<raw_nodes>;
         using nodes = typename unique::type;
-        constexpr auto edges = merged_edges<unique, flat>();
+        constexpr auto edges = program_edges<program_edge_count<unique::raw>(flat::code)>(flat::code, unique::map);
         using facts = graph_facts<nodes, edges>;
             if constexpr (facts::duplicate_name.first != npos) {
                 using a = typename facts::template node_at<facts::duplicate_name.first>::step_type;
