@@ -1,4 +1,5 @@
 #include <weft/cli.hpp>
+#include <weft/cli/traces.hpp>
 
 #include <weft/config.hpp>
 #include <weft/run_description.hpp>
@@ -42,7 +43,16 @@ struct usage_error : std::runtime_error {
 };
 
 struct globals {
-    std::string backend, config_file, log_format = "auto", log_level, output = "text";
+    std::string backend, config_file, log_format = "auto", log_level, output = "text", otlp_endpoint;
+};
+
+// Spans go to the collector while a command runs; what is queued is sent before main returns.
+struct traces_exported {
+    bool on;
+    explicit traces_exported(const globals& g) : on(export_traces(g.otlp_endpoint)) {}
+    ~traces_exported() {
+        if (on) stop_traces();
+    }
 };
 
 config load_config(const globals& g) {
@@ -389,6 +399,8 @@ int main(int argc, char** argv, std::span<const workflow_entry> wfs) {
     app.add_option("--log-format", g.log_format, "json, text, or auto (text on a terminal)")->check(CLI::IsMember({"json", "text", "auto"}));
     app.add_option("--log-level", g.log_level, "debug, info, warning, error or off");
     app.add_option("--output", g.output, "text or json (for scripts)")->check(CLI::IsMember({"text", "json"}));
+    app.add_option("--otlp-endpoint", g.otlp_endpoint,
+                   "send traces to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (as OTEL_EXPORTER_OTLP_ENDPOINT)");
 
     worker_settings ws;
     std::vector<std::string> only;
@@ -447,6 +459,7 @@ int main(int argc, char** argv, std::span<const workflow_entry> wfs) {
     try {
         const bool is_worker = app.got_subcommand(worker);
         configure_logs(g, is_worker ? telemetry::severity::info : telemetry::severity::warning);
+        const traces_exported traces(g);
         if (is_worker) return worker_command(wfs, g, ws, only, metrics_address, drain_seconds);
 
         if (app.got_subcommand(describe)) {

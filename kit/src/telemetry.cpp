@@ -1,4 +1,5 @@
 #include <weft/telemetry.hpp>
+#include <weft/trace.hpp>
 
 #include <weft/json.hpp>
 #include <weft/run.hpp>
@@ -123,9 +124,13 @@ std::string json_line(const event& e) {
         std::snprintf(buf, sizeof buf, ",\"duration_ms\":%.3f", std::isfinite(*e.duration_ms) ? *e.duration_ms : 0.0);
         out += buf;
     }
+    if (e.count > 0) out += ",\"count\":" + std::to_string(e.count);
     field("error", e.error);
     field("worker", e.worker);
     field("message", e.message);
+    if (const span_context* c = current_context()) {  // the span this event happened in
+        out += ",\"trace_id\":\"" + to_hex(c->trace) + "\",\"span_id\":\"" + to_hex(c->span) + "\"";
+    }
     out += '}';
     return out;
 }
@@ -150,6 +155,7 @@ std::string text_line(const event& e) {
         std::snprintf(buf, sizeof buf, " %.1f ms", *e.duration_ms);
         out += buf;
     }
+    if (e.count > 0) out += " count=" + std::to_string(e.count);
     if (!e.message.empty()) out += ": " + std::string(e.message);
     if (!e.error.empty()) out += (e.message.empty() ? ": " : " — ") + std::string(e.error);
     if (!e.worker.empty()) out += " (" + std::string(e.worker) + ")";
@@ -194,10 +200,12 @@ struct metric_state {
     family fetch_failures{"weft_fetch_failures_total", "Fetches or polls that failed.", "counter"};
     family reconnects{"weft_reconnects_total", "Times a worker's connection to its server worked again after failing.",
                       "counter"};
+    family spans_dropped{"weft_spans_dropped_total", "Finished spans the trace exporter could not send (queue full, collector refused).",
+                         "counter"};
 
-    std::array<family*, 11> all() {
+    std::array<family*, 12> all() {
         return {&steps_started, &steps_succeeded, &steps_failed, &steps_retried, &steps_cancelled, &step_duration,
-                &runs_in_flight, &runs_finished, &fetch_duration, &fetch_failures, &reconnects};
+                &runs_in_flight, &runs_finished, &fetch_duration, &fetch_failures, &reconnects, &spans_dropped};
     }
 };
 metric_state& metrics() {
@@ -232,6 +240,12 @@ void observe(family& f, const std::string& labels, double value) {
 
 void count(const event& e) {
     const std::string_view ev = e.event;
+    if (ev == "spans.dropped") {
+        metric_state& s = metrics();
+        std::lock_guard l(s.m);
+        s.spans_dropped.values[""] += double(e.count);
+        return;
+    }
     const bool step_event = ev.starts_with("step."), run_event = ev.starts_with("run."),
                fetch_event = ev.starts_with("fetch.");
     if (!step_event && !run_event && !fetch_event) return;

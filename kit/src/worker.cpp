@@ -53,6 +53,27 @@ void attempt_ended(const erased_step& step, const task_context& ctx, const step_
                      .worker = ctx.who->worker});
 }
 
+telemetry::span attempt_span(const erased_step& step, const task_context& ctx) {
+    const telemetry::span_context* parent = ctx.parent ? &*ctx.parent : telemetry::current_context();
+    if (!telemetry::tracing(parent)) return telemetry::span({}, telemetry::span_kind::consumer, nullptr);
+    telemetry::span s("step/" + std::string(step.name()), telemetry::span_kind::consumer, parent);
+    if (ctx.who) s.set("weft.backend", std::string(ctx.who->backend));
+    s.set("weft.workflow", std::string(ctx.workflow));
+    if (!ctx.run_id.empty()) s.set("weft.run_id", ctx.run_id);
+    s.set("weft.step", std::string(step.name()));
+    s.set("weft.attempt", std::int64_t(ctx.attempt));
+    if (ctx.who && !ctx.who->worker.empty()) s.set("weft.worker", ctx.who->worker);
+    return s;
+}
+
+void attempt_span_ended(telemetry::span& s, const step_outcome& out) {
+    if (!s.active()) return;
+    if (out.ok())
+        s.set_ok();
+    else
+        s.set_error(out.error_type.empty() ? out.error : out.error_type + ": " + out.error);
+}
+
 void fetched(const origin& who, std::string_view what, double ms) {
     if (telemetry::wanted(telemetry::severity::debug))
         telemetry::emit({.level = telemetry::severity::debug, .event = "fetch.done", .backend = who.backend,

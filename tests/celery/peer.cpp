@@ -6,9 +6,13 @@
 //
 // The Redis URL (with its password) comes from WEFT_REDIS_URL. The worker also reads
 // WEFT_TEST_NODENAME (worker_options::hostname), WEFT_TEST_TASK_EVENTS=1 and WEFT_TEST_HEARTBEAT_MS.
+// With OTEL_EXPORTER_OTLP_ENDPOINT set, both send their spans there (tests/celery/traces.py).
 #include <weft/any_client.hpp>
 #include <weft/celery.hpp>
 #include <weft/json.hpp>
+#ifdef WEFT_PEER_TRACES
+#include <weft/cli/traces.hpp>
+#endif
 
 #include <algorithm>
 #include <csignal>
@@ -407,6 +411,9 @@ int main(int argc, char** argv) {
         return 2;
     }
     std::string mode = argv[1];
+#ifdef WEFT_PEER_TRACES
+    weft::cli::export_traces("");  // from OTEL_EXPORTER_OTLP_ENDPOINT; flushed at exit
+#endif
     if (mode == "worker") return run_worker(argc, argv);
     if (mode == "client") return run_client(argc, argv);
     if (mode == "anyclient") return run_any_client(argc, argv);

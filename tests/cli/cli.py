@@ -43,7 +43,7 @@ if os.environ.get("WEFT_HATCHET_TOKEN_FILE"):
 SEEN = []  # everything the programs wrote, searched for secrets at the end
 
 SCHEMA = {"time", "level", "event", "backend", "workflow", "run_id", "step", "attempt", "duration_ms", "error",
-          "worker", "message"}
+          "worker", "message", "count", "trace_id", "span_id"}  # docs/operate.md
 INPUT = json.dumps({"directory": CORPUS, "top_words": 3})
 STEPS = ["corpus.scan", "corpus.count_words", "corpus.measure_readability", "corpus.index_titles", "corpus.compile_report"]
 

@@ -10,8 +10,12 @@
 //   hatchet_peer enqueue <runs> <parallel>     triggers hx-bench runs and exits without waiting (the benchmark's
 //                                              queued-drain shape); prints {"runs": n, "seconds": s}
 //
-// Address and token file from WEFT_HATCHET_HOST_PORT / WEFT_HATCHET_TOKEN_FILE.
+// Address and token file from WEFT_HATCHET_HOST_PORT / WEFT_HATCHET_TOKEN_FILE. With
+// OTEL_EXPORTER_OTLP_ENDPOINT set, spans go there (tests/hatchet/traces.py).
 #include "workflows.hpp"
+#ifdef WEFT_PEER_TRACES
+#include <weft/cli/traces.hpp>
+#endif
 
 #include <boost/json/serialize.hpp>
 
@@ -112,6 +116,9 @@ int enqueue(int runs, int parallel) {
 
 int main(int argc, char** argv) try {
     std::vector<std::string> a(argv + 1, argv + argc);
+#ifdef WEFT_PEER_TRACES
+    weft::cli::export_traces("");  // from OTEL_EXPORTER_OTLP_ENDPOINT; flushed at exit
+#endif
     if (a.size() >= 3 && a[0] == "worker") return worker(a[1], std::stoi(a[2]), a.size() > 3 ? a[3] : "weft-peer");
     if (a.size() == 3 && a[0] == "run") {
         if (a[1] == "python-served") print_run(hx::python_served, a[2]);

@@ -3,7 +3,9 @@
 //
 //     dag_worker --task-queue Q [--ready-file F] [--max-seconds N] [--concurrency N] [--pollers N]
 //                [--heartbeat-ms N] [--activities-only] [--backoff-max-ms N]
+//     dag_worker --task-queue Q --start-mixed N     a client only: runs weft_mixed(N), prints {"id", "result"}
 //
+// With OTEL_EXPORTER_OTLP_ENDPOINT set, spans go there (tests/temporal/traces.py).
 // Server from WEFT_TEMPORAL_ADDRESS / WEFT_TEMPORAL_NAMESPACE. Stops on SIGTERM/SIGINT or after
 // --max-seconds, so a test that dies cannot leave it behind.
 #include <csignal>
@@ -12,14 +14,23 @@
 #include <fstream>
 #include <string>
 
+#include <boost/json/serialize.hpp>
+#include <weft/json.hpp>
 #include <weft/temporal.hpp>
+#ifdef WEFT_PEER_TRACES
+#include <weft/cli/traces.hpp>
+#endif
 
 #include "dags.hpp"
 
 int main(int argc, char** argv) {
     weft::temporal::worker_options opts{weft::temporal_detail::options_from(weft::config::from_env())};
+#ifdef WEFT_PEER_TRACES
+    weft::cli::export_traces("");  // from OTEL_EXPORTER_OTLP_ENDPOINT; flushed at exit
+#endif
     std::string ready_file;
     int max_seconds = 600;
+    int start_mixed = -1;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -37,10 +48,25 @@ int main(int argc, char** argv) {
         else if (a == "--heartbeat-ms") opts.heartbeat_timeout = std::chrono::milliseconds(std::stoi(next()));
         else if (a == "--backoff-max-ms") opts.backoff.maximum = std::chrono::milliseconds(std::stoi(next()));
         else if (a == "--activities-only") opts.workflows = false;
+        else if (a == "--start-mixed") start_mixed = std::stoi(next());
         else {
             std::fprintf(stderr, "dag_worker: unknown argument %s\n", a.c_str());
             return 2;
         }
+    }
+    if (start_mixed >= 0) {
+        weft::temporal::options c = weft::temporal_detail::options_from(weft::config::from_env());
+        c.task_queue = opts.task_queue;
+        weft::client<weft::temporal> client(c);
+        auto run = client.start(dags::mixed, start_mixed);
+        weft::json::object out{{"id", run.id()}};
+        try {
+            out["result"] = run.get();
+        } catch (const std::exception& e) {
+            out["error"] = e.what();
+        }
+        std::printf("%s\n", boost::json::serialize(out).c_str());
+        return out.contains("result") ? 0 : 1;
     }
     sigset_t set;
     sigemptyset(&set);

@@ -4,6 +4,7 @@
 #include <weft/kit/remote_run.hpp>
 #include <weft/kit/settings.hpp>
 #include <weft/kit/step_watcher.hpp>
+#include <weft/trace.hpp>
 
 #include "canvas.hpp"
 #include "transport.hpp"
@@ -518,8 +519,16 @@ std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, co
     for (auto& [gid, size] : out.chord_sizes)
         commands.results.push_back(
             {"SET", state_->opts.result_keyprefix + taskset_key(gid) + ".s", std::to_string(size), "EX", expires});
+    // The run's span; its context rides in every first message's headers, where Python's
+    // instrumentation looks (and the C++ worker too).
+    telemetry::span span = telemetry::run_span(celery::name, g.name, root);
+    if (span.active()) span.set("messaging.system", std::string("celery"));
     for (auto& m : out.messages) {
         m.origin = state_->origin;
+        if (span.active()) {
+            m.traceparent = telemetry::format_traceparent(*span.context());
+            if (!span.context()->tracestate.empty()) m.tracestate = span.context()->tracestate;
+        }
         commands.broker.push_back({"LPUSH", state_->list_of(m.queue, m.priority), encode_envelope(m)});
     }
     return std::make_shared<celery_run>(state_, wf, std::move(ids), std::move(queue_list));

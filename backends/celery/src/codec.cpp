@@ -280,6 +280,8 @@ std::string encode_envelope(const message& m) {
                          {"argsrepr", py_repr_args(m.args)}, {"kwargsrepr", "{}"}, {"origin", m.origin},
                          {"ignore_result", m.ignore_result}, {"replaced_task_nesting", 0},
                          {"stamped_headers", nullptr}, {"stamps", json::object{}}};
+    if (m.traceparent) headers["traceparent"] = *m.traceparent;
+    if (m.tracestate) headers["tracestate"] = *m.tracestate;
     json::object delivery_info{{"exchange", m.exchange}, {"routing_key", m.queue}};
     if (m.redelivered) headers["redelivered"] = delivery_info["redelivered"] = true;
     json::object properties{{"correlation_id", m.id}, {"reply_to", m.reply_to}, {"delivery_mode", 2},
@@ -338,6 +340,9 @@ void decode_envelope(std::string_view text, message& m) {
         if (auto ir = member(headers, "ignore_result"); ir && ir->is_bool()) m.ignore_result = ir->get_bool();
         m.origin = opt_string(headers, "origin", "headers").value_or("");
         if (auto rd = member(headers, "redelivered"); rd && rd->is_bool()) m.redelivered = rd->get_bool();
+        // Lenient: a trace header that is not a string is someone else's business, not a bad task.
+        if (auto tp = member(headers, "traceparent"); tp && tp->is_string()) m.traceparent = std::string(tp->get_string());
+        if (auto ts = member(headers, "tracestate"); ts && ts->is_string()) m.tracestate = std::string(ts->get_string());
 
         if (!p || !p->is_object()) throw wire_error("the envelope has no properties object");
         const auto& props = p->get_object();

@@ -64,6 +64,10 @@ struct message {
     std::optional<double> soft_time_limit;
     bool ignore_result = false;
     std::string origin;
+    // W3C trace context, top-level headers as opentelemetry-instrumentation-celery injects them
+    // (Celery copies them onto task.request, where its getter reads them).
+    std::optional<std::string> traceparent;
+    std::optional<std::string> tracestate;
     // body
     json::array args;
     json::object kwargs;

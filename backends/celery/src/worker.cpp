@@ -247,6 +247,13 @@ struct celery::worker::impl {
     void publish(connections& c, message& m) {
         if (m.delivery_tag.empty()) m.delivery_tag = new_id();
         m.origin = hostname;
+        // Sent from inside an attempt (the next canvas element, a retry): the attempt's span is the
+        // parent of what follows, as Python's instrumentation does with its apply_async span.
+        if (const telemetry::span_context* t = telemetry::current_context()) {
+            m.traceparent = telemetry::format_traceparent(*t);
+            if (!t->tracestate.empty()) m.tracestate = t->tracestate;
+            else m.tracestate.reset();
+        }
         c.broker().command({"LPUSH", queues.list_of(m.queue, m.priority), encode_envelope(m)});
     }
 
@@ -545,7 +552,10 @@ struct celery::worker::impl {
             ctx.worker = &w.threads;
             ctx.attempt = attempt_after(m.retries);
             ctx.run_id = m.root_id.empty() ? m.id : m.root_id;
+            // A step several workflows share belongs to the run's: a weft client's root id names it.
+            if (auto r = run_id::parse(ctx.run_id); r && r->backend == celery::name) ctx.workflow = r->workflow;
             ctx.who = &w.who;
+            if (m.traceparent) ctx.parent = telemetry::extract(*m.traceparent, m.tracestate.value_or(""));
             registered = w.revokes.running(m, ctx.cancelled, unix_now());
             ++w.processed;
             if (auto t = w.totals.find(m.task); t != w.totals.end()) ++t->second;
@@ -632,14 +642,19 @@ struct celery::worker::impl {
         }
 
         json::value retval;
+        // What follows the attempt (its retry, its continuation) is sent in the attempt's span.
+        std::optional<telemetry::scoped_context> in_span;
         if (existing && existing->state == task_state::success) {
             // Delivered again after its result was stored (a worker died before acking): the
             // result stands; only the continuation is repeated, under the same task ids.
             retval = existing->result;
+            if (m.traceparent)
+                if (auto t = telemetry::extract(*m.traceparent, m.tracestate.value_or(""))) in_span.emplace(*t);
         } else {
             kit::task_context ctx;
             invocation call{*this, step->second, {}};
             kit::run_task(call, d, ctx);
+            if (ctx.span) in_span.emplace(*ctx.span);
             kit::step_outcome& out = call.out;
             if (!ctx.cancelled && !out.ok()) {
                 fail(c, m, step->second, out);

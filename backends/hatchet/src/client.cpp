@@ -5,6 +5,7 @@
 #include <weft/kit/remote_run.hpp>
 #include <weft/kit/settings.hpp>
 #include <weft/kit/step_watcher.hpp>
+#include <weft/trace.hpp>
 
 #include <boost/json/serialize.hpp>
 
@@ -196,7 +197,9 @@ constexpr const char* created_key = "weft_created_ms";
 constexpr const char* steps_key = "weft_steps";
 constexpr const char* sinks_key = "weft_sinks";
 
-std::string run_metadata(const graph_view& g) {
+// `trace`: the run span's context, under the key hatchet_sdk's OpenTelemetry instrumentor reads
+// (only traceparent: it carries no tracestate). The engine hands the run's metadata to every step.
+std::string run_metadata(const graph_view& g, const telemetry::span_context* trace) {
     json::array steps, sinks;
     for (auto n : g.names) steps.push_back(json::value(n));
     for (auto i : g.sinks) sinks.push_back(json::value(g.names[i]));
@@ -206,6 +209,7 @@ std::string run_metadata(const graph_view& g) {
     m[created_key] = std::to_string(now.count());
     m[steps_key] = boost::json::serialize(steps);
     m[sinks_key] = boost::json::serialize(sinks);
+    if (trace) m["traceparent"] = telemetry::format_traceparent(*trace);
     return boost::json::serialize(m);
 }
 }  // namespace
@@ -215,9 +219,11 @@ std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, cons
     v1::TriggerWorkflowRunRequest req;
     req.set_workflow_name(std::string(wf.graph.name));
     req.set_input(boost::json::serialize(run_input(wf.codec->encode_input(input).as_array())));
-    req.set_additional_metadata(run_metadata(wf.graph));
+    telemetry::span span = telemetry::run_span(hatchet::name, wf.graph.name, {});
+    req.set_additional_metadata(run_metadata(wf.graph, span.context()));
     auto resp = state_->conn.administer("v1.AdminService/TriggerWorkflowRun",
                                         &connection::admin::Stub::TriggerWorkflowRun, req);
+    span.set("weft.run_id", run_id{hatchet::name, wf.graph.name, resp.external_id()}.str());
     return handle(wf, resp.external_id(), std::move(opts));
 }
 

@@ -5,6 +5,7 @@
 #include "connection.hpp"
 
 #include <weft/kit/backoff.hpp>
+#include <weft/kit/carrier.hpp>
 #include <weft/kit/worker.hpp>
 
 #include <boost/json/serialize.hpp>
@@ -252,6 +253,8 @@ struct hatchet::worker::impl {
     void begin(const AssignedAction& a, const erased_step& step, kit::task_context& ctx) {
         ctx.attempt = a.retry_count() + 1;
         ctx.run_id = run_id{hatchet::name, step.workflow(), a.workflow_run_id()}.str();  // the id clients show
+        // The run's trace context: the key "traceparent" of its metadata (hatchet_sdk's instrumentor).
+        if (a.has_additional_metadata()) ctx.parent = kit::context_from_json(a.additional_metadata());
         ctx.who = &skeleton.settings().who;
         ctx.worker = &skeleton.threads();  // a drain asks long steps to stop, as on every backend
         {

@@ -110,6 +110,15 @@ workflow_execution client::start_json(std::string_view workflow_type, const std:
     for (const auto& a : args) codec::to_payload(a, *input->add_payloads());
     if (opts.execution_timeout.count() > 0) set_duration(*req.mutable_workflow_execution_timeout(), opts.execution_timeout);
     for (const auto& [key, json] : opts.memo) codec::to_payload(json, (*req.mutable_memo()->mutable_fields())[key]);
+    // The run's span: its context goes in the start header, where Python's TracingInterceptor reads
+    // it, and which weft's workflow interpreter passes on to each step it schedules.
+    telemetry::span span = telemetry::run_span("temporal", workflow_type, opts.workflow_id);
+    if (span.active()) {
+        span.set("rpc.system", std::string("grpc"));
+        span.set("rpc.service", std::string("temporal.api.workflowservice.v1.WorkflowService"));
+        span.set("rpc.method", std::string("StartWorkflowExecution"));
+        codec::inject_trace(*span.context(), *req.mutable_header());
+    }
     req.set_identity(s.identity);
     req.set_request_id(connection::request_id());
     auto resp = impl_->conn.call("StartWorkflowExecution", &connection::service::Stub::StartWorkflowExecution, req);

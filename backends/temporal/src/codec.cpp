@@ -3,6 +3,7 @@
 #include <google/protobuf/unknown_field_set.h>
 
 #include <weft/json.hpp>
+#include <weft/kit/carrier.hpp>
 
 namespace weft::temporal_detail::codec {
 
@@ -60,6 +61,16 @@ std::string from_payload(const common::Payload& p) {
     if (enc == "binary/null") return "null";
     throw unsupported_payload("weft: cannot read a Temporal payload with encoding '" + enc +
                               "'; weft reads json/plain and binary/null (use a JSON-serializable type in the peer)");
+}
+
+void inject_trace(const telemetry::span_context& c, common::Header& h) {
+    to_payload(kit::carrier_json(c), (*h.mutable_fields())[std::string(tracer_header)]);
+}
+
+std::optional<telemetry::span_context> extract_trace(const common::Header& h) {
+    auto it = h.fields().find(std::string(tracer_header));
+    if (it == h.fields().end() || encoding_of(it->second) != "json/plain") return std::nullopt;
+    return kit::context_from_json(it->second.data());
 }
 
 failure from_failure(const ::temporal::api::failure::v1::Failure& f) {

@@ -2,6 +2,7 @@
 // client and (next) the workers; private to the library.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,7 @@
 #include <temporal/api/failure/v1/message.pb.h>
 
 #include <weft/temporal/errors.hpp>
+#include <weft/trace.hpp>
 
 namespace weft::temporal_detail::codec {
 
@@ -22,6 +24,14 @@ void to_payload(std::string_view json, common::Payload& out);
 // JSON text of a payload: json/plain as is, binary/null as "null"; anything else throws
 // unsupported_payload naming the encoding.
 std::string from_payload(const common::Payload& p);
+
+// W3C trace context in a Header, as temporalio.contrib.opentelemetry.TracingInterceptor carries it
+// (and the Go and Java SDKs' interceptors): the field "_tracer-data", a json/plain payload of the
+// carrier {"traceparent": ..., "tracestate": ...}.
+inline constexpr std::string_view tracer_header = "_tracer-data";
+void inject_trace(const telemetry::span_context& c, common::Header& h);
+// nullopt when the header is absent or does not hold a valid traceparent (never throws).
+std::optional<telemetry::span_context> extract_trace(const common::Header& h);
 
 // A Failure as weft reads it, including the SDKs' encoded attributes (message and stack trace moved
 // into a json/plain payload when the failure converter encodes common attributes).

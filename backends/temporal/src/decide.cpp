@@ -35,6 +35,7 @@ bool pending(const node_state& s) { return s.at == phase::scheduled || s.at == p
 struct state {
     std::vector<node_state> nodes;
     const common::Payloads* input = nullptr;
+    const common::Header* header = nullptr;  // the start's: its trace context goes on to every step
     std::string task_queue;
     bool cancel_requested = false;
     bool closed = false;
@@ -67,6 +68,7 @@ state replay(const graph_view& g, const history::History& h) {
         case enums::EVENT_TYPE_WORKFLOW_EXECUTION_STARTED: {
             const auto& a = e.workflow_execution_started_event_attributes();
             s.input = &a.input();
+            if (a.has_header()) s.header = &a.header();
             s.task_queue = a.task_queue().name();
             break;
         }
@@ -175,6 +177,11 @@ void schedule(const graph_view& g, const state& s, std::size_t n, const decide_o
     a.mutable_activity_type()->set_name(std::string(g.names[n]));
     a.mutable_task_queue()->set_name(p.queue.empty() ? s.task_queue : std::string(p.queue));
     a.mutable_task_queue()->set_kind(enums::TASK_QUEUE_KIND_NORMAL);
+    // The start's trace context, as is: each step's span is a child of the run's (the workflow
+    // makes no spans of its own; a replayed workflow task must give the same commands).
+    if (s.header)
+        if (auto t = s.header->fields().find(std::string(codec::tracer_header)); t != s.header->fields().end())
+            (*a.mutable_header()->mutable_fields())[t->first] = t->second;
     auto& input = *a.mutable_input();
     if (g.parent_count(n) == 0) {
         if (s.input) input = *s.input;

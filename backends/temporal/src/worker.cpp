@@ -271,6 +271,7 @@ struct worker::impl {
         ctx.attempt = task.attempt();
         ctx.workflow = task.workflow_type().name();  // the caller's type: a Python workflow may call a weft step
         ctx.run_id = task.workflow_execution().workflow_id();
+        if (task.has_header()) ctx.parent = codec::extract_trace(task.header());
         ctx.who = &skeleton.settings().who;
         ctx.worker = &skeleton.threads();  // a drain asks long steps to stop, as on every backend
         running r{.ctx = &ctx, .token = task.task_token()};

@@ -31,7 +31,8 @@ std::string_view to_string(severity l) noexcept;
 severity level_from(std::string_view text, std::string_view origin);
 log_format format_from(std::string_view text, std::string_view origin);
 
-// One line of the schema. Empty strings and attempt 0 are left out of the line.
+// One line of the schema. Empty strings and attempt 0 are left out of the line. An event emitted while
+// a span is current (telemetry::current_context, weft/trace.hpp) also carries its trace_id and span_id.
 struct event {
     severity level = severity::info;
     std::string_view event;      // "step.succeeded", "run.started", "fetch.failed", ... (docs/operate.md)
@@ -41,6 +42,7 @@ struct event {
     std::string_view step;
     int attempt = 0;
     std::optional<double> duration_ms;
+    std::int64_t count = 0;      // for an event about many things (spans.dropped: how many); 0: left out
     std::string_view error;
     std::string_view worker;     // the worker's identity on its server (Celery's nodename, ...)
     std::string_view message;    // for a human; the fields above are for machines

@@ -24,6 +24,7 @@
 #include <weft/kit/step_runner.hpp>
 #include <weft/kit/worker_threads.hpp>
 #include <weft/telemetry.hpp>
+#include <weft/trace.hpp>
 
 namespace weft::kit {
 
@@ -51,6 +52,12 @@ public:
     const worker_threads* worker = nullptr;                  // set: stop_requested() once it stops
     const origin* who = nullptr;  // set: run_task reports the attempt in weft's log and metrics
     std::string run_id;           // the run this attempt belongs to, when the task says (begin sets it)
+    // The trace context the task carried (begin extracts it from the backend's carrier): the
+    // attempt's span is its child, and is current while the step runs and its outcome is reported.
+    std::optional<telemetry::span_context> parent;
+    // The attempt's own span context (run_task sets it when tracing): for what a backend sends on
+    // after run_task returns (Celery's continuation), to make current while it does.
+    std::optional<telemetry::span_context> span;
 
     bool stop_requested() const override {
         return cancelled.load(std::memory_order_relaxed) || timed_out.load(std::memory_order_relaxed) ||
@@ -62,6 +69,11 @@ public:
 // step.cancelled), from the step's policy and the outcome: the same on every server backend.
 void attempt_started(const erased_step& step, const task_context& ctx);
 void attempt_ended(const erased_step& step, const task_context& ctx, const step_outcome& out, double ms);
+
+// The attempt's span (`step/<name>`, a child of ctx.parent or of the thread's current context; inert
+// when neither exists and no exporter is installed), and its status from the outcome.
+telemetry::span attempt_span(const erased_step& step, const task_context& ctx);
+void attempt_span_ended(telemetry::span& s, const step_outcome& out);
 
 // One task through the pipeline. `hooks` is the backend's, with:
 //     const erased_step* find(const Task&)                   // nullptr: this worker does not serve it
@@ -84,6 +96,12 @@ void run_task(Hooks& hooks, Task& task, task_context& ctx) {
     ctx.workflow = step->workflow();
     ctx.step = step->name();
     hooks.begin(task, *step, ctx);
+    telemetry::span span = attempt_span(*step, ctx);
+    std::optional<telemetry::scoped_context> in_span;
+    if (span.active()) {
+        in_span.emplace(*span.context());
+        ctx.span = *span.context();
+    }
     attempt_started(*step, ctx);
     const telemetry::stopwatch clock;
     try {
@@ -97,7 +115,8 @@ void run_task(Hooks& hooks, Task& task, task_context& ctx) {
         out.error_type = bad_payload_type;
     }
     attempt_ended(*step, ctx, out, clock.ms());
-    hooks.report(task, step, out, ctx);
+    attempt_span_ended(span, out);
+    hooks.report(task, step, out, ctx);  // in the span: what report sends on carries it
 }
 
 // Spawns a thread on `threads` that calls `fetch_once` until they stop: the loop behind
