@@ -5,7 +5,7 @@
 #include <weft/run_description.hpp>
 #include <weft/telemetry.hpp>
 
-#include "serve.hpp"
+#include <weft/cli/serve.hpp>
 
 #include <CLI/CLI.hpp>
 #include <boost/json/serialize.hpp>

@@ -1,4 +1,4 @@
-#include "serve.hpp"
+#include <weft/cli/serve.hpp>
 
 #include <weft/run.hpp>
 #include <weft/telemetry.hpp>

@@ -1,5 +1,9 @@
 // The HTTP endpoint of a worker or a long-lived client: /metrics (Prometheus text format 0.0.4) and
-// /healthz (200 while every part works, 503 with the failing parts otherwise), on cpp-httplib.
+// /healthz (200 while every part works, 503 with the failing parts otherwise), on cpp-httplib. The
+// CLI's worker serves it at --metrics-address; a program of its own (a web service that starts runs)
+// keeps one alive for as long as it should be scraped:
+//
+//     weft::cli::metrics_server metrics("127.0.0.1:9464");
 #pragma once
 
 #include <memory>
