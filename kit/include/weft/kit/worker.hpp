@@ -119,13 +119,13 @@ void run_task(Hooks& hooks, Task& task, task_context& ctx) {
     hooks.report(task, step, out, ctx);  // in the span: what report sends on carries it
 }
 
-// Spawns a thread on `threads` that calls `fetch_once` until they stop: the loop behind
-// worker_skeleton::fetcher, for a worker that schedules its tasks itself (Celery's prefetch and ETAs).
 // One fetch or poll that returned, in `ms`: the event fetch.done (debug) and the fetch latency
 // histogram. fetch_loop reports each call; a backend whose call is one connection's life reports
 // its fetches itself.
 void fetched(const origin& who, std::string_view what, double ms);
 
+// Spawns a thread on `threads` that calls `fetch_once` until they stop: the loop behind
+// worker_skeleton::fetcher, for a worker that schedules its tasks itself (Celery's prefetch and ETAs).
 // Each fetch is reported (fetch.done, fetch.failed, fetch.recovered) as `who`'s; `log`, if set, also
 // gets the failures and recoveries as text.
 void fetch_loop(worker_threads& threads, std::string what, const origin& who, log_fn log, retry_policy backoff,
