@@ -1130,7 +1130,7 @@ positions scan(std::string_view text) {
                 // Keys with escapes are matched after decoding them.
                 std::string key;
                 try {
-                    key = boost::json::value_to<std::string>(weft::json::parse("\"" + raw + "\""));
+                    key = std::string(weft::json::parse("\"" + raw + "\"").get_string());
                 } catch (...) {
                     key = raw;
                 }
