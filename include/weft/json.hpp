@@ -771,8 +771,8 @@ inline std::string path_at(std::string_view text, std::size_t offset) {
     return render(chain.empty() ? nullptr : &chain.back());
 }
 
-[[noreturn]] inline void text_failure(std::string_view text, std::size_t offset, std::string expected, std::string got,
-                                      std::string path = {}) {
+// The 1-based line and column (in bytes) of an offset, for messages about a text.
+inline std::pair<std::size_t, std::size_t> line_column(std::string_view text, std::size_t offset) {
     std::size_t line = 1, column = 1;
     for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
         if (text[i] == '\n') {
@@ -782,6 +782,12 @@ inline std::string path_at(std::string_view text, std::size_t offset) {
             ++column;
         }
     }
+    return {line, column};
+}
+
+[[noreturn]] inline void text_failure(std::string_view text, std::size_t offset, std::string expected, std::string got,
+                                      std::string path = {}) {
+    auto [line, column] = line_column(text, offset);
     auto offset_text = "offset " + std::to_string(offset);
     auto line_text = "line " + std::to_string(line) + ", column " + std::to_string(column);
     auto where = path.empty() ? "at " + offset_text + " (" + line_text + ")" : "at " + path + " (" + offset_text + ", " + line_text + ")";

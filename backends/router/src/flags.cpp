@@ -84,6 +84,8 @@ struct node {
     bool shorthand = false;              // fractional without a bucketing expression
     std::vector<fraction> fractions;
     std::int64_t total_weight = 0;
+    std::string weights;                 // "celery 90, temporal 10", for `why`
+    std::size_t height = 1;              // levels of evaluation below and including this node
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -605,8 +607,7 @@ struct env {
     std::optional<value> targeting_key, flagd, whole;
     // The last fractional decision, for `why`.
     std::string fractional_why;
-    value fractional_result;
-    std::string hash_input;
+    std::string fractional_variant;
 
     const value& targeting_key_value() {
         if (!targeting_key) targeting_key = ctx->targeting_key.empty() ? value() : value(ctx->targeting_key);
@@ -683,7 +684,7 @@ value var(env& e, scope s, const value& key, const value& fallback) {
         return ok ? c : fallback;
     }
     std::string path = to_string(key);
-    const value* at = nullptr;
+    const value* at = s.data;  // null while at the root context
     value held;  // a character of a string, when the path goes through one
     bool root = s.data == nullptr;
     for (auto prop : split(path, '.')) {
@@ -1018,7 +1019,7 @@ std::optional<std::string> fraction_variant(const value& v) {
 // flagd-core's fractional: hash = murmur3_32(canonical CBOR of the bucketing value), bucket =
 // (hash * total weight) >> 32, the first fraction whose running sum of weights exceeds the bucket.
 value fractional(const node& n, env& e, scope s) {
-    std::string& bytes = e.hash_input;
+    thread_local std::string bytes;  // reused: no allocation per evaluation
     bytes.clear();
     std::size_t first_fraction = 0;
     std::vector<fraction> dynamic;
@@ -1092,11 +1093,21 @@ value fractional(const node& n, env& e, scope s) {
     for (std::size_t i = 0; i < fractions->size(); ++i) {
         end += (*fractions)[i].weight;
         if (bucket < end) {
-            e.fractional_why = "fractional: bucket " + std::to_string(bucket) + " of " + std::to_string(total) + " -> " +
-                               (*fractions)[i].variant + " (weights " + weights_text(*fractions) + ")";
-            value result = variants.empty() ? value((*fractions)[i].variant) : variants[i];
-            e.fractional_result = result;
-            return result;
+            auto& chosen = (*fractions)[i].variant;
+            auto& w = e.fractional_why;
+            w.clear();
+            w.reserve(64 + chosen.size() + n.weights.size());
+            w += "fractional: bucket ";
+            w += std::to_string(bucket);
+            w += " of ";
+            w += std::to_string(total);
+            w += " -> ";
+            w += chosen;
+            w += " (weights ";
+            w += n.static_fractions ? n.weights : weights_text(*fractions);
+            w += ')';
+            e.fractional_variant = chosen;
+            return variants.empty() ? value(chosen) : variants[i];
         }
     }
     return {};
@@ -1159,19 +1170,6 @@ positions scan(std::string_view text) {
     return out;
 }
 
-std::pair<std::size_t, std::size_t> line_column(std::string_view text, std::size_t offset) {
-    std::size_t line = 1, column = 1;
-    for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
-        if (text[i] == '\n') {
-            ++line;
-            column = 1;
-        } else {
-            ++column;
-        }
-    }
-    return {line, column};
-}
-
 std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 struct parse_failure {
@@ -1215,6 +1213,16 @@ struct compiler {
     }
 
     node compile(const value& v, const std::string& path, std::size_t depth) {
+        node n = compile_node(v, path, depth);
+        for (auto& a : n.args) n.height = std::max(n.height, a.height + 1);
+        if (n.target) n.height = n.target->height + 1;
+        // Evaluation recurses once per level, through shared evaluators too.
+        if (depth + n.height > max_rule_depth)
+            fail(path, "rules nested deeper than " + std::to_string(max_rule_depth) + " levels");
+        return n;
+    }
+
+    node compile_node(const value& v, const std::string& path, std::size_t depth) {
         if (depth > max_rule_depth) fail(path, "rules nested deeper than " + std::to_string(max_rule_depth) + " levels");
         node n;
         if (v.is_array()) {
@@ -1311,6 +1319,7 @@ struct compiler {
         n.static_fractions = all_static && (n.shorthand || n.args[0].code != op::list);
         n.total_weight = total;
         if (!n.static_fractions) n.fractions.clear();
+        else n.weights = weights_text(n.fractions);
     }
 
     std::shared_ptr<const node> evaluator(std::string_view name, const std::string& path, std::size_t depth) {
@@ -1350,7 +1359,7 @@ std::string variant_list(const object& variants) {
 
 flag_set flag_set::parse(std::string_view text, std::string_view origin) {
     auto error_at = [&](std::size_t offset, std::string reason) {
-        auto [line, column] = line_column(text, offset);
+        auto [line, column] = weft::json::detail::line_column(text, offset);
         return flag_error(std::string(origin), line, column, std::move(reason));
     };
     value doc;
@@ -1479,7 +1488,7 @@ evaluation flag_set::evaluate(std::string_view flag_key, const context& ctx) con
         return out;
     }
     env e{&ctx, flag_key, std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count(),
-          {}, {}, {}, {}, {}, {}};
+          {}, {}, {}, {}, {}};
     value result;
     try {
         result = eval(*f.targeting, e, scope{nullptr});
@@ -1506,8 +1515,8 @@ evaluation flag_set::evaluate(std::string_view flag_key, const context& ctx) con
     out.reason = "TARGETING_MATCH";
     out.variant = name;
     out.value = v->value();
-    out.why = !e.fractional_why.empty() && py_eq(e.fractional_result, result) ? e.fractional_why
-                                                                                : "targeting returned " + quote(name);
+    out.why = !e.fractional_why.empty() && e.fractional_variant == name ? std::move(e.fractional_why)
+                                                                         : "targeting returned " + quote(name);
     return out;
 }
 
