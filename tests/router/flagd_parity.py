@@ -4,8 +4,8 @@
     flagd_parity.py FLAGS_EVAL
 
 Evaluates every flag below for 6000 generated contexts with the C++ engine (the flags_eval driver)
-and with the OpenFeature flagd provider (in-process, FILE resolver, through the OpenFeature SDK),
-and fails on the first context for which the variant, the reason or the error code differ. Also
+and with flagd-core, the evaluator of the official flagd provider's in-process and file resolvers
+(openfeature-flagd-core, pinned in scripts/requirements-peers.txt), and fails on the first context for which the variant, the reason or the error code differ. Also
 checks the distribution of the fractional flags against their weights, so that two engines that
 agreed on a broken hash would still fail.
 """
@@ -17,10 +17,9 @@ import sys
 import tempfile
 import time
 
-from openfeature import api
+from openfeature.contrib.tools.flagd.core import FlagdCore
 from openfeature.evaluation_context import EvaluationContext
-from openfeature.contrib.provider.flagd import FlagdProvider
-from openfeature.contrib.provider.flagd.config import ResolverType
+from openfeature.exception import OpenFeatureError
 
 KEYS = 6000
 
@@ -60,6 +59,20 @@ FLAGS = {
                                          "yes", "no"]}},
         "computed": {"state": "ENABLED", "variants": {"x1": 1, "x2": 2, "x3": 3}, "defaultVariant": "x1",
                      "targeting": {"cat": ["x", {"+": [1, {"%": [{"var": "shard"}, 4]}]}]}},
+        # Python's coercions: mixed types compared, searched and concatenated.
+        "coerce": {"state": "ENABLED", "variants": {"lt": 1, "zero": 2, "member": 3, "cat": 4, "other": 5},
+                   "defaultVariant": "other",
+                   "targeting": {"if": [{"<": [{"var": "mixed"}, "5"]}, "lt",
+                                        {"==": [{"var": "mixed"}, 0]}, "zero",
+                                        {"in": [{"var": "mixed"}, ["a", 1, True, [1]]]}, "member",
+                                        {"==": [{"cat": [{"var": "mixed"}, "|", {"substr": [{"var": "targetingKey"}, -3, 2]}]}, "a|1"]}, "cat",
+                                        {"missing": ["mixed"]}, None, "other"]}},
+        # Computed weights and variant names; a targeting result that is a boolean.
+        "dynamic": {"state": "ENABLED", "variants": {"v0": 0, "v1": 1, "b": 2}, "defaultVariant": "b",
+                    "targeting": {"fractional": [[{"cat": ["v", {"%": [{"var": "shard"}, 2]}]},
+                                                  {"+": [1, {"%": [{"var": "shard"}, 5]}]}], ["b", 2]]}},
+        "boolean": {"state": "ENABLED", "variants": {"true": True, "false": False}, "defaultVariant": "false",
+                    "targeting": {"<": [{"var": "load"}, 0.5]}},
         "disabled": {"state": "DISABLED", "variants": {"on": True, "off": False}, "defaultVariant": "on"},
         "static": {"state": "ENABLED", "variants": {"on": "on", "off": "off"}, "defaultVariant": "off"},
     },
@@ -68,6 +81,7 @@ FLAGS = {
 TENANTS = ["acme", "globex", "initech", "umbrella", "hooli", "", "Acme"]
 REGIONS = ["eu-west-1", "eu-central-1", "us-east-1", "ap-south-1", "eu"]
 TIERS = [["beta", "gold"], ["gold"], [], ["beta"]]
+MIXED = [0, 1, "5", "10", "a", None, True, False, [], [1], {}, 2.5, "", "0", "4.9", " 3 ", "1e1"]
 VERSIONS = ["1.4.0", "1.3.9", "v1.10.2", "0.9.1", "0.8", "2", "1.4.0-rc.1", "banana", "1.4", "0.9.0+build.5"]
 
 
@@ -76,7 +90,10 @@ def contexts():
         ctx = {"tenant": TENANTS[i % len(TENANTS)], "region": REGIONS[(i // 3) % len(REGIONS)],
                "tier": TIERS[(i // 5) % len(TIERS)], "version": VERSIONS[(i // 2) % len(VERSIONS)],
                "load": (i % 10) / 10, "email": f"user{i}@{'example.com' if i % 9 == 0 else 'corp.io'}",
-               "shard": [i, i * 1.5, -i, i * 1000003, 2 ** 40 + i][i % 5]}
+               "shard": [i, i * 1.5, -i, i * 1000003, 2 ** 40 + i][i % 5],
+               "mixed": MIXED[(i // 7) % len(MIXED)]}
+        if i % 11 == 3:
+            del ctx["mixed"]
         key = None if i % 97 == 5 else f"run-{i:05d}-{(i * 2654435761) % 2 ** 32:08x}"
         yield key, ctx
 
@@ -90,14 +107,28 @@ def main():
         with open(path, "w") as f:
             json.dump(FLAGS, f, indent=2)
 
-        provider = FlagdProvider(resolver_type=ResolverType.FILE, offline_flag_source_path=path)
-        api.set_provider(provider)
-        client = api.get_client()
-        deadline = time.time() + 10
-        while client.get_provider_status().value != "READY":
-            if time.time() > deadline:
-                sys.exit("the flagd provider did not become ready on " + path)
-            time.sleep(0.05)
+        core = FlagdCore()
+        with open(path) as f:
+            core.set_flags(f.read())
+        # flagd-core resolves with a type; weft's engine is untyped: each flag by its variants' type.
+        resolvers = {}
+        for key, flag in FLAGS["flags"].items():
+            sample = next(iter(flag["variants"].values()))
+            resolvers[key] = (core.resolve_boolean_value, False) if isinstance(sample, bool) else \
+                (core.resolve_integer_value, 0) if isinstance(sample, int) else (core.resolve_string_value, "")
+        resolvers["no-such-flag"] = (core.resolve_string_value, "")
+
+        def flagd(request):
+            ctx = EvaluationContext(targeting_key=request["targetingKey"], attributes=request["attributes"])
+            resolve, fallback = resolvers[request["flag"]]
+            try:
+                d = resolve(request["flag"], fallback, ctx)
+            except OpenFeatureError as e:  # as the OpenFeature SDK reports them
+                return {"variant": "", "reason": "ERROR", "error_code": e.error_code.value}
+            except Exception:  # the SDK turns any other exception into GENERAL
+                return {"variant": "", "reason": "ERROR", "error_code": "GENERAL"}
+            return {"variant": d.variant or "", "reason": str(getattr(d.reason, "value", d.reason)),
+                    "error_code": d.error_code.value if d.error_code else ""}
 
         requests = []
         for key, ctx in contexts():
@@ -118,16 +149,7 @@ def main():
         mismatches = 0
         counts = {}
         for request, mine in zip(requests, cpp):
-            ctx = EvaluationContext(targeting_key=request["targetingKey"], attributes=request["attributes"])
-            d = client.get_object_details(request["flag"], {"fallback": True}, ctx)
-            theirs = {"variant": d.variant or "", "reason": str(d.reason.value if hasattr(d.reason, "value") else d.reason),
-                      "error_code": d.error_code.value if d.error_code else ""}
-            # The SDK type-checks object resolution; weft's engine is untyped, so a type mismatch
-            # here means "resolved": compare what flagd-core chose, through the core itself.
-            if theirs["error_code"] == "TYPE_MISMATCH":
-                r = provider.resolver.evaluator._resolve(request["flag"], None, ctx, None)
-                theirs = {"variant": r.variant or "", "reason": str(r.reason.value if hasattr(r.reason, "value") else r.reason),
-                          "error_code": ""}
+            theirs = flagd(request)
             ours = {k: mine[k] for k in ("variant", "reason", "error_code")}
             counts.setdefault(request["flag"], {}).setdefault(ours["variant"], 0)
             counts[request["flag"]][ours["variant"]] += 1
