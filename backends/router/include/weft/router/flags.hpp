@@ -116,4 +116,27 @@ private:
     std::string last_error_;
 };
 
+// A flag evaluated remotely with the OpenFeature Remote Evaluation Protocol (OFREP): POST
+// <base>/ofrep/v1/evaluate/flags/{key} with {"context": {...}}. A success reads {key, value, reason,
+// variant, metadata}; an error {key, errorCode, errorDetails}, or the HTTP status when the body has
+// none. Never throws: an unreachable server is reason ERROR, error_code GENERAL, saying why.
+// Plain HTTP only (cpp-httplib as weft builds it has no TLS); one connection per evaluation.
+class ofrep_source {
+public:
+    struct options {
+        std::chrono::milliseconds timeout{1000};                    // connect, and then read
+        std::vector<std::pair<std::string, std::string>> headers;   // e.g. {"Authorization", "Bearer ..."}
+    };
+    explicit ofrep_source(std::string base_url);   // "http://127.0.0.1:8016" or ".../prefix"
+    ofrep_source(std::string base_url, options);
+    evaluation evaluate(std::string_view flag_key, const context&) const;
+    const std::string& base_url() const { return base_url_; }
+
+private:
+    std::string base_url_;
+    std::string host_;   // scheme://host:port
+    std::string prefix_; // the path before /ofrep, without a trailing slash
+    options options_;
+};
+
 }  // namespace weft::flags
