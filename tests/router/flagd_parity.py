@@ -7,11 +7,13 @@ Evaluates every flag below for 6000 generated contexts with the C++ engine (the 
 and with flagd-core, the evaluator of the official flagd provider's in-process and file resolvers
 (openfeature-flagd-core, pinned in scripts/requirements-peers.txt), and fails on the first context for which the variant, the reason or the error code differ. Also
 checks the distribution of the fractional flags against their weights, so that two engines that
-agreed on a broken hash would still fail.
+agreed on a broken hash would still fail. Then 3000 random rules (seeded) over every operator and
+mixed types, compared on the exact value each computes.
 """
 import json
 import logging
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -98,6 +100,76 @@ def contexts():
         yield key, ctx
 
 
+# Random rules: every JsonLogic operator on mixed types, its result made a string by cat, so that
+# flagd-core's "Resolved variant <str(result)> not in variants config." shows the exact value.
+# (One known difference is kept out by the seed: two arrays read from the same context field are
+# == in Python, being one object; weft's == never finds two arrays equal, as JsonLogic intends.)
+R = random.Random(7)
+RANDOM_RULES = 3000
+RANDOM_CONTEXTS = [("run-1", {"a": 1, "b": "2", "s": "1.2.3", "l": [1, "a", 0], "o": {"k": "v"}, "n": None, "x": {"y": 3}}),
+                   (None, {"a": 0, "b": "", "s": "h\u00e9llo", "l": [], "o": {}, "x": {"y": "z"}, "u": 2.5})]
+LITS = [0, 1, -1, 2, 2.5, -0.5, 10, "", "a", "abc", "1", "10", " 2 ", "2.5", "x.y", True, False, None, [], [1, "a"], [2], {}, {"p": 1, "q": 2}, "1.2.3", "v2.0", "é"]
+VARS = ["a", "b", "s", "l", "o", "n", "x.y", "l.0", "l.1", "l.length", "s.1", "missing", "", "targetingKey", "$flagd.flagKey", "o.k", "u"]
+def rule(d):
+    """A random JsonLogic rule of depth d over the contexts of random_contexts()."""
+    if d <= 0 or R.random() < 0.25:
+        if R.random() < 0.5: return {"var": R.choice(VARS)} if R.random() < 0.8 else {"var": [R.choice(VARS), R.choice(LITS[:12])]}
+        return R.choice(LITS) if not isinstance(R.choice(LITS), dict) else 1
+    op = R.choice(["==", "===", "!=", "!==", "<", "<=", ">", ">=", "!", "!!", "and", "or", "if", "in", "cat", "substr", "+", "-", "*", "/", "%", "min", "max", "merge", "missing", "missing_some", "map", "filter", "all", "some", "none", "starts_with", "ends_with", "sem_ver", "<3", "reduce"])
+    sub = lambda: rule(d - 1)
+    if op in ("!", "!!"): return {op: [sub()]}
+    if op in ("and", "or", "+", "*", "min", "max", "cat", "merge"): return {op: [sub() for _ in range(R.randint(0 if op not in ("min","max") else 1, 3))]}
+    if op == "if": return {"if": [sub() for _ in range(R.randint(1, 5))]}
+    if op == "<3": return {R.choice(["<", "<="]): [sub(), sub(), sub()]}
+    if op == "substr": return {"substr": [sub(), R.choice([0, 1, -1, -2, 3, 2.7, "1", None])] + ([R.choice([1, -1, 2, 0, "x"])] if R.random() < 0.5 else [])}
+    if op == "-": return {"-": [sub()] + ([sub()] if R.random() < 0.7 else [])}
+    if op == "missing": return {"missing": [R.choice(VARS) for _ in range(R.randint(1, 3))]}
+    if op == "missing_some": return {"missing_some": [R.randint(0, 3), [R.choice(VARS) for _ in range(R.randint(1, 3))]]}
+    if op in ("map", "filter", "all", "some", "none"): return {op: [R.choice([{"var": "l"}, [1, 2, 0], [], {"var": "n"}, ["a", ""]]), R.choice([{"var": ""}, {">": [{"var": ""}, 0]}, {"cat": [{"var": ""}, "!"]}, {"!": {"var": ""}}])]}
+    if op == "reduce": return {"reduce": [R.choice([{"var": "l"}, [1, 2, 3]]), {"+": [{"var": "accumulator"}, {"var": "current"}]}, R.choice([0, 1])]}
+    if op in ("starts_with", "ends_with"): return {op: [sub(), sub()]}
+    if op == "sem_ver": return {"sem_ver": [R.choice(["1.2.3", "v1.2", "2", {"var": "s"}, "1.2.3-rc.1", 1.5, "x"]), R.choice(["=", "!=", "<", "<=", ">", ">=", "^", "~"]), R.choice(["1.2.3", "1", "1.2.3-rc.2", "2.0.0"])]}
+    return {op: [sub(), sub()]}
+
+
+def compare_random_rules(driver, tmp):
+    flags = {f"r{i}": {"state": "ENABLED", "variants": {"zz": 1}, "targeting": {"cat": [rule(4)]}}
+             for i in range(RANDOM_RULES)}
+    text = json.dumps({"flags": flags})
+    path = os.path.join(tmp, "random.json")
+    with open(path, "w") as f:
+        f.write(text)
+    core = FlagdCore()
+    core.set_flags(text)
+    requests = [{"flag": k, "targetingKey": t, "attributes": a} for k in flags for t, a in RANDOM_CONTEXTS]
+    out = subprocess.run([driver, path], input="".join(json.dumps(r) + "\n" for r in requests),
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.exit(f"flags_eval failed on the random rules ({out.returncode}): {out.stderr}")
+    differ = 0
+    for request, line in zip(requests, out.stdout.splitlines()):
+        mine = json.loads(line)
+        ctx = EvaluationContext(request["targetingKey"], request["attributes"])
+        try:
+            d = core.resolve_integer_value(request["flag"], 0, ctx)
+            theirs = (d.variant or "", str(getattr(d.reason, "value", d.reason)), "")
+        except OpenFeatureError as e:
+            theirs = ("", "ERROR", e.error_message if e.error_code.value == "GENERAL" else e.error_code.value)
+        except Exception as e:  # ZeroDivisionError & co.: GENERAL, with Python's own words
+            theirs = ("", "ERROR", "exception")
+        ours = (mine["variant"], mine["reason"],
+                mine["error_message"] if mine["error_code"] == "GENERAL" else mine["error_code"])
+        if theirs[2] == "exception" and mine["error_code"] == "GENERAL" and not mine["error_message"].startswith("Resolved"):
+            continue
+        if ours != theirs:
+            differ += 1
+            if differ <= 10:
+                print(f"MISMATCH {json.dumps(flags[request['flag']]['targeting'])} {request['targetingKey']}: "
+                      f"weft {ours}, flagd {theirs}")
+    print(f"{len(requests)} evaluations of {RANDOM_RULES} random rules, {differ} differ")
+    return len(requests), differ
+
+
 def main():
     driver = sys.argv[1]
     # flagd-core logs every version sem_ver cannot parse, with a traceback; the contexts have some.
@@ -162,8 +234,9 @@ def main():
         print(f"{len(requests)} evaluations; C++ {cpp_s:.2f}s, Python {py_s:.2f}s")
         for flag, c in sorted(counts.items()):
             print(f"  {flag}: {dict(sorted(c.items()))}")
-        if mismatches:
-            sys.exit(f"{mismatches} of {len(requests)} evaluations differ")
+        random_total, random_differ = compare_random_rules(driver, tmp)
+        if mismatches or random_differ:
+            sys.exit(f"{mismatches} of {len(requests)} evaluations differ, and {random_differ} of {random_total} of the random rules")
 
         # The buckets follow the weights (6000 keys: a few percent of slack).
         def share(flag, variant):
@@ -171,7 +244,7 @@ def main():
         assert abs(share("two", "temporal") - 0.10) < 0.02, counts["two"]
         assert abs(share("three", "a") - 5 / 10) < 0.03 and abs(share("three", "d") - 1 / 10) < 0.02, counts["three"]
         assert abs(share("custom", "hatchet") - 0.20) < 0.03, counts["custom"]
-        print(f"{len(requests)} passed, 0 failed")
+        print(f"{len(requests) + random_total} passed, 0 failed")
 
 
 if __name__ == "__main__":

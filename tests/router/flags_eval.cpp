@@ -1,6 +1,6 @@
 // flags_eval FILE: evaluates the flags of a flag file for the requests on stdin, one JSON object a
 // line ({"flag": ..., "targetingKey": ..., "attributes": {...}}), and prints one JSON line for each
-// ({"flag", "variant", "reason", "error_code", "value"}). The parity test feeds it and Python's flagd.
+// ({"flag", "variant", "reason", "error_code", "error_message", "value", "why"}). The parity test feeds it and Python's flagd.
 #include <weft/json.hpp>
 #include <weft/router/flags.hpp>
 
@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
             if (auto* a = request.if_contains("attributes"); a && a->is_object()) ctx.attributes = a->get_object();
             auto e = set.evaluate(request.at("flag").as_string(), ctx);
             boost::json::object out{{"flag", e.flag_key}, {"variant", e.variant}, {"reason", e.reason},
-                                    {"error_code", e.error_code}, {"value", e.value}, {"why", e.why}};
+                                    {"error_code", e.error_code}, {"error_message", e.error_message},
+                                    {"value", e.value}, {"why", e.why}};
             std::cout << boost::json::serialize(out) << '\n';
         }
     } catch (const std::exception& e) {

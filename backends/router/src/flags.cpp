@@ -931,7 +931,10 @@ value eval(const node& n, env& e, scope s) {
     case op::sub: {
         num a = to_number(arg(n, 0, e, s));
         value b = arg(n, 1, e, s);
-        if (b.is_null()) return from_num(arith(integer(0), a, op::sub));
+        if (b.is_null()) {  // negation: -0.0 stays a negative zero, as in Python
+            if (!a.is_int) return value(-a.d);
+            return a.i == INT64_MIN ? value(-static_cast<double>(a.i)) : value(-a.i);
+        }
         return from_num(arith(a, to_number(b), op::sub));
     }
     case op::div: case op::mod: {
@@ -952,13 +955,19 @@ value eval(const node& n, env& e, scope s) {
     }
     case op::min: case op::max: {
         if (n.args.empty()) return value(NAN);
-        num best = to_number(eval(n.args[0], e, s));
+        // Python's min/max return the element itself: to_number(True) is True, still a bool.
+        auto number = [](const value& v) {
+            const value* x = &v;
+            while (x->is_array() && x->get_array().size() == 1) x = &x->get_array()[0];  // as to_number unwraps
+            return x->is_bool() ? *x : from_num(to_number(v));
+        };
+        value best = number(eval(n.args[0], e, s));
         for (std::size_t i = 1; i < n.args.size(); ++i) {
-            num x = to_number(eval(n.args[i], e, s));
+            value x = number(eval(n.args[i], e, s));
             int c;
-            if (num_cmp_possible(x, best, c) && (n.code == op::min ? c < 0 : c > 0)) best = x;
+            if (num_cmp_possible(to_number(x), to_number(best), c) && (n.code == op::min ? c < 0 : c > 0)) best = std::move(x);
         }
-        return from_num(best);
+        return best;
     }
     case op::merge: {
         array out;
