@@ -8,7 +8,8 @@ and with flagd-core, the evaluator of the official flagd provider's in-process a
 (openfeature-flagd-core, pinned in scripts/requirements-peers.txt), and fails on the first context for which the variant, the reason or the error code differ. Also
 checks the distribution of the fractional flags against their weights, so that two engines that
 agreed on a broken hash would still fail. Then 3000 random rules (seeded) over every operator and
-mixed types, compared on the exact value each computes.
+mixed types, compared on the exact value each computes, and 20000 random values to bucket by
+(every CBOR float width, 64-bit integers, nested maps and arrays).
 """
 import json
 import logging
@@ -106,6 +107,7 @@ def contexts():
 # == in Python, being one object; weft's == never finds two arrays equal, as JsonLogic intends.)
 R = random.Random(7)
 RANDOM_RULES = 3000
+BUCKETING_VALUES = 20000
 RANDOM_CONTEXTS = [("run-1", {"a": 1, "b": "2", "s": "1.2.3", "l": [1, "a", 0], "o": {"k": "v"}, "n": None, "x": {"y": 3}}),
                    (None, {"a": 0, "b": "", "s": "h\u00e9llo", "l": [], "o": {}, "x": {"y": "z"}, "u": 2.5})]
 LITS = [0, 1, -1, 2, 2.5, -0.5, 10, "", "a", "abc", "1", "10", " 2 ", "2.5", "x.y", True, False, None, [], [1, "a"], [2], {}, {"p": 1, "q": 2}, "1.2.3", "v2.0", "é"]
@@ -167,6 +169,48 @@ def compare_random_rules(driver, tmp):
                 print(f"MISMATCH {json.dumps(flags[request['flag']]['targeting'])} {request['targetingKey']}: "
                       f"weft {ours}, flagd {theirs}")
     print(f"{len(requests)} evaluations of {RANDOM_RULES} random rules, {differ} differ")
+    return len(requests), differ
+
+
+def bucketing_value(d=2):
+    """A random JSON value to bucket by: floats of every CBOR width, big integers, nested maps."""
+    k = R.randint(0, 9 if d > 0 else 6)
+    if k == 0: return R.choice([0.5, 1.5, -2.25, 65504.0, 65505.0, 6.1e-5, 5.960464477539063e-08, 1e-7, 3.4028234663852886e+38, 1e39, 0.1, -0.0, 1e300, 2.0**63, 2.0**64, -2.0**63, 123456.789, float(R.randint(-10**6, 10**6)) / 64])
+    if k == 1: return R.randint(-2**63, 2**63 - 1)
+    if k == 2: return R.randint(0, 2**64 - 1)
+    if k == 3: return R.choice(["", "a", "é", "日本", "x" * R.randint(0, 300)])
+    if k == 4: return R.choice([True, False])
+    if k == 5: return R.randint(-30, 30)
+    if k == 6: return R.random() * 10 ** R.randint(-10, 10)
+    if k in (7, 8): return {("k" * R.randint(0, 30)) + str(R.randint(0, 99)): bucketing_value(d - 1) for _ in range(R.randint(0, 4))}
+    return [bucketing_value(d - 1) for _ in range(R.randint(0, 30))]
+
+
+def compare_bucketing_values(driver, tmp):
+    flags = {"f": {"state": "ENABLED", "variants": {c: 1 for c in "abcdefg"}, "defaultVariant": "g",
+                   "targeting": {"fractional": [{"var": "v"}, ["a", 7], ["b", 1], ["c", 100], ["d", 3], ["e", 1000], ["f"]]}}}
+    text = json.dumps({"flags": flags})
+    path = os.path.join(tmp, "bucketing.json")
+    with open(path, "w") as f:
+        f.write(text)
+    core = FlagdCore()
+    core.set_flags(text)
+    requests = [{"flag": "f", "targetingKey": "k", "attributes": {"v": bucketing_value()}} for _ in range(BUCKETING_VALUES)]
+    lines = "".join(json.dumps(r) + "\n" for r in requests)
+    out = subprocess.run([driver, path], input=lines, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.exit(f"flags_eval failed on the bucketing values ({out.returncode}): {out.stderr}")
+    differ = 0
+    for request, line in zip(requests, out.stdout.splitlines()):
+        mine = json.loads(line)
+        # The value as it reads back from JSON, as the C++ side has it (-0.0, 1e300, ...).
+        attributes = json.loads(json.dumps(request["attributes"]))
+        d = core.resolve_integer_value("f", 0, EvaluationContext("k", attributes))
+        if (d.variant or "") != mine["variant"]:
+            differ += 1
+            if differ <= 10:
+                print(f"MISMATCH bucketing by {json.dumps(attributes)[:200]}: weft {mine['variant']}, flagd {d.variant}")
+    print(f"{len(requests)} random bucketing values, {differ} differ")
     return len(requests), differ
 
 
@@ -235,8 +279,10 @@ def main():
         for flag, c in sorted(counts.items()):
             print(f"  {flag}: {dict(sorted(c.items()))}")
         random_total, random_differ = compare_random_rules(driver, tmp)
-        if mismatches or random_differ:
-            sys.exit(f"{mismatches} of {len(requests)} evaluations differ, and {random_differ} of {random_total} of the random rules")
+        bucketing_total, bucketing_differ = compare_bucketing_values(driver, tmp)
+        if mismatches or random_differ or bucketing_differ:
+            sys.exit(f"{mismatches} of {len(requests)} evaluations differ, {random_differ} of {random_total} "
+                     f"of the random rules, {bucketing_differ} of {bucketing_total} of the bucketing values")
 
         # The buckets follow the weights (6000 keys: a few percent of slack).
         def share(flag, variant):
@@ -244,7 +290,7 @@ def main():
         assert abs(share("two", "temporal") - 0.10) < 0.02, counts["two"]
         assert abs(share("three", "a") - 5 / 10) < 0.03 and abs(share("three", "d") - 1 / 10) < 0.02, counts["three"]
         assert abs(share("custom", "hatchet") - 0.20) < 0.03, counts["custom"]
-        print(f"{len(requests) + random_total} passed, 0 failed")
+        print(f"{len(requests) + random_total + bucketing_total} passed, 0 failed")
 
 
 if __name__ == "__main__":

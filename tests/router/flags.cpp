@@ -108,6 +108,12 @@ TEST_CASE("fractional buckets by its first argument when that is an expression, 
     CHECK(by_shard.evaluate("weft.ingest", ctx_of(R"({"shard": 1.5})")).why.starts_with("fractional: bucket 8 of 100"));
     CHECK(by_shard.evaluate("weft.ingest", ctx_of(R"({"shard": -7})")).why.starts_with("fractional: bucket 14 of 100"));
     CHECK(by_shard.evaluate("weft.ingest", ctx_of(R"({"shard": 1099511627776})")).why.starts_with("fractional: bucket 35 of 100"));
+    CHECK(by_shard.evaluate("weft.ingest", ctx_of(R"({"shard": -9223372036854775808.0})")).why.starts_with("fractional: bucket 8 of 100"));
+    // A bucketing expression that yields an array makes it a bucket, as in flagd-core: the value is
+    // then [flagKey, targetingKey] (run-1: bucket 86 of 101).
+    auto array_by = flag_set::parse(ingest_file(R"({"fractional": [{"var": "pair"}, ["celery", 90], ["temporal", 10]]})"), "f.json");
+    auto arr = array_by.evaluate("weft.ingest", ctx_of(R"({"pair": ["celery"]})", "run-1"));
+    CHECK(arr.why == "fractional: bucket 86 of 101 -> celery (weights celery 1, celery 90, temporal 10)");
     // Weights default to 1; negative weights count as 0.
     auto defaults = flag_set::parse(ingest_file(R"({"fractional": [{"var": "shard"}, ["celery", -5], ["temporal"]]})"), "f.json");
     CHECK(defaults.evaluate("weft.ingest", ctx_of(R"({"shard": 42})")).variant == "temporal");

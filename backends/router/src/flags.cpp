@@ -385,7 +385,7 @@ void cbor(std::string& out, const value& v);
 void cbor_double(std::string& out, double d) {
     // flagd-core's normalize_numbers: an integral float in [-2^63, 2^64) hashes as that integer.
     if (std::isfinite(d) && d == std::trunc(d) && d >= -9223372036854775808.0 && d < 18446744073709551616.0) {
-        if (d < 0) cbor_head(out, 1, static_cast<std::uint64_t>(-(d + 1)));
+        if (d < 0) cbor_head(out, 1, ~static_cast<std::uint64_t>(static_cast<std::int64_t>(d)));  // -1 - n, exactly
         else cbor_head(out, 0, static_cast<std::uint64_t>(d));
         return;
     }
@@ -1057,16 +1057,21 @@ value fractional(const node& n, env& e, scope s) {
         return true;
     };
 
+    bool general = !n.static_fractions;
     if (n.static_fractions) {
         if (n.shorthand) {
             if (!shorthand_input()) return {};
         } else {
             value by = eval(n.args[0], e, s);
-            if (by.is_array()) return {};  // cannot happen: the parser saw a non-array expression... unless it yields one
-            if (by.is_null()) return {};
-            cbor(bytes, by);
+            // flagd-core decides on the value: an expression that yields an array makes every
+            // argument a bucket, and the bucketing value [flagKey, targetingKey].
+            if (by.is_array()) general = true;
+            else if (by.is_null()) return {};
+            else cbor(bytes, by);
         }
-    } else {
+    }
+    if (general) {
+        bytes.clear();
         std::vector<value> args;
         args.reserve(n.args.size());
         for (auto& c : n.args) args.push_back(eval(c, e, s));
@@ -1113,7 +1118,7 @@ value fractional(const node& n, env& e, scope s) {
             w += " -> ";
             w += chosen;
             w += " (weights ";
-            w += n.static_fractions ? n.weights : weights_text(*fractions);
+            w += fractions == &n.fractions ? n.weights : weights_text(*fractions);
             w += ')';
             e.fractional_variant = chosen;
             return variants.empty() ? value(chosen) : variants[i];
