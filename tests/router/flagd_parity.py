@@ -134,23 +134,35 @@ def rule(d):
     return {op: [sub(), sub()]}
 
 
-def compare_random_rules(driver, tmp):
-    flags = {f"r{i}": {"state": "ENABLED", "variants": {"zz": 1}, "targeting": {"cat": [rule(4)]}}
-             for i in range(RANDOM_RULES)}
-    text = json.dumps({"flags": flags})
-    path = os.path.join(tmp, "random.json")
+def load(flags, tmp, name):
+    """Writes a flag file; returns its path and flagd-core loaded with it."""
+    text = json.dumps(flags)
+    path = os.path.join(tmp, name)
     with open(path, "w") as f:
         f.write(text)
     core = FlagdCore()
     core.set_flags(text)
-    requests = [{"flag": k, "targetingKey": t, "attributes": a} for k in flags for t, a in RANDOM_CONTEXTS]
+    return path, core
+
+
+def run_driver(driver, path, requests):
+    """The C++ engine's evaluations of the requests, in order."""
     out = subprocess.run([driver, path], input="".join(json.dumps(r) + "\n" for r in requests),
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        sys.exit(f"flags_eval failed on the random rules ({out.returncode}): {out.stderr}")
+        sys.exit(f"flags_eval failed on {path} ({out.returncode}): {out.stderr}")
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(lines) == len(requests), (len(lines), len(requests))
+    return lines
+
+
+def compare_random_rules(driver, tmp):
+    flags = {f"r{i}": {"state": "ENABLED", "variants": {"zz": 1}, "targeting": {"cat": [rule(4)]}}
+             for i in range(RANDOM_RULES)}
+    path, core = load({"flags": flags}, tmp, "random.json")
+    requests = [{"flag": k, "targetingKey": t, "attributes": a} for k in flags for t, a in RANDOM_CONTEXTS]
     differ = 0
-    for request, line in zip(requests, out.stdout.splitlines()):
-        mine = json.loads(line)
+    for request, mine in zip(requests, run_driver(driver, path, requests)):
         ctx = EvaluationContext(request["targetingKey"], request["attributes"])
         try:
             d = core.resolve_integer_value(request["flag"], 0, ctx)
@@ -189,20 +201,10 @@ def bucketing_value(d=2):
 def compare_bucketing_values(driver, tmp):
     flags = {"f": {"state": "ENABLED", "variants": {c: 1 for c in "abcdefg"}, "defaultVariant": "g",
                    "targeting": {"fractional": [{"var": "v"}, ["a", 7], ["b", 1], ["c", 100], ["d", 3], ["e", 1000], ["f"]]}}}
-    text = json.dumps({"flags": flags})
-    path = os.path.join(tmp, "bucketing.json")
-    with open(path, "w") as f:
-        f.write(text)
-    core = FlagdCore()
-    core.set_flags(text)
+    path, core = load({"flags": flags}, tmp, "bucketing.json")
     requests = [{"flag": "f", "targetingKey": "k", "attributes": {"v": bucketing_value()}} for _ in range(BUCKETING_VALUES)]
-    lines = "".join(json.dumps(r) + "\n" for r in requests)
-    out = subprocess.run([driver, path], input=lines, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        sys.exit(f"flags_eval failed on the bucketing values ({out.returncode}): {out.stderr}")
     differ = 0
-    for request, line in zip(requests, out.stdout.splitlines()):
-        mine = json.loads(line)
+    for request, mine in zip(requests, run_driver(driver, path, requests)):
         # The value as it reads back from JSON, as the C++ side has it (-0.0, 1e300, ...).
         attributes = json.loads(json.dumps(request["attributes"]))
         d = core.resolve_integer_value("f", 0, EvaluationContext("k", attributes))
@@ -219,13 +221,7 @@ def main():
     # flagd-core logs every version sem_ver cannot parse, with a traceback; the contexts have some.
     logging.getLogger("openfeature").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "flags.json")
-        with open(path, "w") as f:
-            json.dump(FLAGS, f, indent=2)
-
-        core = FlagdCore()
-        with open(path) as f:
-            core.set_flags(f.read())
+        path, core = load(FLAGS, tmp, "flags.json")
         # flagd-core resolves with a type; weft's engine is untyped: each flag by its variants' type.
         resolvers = {}
         for key, flag in FLAGS["flags"].items():
@@ -252,14 +248,9 @@ def main():
                 requests.append({"flag": flag, "targetingKey": key, "attributes": ctx})
         requests.append({"flag": "no-such-flag", "targetingKey": "k", "attributes": {}})
 
-        text = "".join(json.dumps(r) + "\n" for r in requests)
         started = time.time()
-        out = subprocess.run([driver, path], input=text, capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            sys.exit(f"flags_eval failed ({out.returncode}): {out.stderr}")
-        cpp = [json.loads(line) for line in out.stdout.splitlines()]
+        cpp = run_driver(driver, path, requests)
         cpp_s = time.time() - started
-        assert len(cpp) == len(requests), (len(cpp), len(requests))
 
         started = time.time()
         mismatches = 0
