@@ -220,6 +220,11 @@ TEST_CASE("JsonLogic operators follow Python's json_logic") {
     CHECK(result_of(R"({"substr": ["héllo", 1, 2]})") == "él");
     CHECK(result_of(R"({"+": [1, 2, "3"]})") == "6.0");
     CHECK(result_of(R"({"+": [1, 2]})") == "3");
+    // A float result is named as Python's str() writes it.
+    for (auto [in, out] : {std::pair{"0.0001", "0.0001"}, {"1e-5", "1e-05"}, {"100.0", "100.0"}, {"1e16", "1e+16"},
+                           {"123456789012345678.0", "1.2345678901234568e+17"}, {"-2.5e-7", "-2.5e-07"},
+                           {"9999999999999998.0", "9999999999999998.0"}})
+        CHECK(result_of(std::string(R"({"*": [1.0, )") + in + "]}") == out);
     CHECK(result_of(R"({"-": [5]})") == "-5");
     CHECK(result_of(R"({"*": [2, 1.5]})") == "3.0");
     CHECK(result_of(R"({"/": [7, 2]})") == "3.5");

@@ -255,20 +255,20 @@ bool to_bool(const value& v) {
     return false;
 }
 
-int num_cmp_possible(num a, num b, int& out) {  // false when unordered (NaN)
+bool ordered(num a, num b, int& out) {  // false when unordered (NaN)
     if (a.is_int && b.is_int) {
         out = a.i < b.i ? -1 : a.i > b.i ? 1 : 0;
-        return 1;
+        return true;
     }
     double x = a.real(), y = b.real();
-    if (std::isnan(x) || std::isnan(y)) return 0;
+    if (std::isnan(x) || std::isnan(y)) return false;
     out = x < y ? -1 : x > y ? 1 : 0;
-    return 1;
+    return true;
 }
 
 bool num_eq(num a, num b) {
     int c;
-    return num_cmp_possible(a, b, c) && c == 0;
+    return ordered(a, b, c) && c == 0;
 }
 
 // Python's == between JSON values (for ===, !== and `in` on arrays): 1 == 1.0 == True.
@@ -319,7 +319,7 @@ template <class Cmp>
 bool compare(const value& a, const value& b, Cmp cmp) {
     auto numeric = [&](num x, num y) {
         int c;
-        return num_cmp_possible(x, y, c) && cmp(c, 0);
+        return ordered(x, y, c) && cmp(c, 0);
     };
     if (is_numeric(a) || is_numeric(b)) return numeric(to_number(a), to_number(b));
     if (a.is_string() || b.is_string()) {
@@ -851,7 +851,7 @@ value eval(const node& n, env& e, scope s) {
         value miss = missing(e, s, keys.get_array());
         num have = integer(static_cast<std::int64_t>(keys.get_array().size() - miss.get_array().size()));
         int c;
-        if (num_cmp_possible(have, to_number(need), c) && c >= 0) return array();
+        if (ordered(have, to_number(need), c) && c >= 0) return array();
         return miss;
     }
     case op::eq: return loose_eq(arg(n, 0, e, s), arg(n, 1, e, s));
@@ -965,7 +965,7 @@ value eval(const node& n, env& e, scope s) {
         for (std::size_t i = 1; i < n.args.size(); ++i) {
             value x = number(eval(n.args[i], e, s));
             int c;
-            if (num_cmp_possible(to_number(x), to_number(best), c) && (n.code == op::min ? c < 0 : c > 0)) best = std::move(x);
+            if (ordered(to_number(x), to_number(best), c) && (n.code == op::min ? c < 0 : c > 0)) best = std::move(x);
         }
         return best;
     }
@@ -1514,7 +1514,7 @@ evaluation flag_set::evaluate(std::string_view flag_key, const context& ctx) con
         return out;
     }
     if (result.is_null()) {
-        use_default("DEFAULT", e.fractional_why.empty() ? "targeting returned null" : "targeting returned null");
+        use_default("DEFAULT", "targeting returned null");
         return out;
     }
     std::string name = result.is_string() ? std::string(result.get_string()) : fraction_variant(result).value_or("");
