@@ -20,6 +20,16 @@
 
 namespace weft {
 
+// Where a routing backend would send a run, and why (`weft flags eval`).
+struct route_decision {
+    std::string backend;     // where the run goes
+    std::string shadow;      // where its shadow run goes; empty: none
+    std::string why;         // the rule that decided, for a human
+    std::string shadow_why;
+    std::string flag;        // the flag that decided, if any
+    std::string variant;     // its variant; empty when no flag applied
+};
+
 class backend {
 public:
     virtual ~backend() = default;
@@ -39,6 +49,14 @@ public:
     // Registers `wf` with the server where the backend needs it (the CLI's `register`), or on a dry
     // run only says what would be sent; returns that, for a human. Backends whose workers declare
     // what they serve as they start have nothing to register.
+    // A backend that sends each run to one of several others (a router): those, in its order. Empty
+    // for any other backend.
+    virtual std::vector<backend*> routed_backends() { return {}; }
+    // Where a run of `workflow` with `opts` (its key and attributes) would go now, and why.
+    virtual route_decision route(std::string_view workflow, const run_options& opts) {
+        (void)opts;
+        return {std::string(name()), {}, "backend '" + std::string(name()) + "' runs every run of '" + std::string(workflow) + "' itself", {}, {}, {}};
+    }
     virtual std::string register_workflow(const erased_workflow& wf, bool dry_run) {
         (void)dry_run;
         return std::string(name()) + ": nothing to register for '" + std::string(wf.graph.name) +

@@ -20,6 +20,12 @@ struct workflow_codec {
     // The run's output from its JSON value (an array for a workflow with several last steps), as a
     // heap object of the workflow's output type. Throws json::decode_error naming the path.
     std::shared_ptr<const void> (*decode_output)(const json::value& output);
+    // A copy of the run's input tuple that outlives the start() call (a router's shadow run starts
+    // it later, on another thread).
+    std::shared_ptr<const void> (*copy_input)(const void* input);
+    // The run's output (a pointer to the workflow's output, as run_control::result() gives it) as
+    // JSON: what a router compares between a run and its shadow, whichever backends ran them.
+    json::value (*encode_output)(const void* output);
 };
 
 namespace detail {
@@ -31,9 +37,16 @@ struct codec_hooks {
     static std::shared_ptr<const void> decode_output(const json::value& v) {
         return std::make_shared<const typename W::output>(json::from_value<typename W::output>(v));
     }
+    static json::value encode_output(const void* output) {
+        return json::to_value(*static_cast<const typename W::output*>(output));
+    }
+    static std::shared_ptr<const void> copy_input(const void* input) {
+        return std::make_shared<const typename W::input_tuple>(*static_cast<const typename W::input_tuple*>(input));
+    }
 };
 template <class W>
-inline constexpr workflow_codec codec_of{&codec_hooks<W>::encode_input, &codec_hooks<W>::decode_output};
+inline constexpr workflow_codec codec_of{&codec_hooks<W>::encode_input, &codec_hooks<W>::decode_output,
+                                            &codec_hooks<W>::copy_input, &codec_hooks<W>::encode_output};
 template <class W>
 inline constexpr erased_workflow remote_erasure{graph_of<W>, &codec_of<W>, nullptr, nullptr};
 template <class W>

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace weft {
@@ -88,6 +89,11 @@ struct step_event {
 struct run_options {
     // Called at each change of a step's state; calls for one run never overlap.
     std::function<void(const step_event&)> on_step;
+    // What the run is about (a tenant, a document id), for a backend that routes runs: runs with the
+    // same key go to the same place. Empty: each run is routed on its own.
+    std::string key;
+    // More facts a routing rule may test (region, plan, ...), by name.
+    std::vector<std::pair<std::string, std::string>> attributes;
 };
 
 // A step failed for good (its retries exhausted): the run fails with the step's name and error.

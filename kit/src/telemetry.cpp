@@ -203,9 +203,17 @@ struct metric_state {
     family spans_dropped{"weft_spans_dropped_total", "Finished spans the trace exporter could not send (queue full, collector refused).",
                          "counter"};
 
-    std::array<family*, 12> all() {
+    family routed{"weft_routed_runs_total",
+                  "Runs a router sent to a backend: by its flag, or on fallback after another refused the submission.",
+                  "counter"};
+    family shadows{"weft_shadow_runs_total",
+                   "Shadow runs on a candidate backend, by outcome (matched, mismatched, failed, dropped, skipped).",
+                   "counter"};
+
+    std::array<family*, 14> all() {
         return {&steps_started, &steps_succeeded, &steps_failed, &steps_retried, &steps_cancelled, &step_duration,
-                &runs_in_flight, &runs_finished, &fetch_duration, &fetch_failures, &reconnects, &spans_dropped};
+                &runs_in_flight, &runs_finished, &fetch_duration, &fetch_failures, &reconnects, &spans_dropped,
+                &routed, &shadows};
     }
 };
 metric_state& metrics() {
@@ -244,6 +252,17 @@ void count(const event& e) {
         metric_state& s = metrics();
         std::lock_guard l(s.m);
         s.spans_dropped.values[""] += double(e.count);
+        return;
+    }
+    if (ev == "route.chosen" || ev == "route.fallback" || ev.starts_with("shadow.")) {
+        std::string labels;
+        append_label(labels, "backend", e.backend);
+        append_label(labels, "workflow", e.workflow);
+        if (ev.starts_with("shadow.")) append_label(labels, "outcome", ev.substr(7));
+        else append_label(labels, "via", ev == "route.chosen" ? "flag" : "fallback");
+        metric_state& s = metrics();
+        std::lock_guard l(s.m);
+        (ev.starts_with("shadow.") ? s.shadows : s.routed).values[labels] += 1;
         return;
     }
     const bool step_event = ev.starts_with("step."), run_event = ev.starts_with("run."),

@@ -31,6 +31,9 @@ struct step_policy {
     milliseconds timeout{0};   // per attempt; 0 = no limit
     std::string_view queue{};  // Celery queue / Temporal or Hatchet task queue; empty = the backend's default
     int priority = 0;          // min_priority..max_priority; 0 = the backend's default (docs/design.md)
+    // Running the step twice does something outside the run (writes, sends, charges): a router's
+    // shadow run, which repeats every step on another backend, is never started for its workflow.
+    bool side_effects = false;
     static constexpr int min_priority = 0;
     static constexpr int max_priority = 9;
     constexpr bool operator==(const step_policy&) const = default;
