@@ -33,10 +33,10 @@
 #   weft_add_backend(kit CORE SHARED SOURCES src/... PUBLIC_LINK weft_json)
 # (CORE puts it into weftTargets.cmake; include/ is taken from kit/include).
 # weft_link_backends(<target> <prefix>): links every backend this build has (celery, temporal,
-# hatchet, durable) into <target> and defines <prefix>_<NAME>=1 for each, so that one program can
+# hatchet, durable, router) into <target> and defines <prefix>_<NAME>=1 for each, so that one program can
 # include the headers of those it was built with (a weft::cli program picks among them at run time).
 function(weft_link_backends target prefix)
-  foreach(backend celery temporal hatchet durable)
+  foreach(backend celery temporal hatchet durable router)
     if(TARGET weft_${backend})
       string(TOUPPER ${backend} upper)
       target_link_libraries(${target} PRIVATE weft::${backend})
