@@ -85,6 +85,18 @@ const workflow_entry& find_workflow(std::span<const workflow_entry> wfs, std::st
 
 std::string dump(const json::value& v) { return boost::json::serialize(v); }
 
+// --attr name=value, as run_options::attributes.
+std::vector<std::pair<std::string, std::string>> attributes_of(const std::vector<std::string>& attrs) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const std::string& a : attrs) {
+        const auto eq = a.find('=');
+        if (eq == std::string::npos || eq == 0)
+            throw usage_error("weft: --attr '" + a + "': expected name=value, e.g. --attr region=eu");
+        out.emplace_back(a.substr(0, eq), a.substr(eq + 1));
+    }
+    return out;
+}
+
 json::value read_input(const std::string& text) {
     std::string body = text;
     if (!text.empty() && text[0] == '@') {
@@ -421,6 +433,24 @@ int main(int argc, char** argv, std::span<const workflow_entry> wfs) {
     run->add_option("workflow", workflow, "the workflow's name")->required();
     run->add_option("--input", input, "the run's input as JSON, or @file");
     run->add_flag("--no-wait", no_wait, "print the run's id and return");
+    std::string route_key;
+    std::vector<std::string> route_attrs;
+    run->add_option("--key", route_key, "what the run is about (tenant, document id): a router keeps one key on one backend");
+    run->add_option("--attr", route_attrs, "a fact routing rules may test, name=value (repeatable)");
+
+    // A router's decisions and counts (docs/migration.md).
+    auto* flags_cmd = app.add_subcommand("flags", "a router's flags");
+    auto* flags_eval = flags_cmd->add_subcommand("eval", "where a run of the workflow with this key goes now, and why");
+    flags_eval->add_option("workflow", workflow, "the workflow's name")->required();
+    flags_eval->add_option("--key", route_key, "the run's key (tenant, document id)");
+    flags_eval->add_option("--attr", route_attrs, "a fact routing rules may test, name=value (repeatable)");
+    flags_cmd->require_subcommand(1);
+    std::size_t status_limit = 200;
+    auto* migration = app.add_subcommand("migration", "a router's migration");
+    auto* migration_status = migration->add_subcommand("status", "per routed backend: runs in flight and done, among the recent ones");
+    migration_status->add_option("--workflow", workflow, "only this workflow");
+    migration_status->add_option("--limit", status_limit, "recent runs read per workflow and backend (200)");
+    migration->require_subcommand(1);
 
     auto by_id = [&](const char* name, const char* help) {
         auto* c = app.add_subcommand(name, help);
@@ -524,7 +554,7 @@ int main(int argc, char** argv, std::span<const workflow_entry> wfs) {
                 throw usage_error("weft: workflow '" + workflow + "' takes an input: pass --input JSON or --input @file");
             const json::value in = input.empty() ? json::value(nullptr) : read_input(input);
             std::shared_ptr<progress> shown;
-            run_options opts;
+            run_options opts{.key = route_key, .attributes = attributes_of(route_attrs)};
             if (!no_wait && g.output != "json") {
                 shown = std::make_shared<progress>(e.wf->graph, isatty(2) != 0);
                 opts.on_step = [shown](const step_event& ev) { shown->on_step(ev); };
@@ -558,6 +588,73 @@ int main(int argc, char** argv, std::span<const workflow_entry> wfs) {
                 std::printf("connection: ok (the server answered)\n");
             } catch (const config_error& ex) {
                 std::printf("connection: ok (the server answered: %s)\n", ex.what());
+            }
+            return success;
+        }
+
+        if (app.got_subcommand(flags_cmd)) {
+            (void)find_workflow(wfs, workflow);
+            const route_decision d = b->route(workflow, run_options{.key = route_key, .attributes = attributes_of(route_attrs)});
+            if (g.output == "json") {
+                std::printf("%s\n", dump(json::object{{"workflow", workflow}, {"key", route_key}, {"backend", d.backend},
+                                                      {"why", d.why}, {"flag", d.flag}, {"variant", d.variant},
+                                                      {"shadow", d.shadow}, {"shadow_why", d.shadow_why}})
+                                        .c_str());
+            } else {
+                std::printf("%s -> %s\n  %s\n", workflow.c_str(), d.backend.c_str(), d.why.c_str());
+                std::printf("shadow: %s\n  %s\n", d.shadow.empty() ? "none" : d.shadow.c_str(), d.shadow_why.c_str());
+            }
+            return success;
+        }
+
+        if (app.got_subcommand(migration)) {
+            const std::vector<backend*> routed = b->routed_backends();
+            if (routed.empty())
+                throw usage_error("weft: migration status needs a router (backend = router); the configured backend is '" +
+                                  std::string(b->name()) + "' (from " + c.backend_origin() + ")");
+            json::array rows;
+            for (auto& e : wfs) {
+                if (!workflow.empty() && e.wf->graph.name != workflow) continue;
+                for (backend* r : routed) {
+                    json::object row{{"workflow", e.wf->graph.name}, {"backend", r->name()}};
+                    try {
+                        std::int64_t queued = 0, running = 0, succeeded = 0, failed = 0, cancelled = 0;
+                        for (auto& s : r->list(e.wf->graph.name, status_limit)) switch (s.state) {
+                                case run_state::queued: ++queued; break;
+                                case run_state::running: ++running; break;
+                                case run_state::succeeded: ++succeeded; break;
+                                case run_state::failed: ++failed; break;
+                                case run_state::cancelled: ++cancelled; break;
+                            }
+                        row["in_flight"] = queued + running;
+                        row["done"] = succeeded + failed + cancelled;
+                        row["queued"] = queued;
+                        row["running"] = running;
+                        row["succeeded"] = succeeded;
+                        row["failed"] = failed;
+                        row["cancelled"] = cancelled;
+                    } catch (const config_error& ex) {
+                        row["error"] = telemetry::redact(ex.what());
+                    }
+                    rows.push_back(std::move(row));
+                }
+            }
+            if (!workflow.empty()) (void)find_workflow(wfs, workflow);
+            if (g.output == "json") {
+                std::printf("%s\n", dump(json::object{{"limit", status_limit}, {"backends", rows}}).c_str());
+            } else {
+                std::printf("%-24s %-10s %10s %10s %10s %10s\n", "workflow", "backend", "in flight", "succeeded", "failed", "cancelled");
+                for (auto& v : rows) {
+                    auto& o = v.as_object();
+                    const std::string wfn(o.at("workflow").as_string()), bn(o.at("backend").as_string());
+                    if (auto* err = o.if_contains("error"))
+                        std::printf("%-24s %-10s %s\n", wfn.c_str(), bn.c_str(), std::string(err->as_string()).c_str());
+                    else
+                        std::printf("%-24s %-10s %10lld %10lld %10lld %10lld\n", wfn.c_str(), bn.c_str(),
+                                    (long long)o.at("in_flight").as_int64(), (long long)o.at("succeeded").as_int64(),
+                                    (long long)o.at("failed").as_int64(), (long long)o.at("cancelled").as_int64());
+                }
+                std::printf("(among the %zu most recent runs of each workflow on each backend)\n", status_limit);
             }
             return success;
         }
