@@ -20,6 +20,15 @@
 
 namespace weft {
 
+// One finding of backend::doctor(): what was checked, whether it passed, what was seen, and (when it
+// failed) what to do about it. A warning is a check that passes with a detail worth reading.
+struct health_check {
+    std::string name;    // "redis.auth", "temporal.namespace", ...
+    bool ok = false;
+    std::string detail;  // what the server said or what was seen; never a secret
+    std::string fix;     // empty when ok
+};
+
 class backend {
 public:
     virtual ~backend() = default;
@@ -43,6 +52,24 @@ public:
         (void)dry_run;
         return std::string(name()) + ": nothing to register for '" + std::string(wf.graph.name) +
                "': the workers that serve its steps declare them when they start";
+    }
+    // The CLI's `doctor`: checks against the backend's server (reachable, credentials, versions, the
+    // configured names exist), each with its own verdict. The default asks for a run that does not
+    // exist, which every backend answers with run_not_found when it is reachable and lets us in.
+    virtual std::vector<health_check> doctor() {
+        health_check c{std::string(name()) + ".connection", false, {}, {}};
+        try {
+            (void)describe("weft-doctor-probe-0000");
+            c.ok = true;
+            c.detail = "the backend answered";
+        } catch (const run_not_found&) {
+            c.ok = true;
+            c.detail = "the backend answered (no such run, as expected)";
+        } catch (const std::exception& e) {
+            c.detail = e.what();
+            c.fix = "check the backend's settings (`weft doctor` names where each came from)";
+        }
+        return {c};
     }
 };
 
