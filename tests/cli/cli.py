@@ -9,10 +9,14 @@ a failing step's exit code and error; `describe` in every format; `doctor` again
 with each backend's usual mistake (a wrong or missing Redis password, a missing database or namespace,
 an expired, forged or malformed Hatchet token: exit 4, the problem named, the secret not printed); bad input, an unknown
 workflow and an unknown id with their exit codes; /metrics against the work done and /healthz; every
-line the worker wrote parses as JSON with the schema's fields; no secret in anything the test saw;
+line the worker wrote parses as JSON with the schema's fields; no secret (on Celery, the password of a
+Redis user made for the session, recognizable; the harness's password; the Hatchet token; the wrong ones
+doctor was given) in anything the programs wrote: stdout, stderr, the worker's log, /metrics, /healthz,
+and every file left in the session's directory;
 SIGTERM drains the worker. On local: the commands that need no worker, `worker` refused, and `doctor`
 on local and durable.
 """
+import atexit
 import base64
 import json
 import os
@@ -20,6 +24,7 @@ import pty
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -55,6 +60,28 @@ STEPS = ["corpus.scan", "corpus.count_words", "corpus.measure_readability", "cor
 def check(cond, what):
     if not cond:
         raise AssertionError(what)
+
+
+def redis_admin(*args):
+    """One command to the harness's Redis, authenticated as its default user; the reply's first line."""
+    with socket.create_connection((os.environ["WEFT_REDIS_HOST"], int(os.environ["WEFT_REDIS_PORT"])), timeout=5) as s:
+        replies = []
+        for command in (("AUTH", os.environ["WEFT_REDIS_PASSWORD"]), args):
+            s.sendall(b"*%d\r\n" % len(command) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in map(str.encode, command)))
+            replies.append(s.recv(65536).split(b"\r\n")[0].decode())
+    check(replies[0] == "+OK" and not replies[1].startswith("-"), f"Redis: {args[:2]}: {replies}")
+    return replies[1]
+
+
+if BACKEND == "celery":
+    # The whole session (worker, runs, a failing run, doctor, metrics) authenticates as a user made for
+    # it, with a password that cannot be mistaken for anything else: any trace of it is a leak.
+    SECRET_USER, SECRET = f"weft-cli-{RUN}", f"weft-recognizable-secret-{RUN}"
+    atexit.register(redis_admin, "ACL", "DELUSER", SECRET_USER)
+    redis_admin("ACL", "SETUSER", SECRET_USER, "on", ">" + SECRET, "~*", "&*", "+@all")
+    env["WEFT_CELERY_BROKER_URL"] = (f"redis://{SECRET_USER}:{SECRET}@{os.environ['WEFT_REDIS_HOST']}:"
+                                     f"{os.environ['WEFT_REDIS_PORT']}/0")
+    SECRETS.append(SECRET)
 
 
 def cli(*args, timeout=120, expect=0, over=None):
@@ -311,6 +338,7 @@ def main():
 
         # Metrics against the work done: four corpus runs, two attempts of the refusing step.
         status, health = scrape(address, "/healthz")
+        SEEN.append(health)
         check(status == 200 and "failing" not in health, health)
         _, metrics = scrape(address, "/metrics")
         SEEN.append(metrics)
@@ -354,9 +382,17 @@ def main():
     failed = [e for e in events if e["event"] == "step.failed" and e.get("step") == "cli.refuse"]
     check(failed and failed[0]["attempt"] == 2 and "refusing 3" in failed[0]["error"], failed)
 
+    # And every file the session left (the worker's log, the journal, inputs), byte for byte.
+    for root, _, files in os.walk(tmp):
+        for f in files:
+            SEEN.append(open(os.path.join(root, f), "rb").read().decode("utf-8", "replace"))
+    check(len(SEEN) > 50 and any("step.failed" in chunk for chunk in SEEN), "the search for secrets saw too little")
     for secret in SECRETS:
         for chunk in SEEN:
-            check(secret not in chunk, f"a secret appeared in what the programs wrote: ...{chunk[:300]!r}")
+            at = chunk.find(secret)
+            # The excerpt around it, with the secret masked: a failing test must not print it either.
+            check(at < 0, "a secret appeared in what the programs wrote: ..."
+                  + repr(chunk[max(0, at - 200):at + len(secret) + 100].replace(secret, "<SECRET>")))
     print(f"cli on {BACKEND}: ok")
 
 
