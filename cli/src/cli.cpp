@@ -577,19 +577,28 @@ int main(int argc, char** argv, std::span<const workflow_entry> wfs) {
         }
 
         if (app.got_subcommand(doctor)) {
-            std::printf("backend: %s (from %s)\n", std::string(b->name()).c_str(), c.backend_origin().c_str());
-            // A probe every backend answers the same way when it is reachable and lets us in: no
-            // such run. Anything else says what is wrong.
-            const workflow_entry& e = wfs.front();
-            try {
-                b->attach(*e.wf, "weft-doctor-probe-0000");
-                std::printf("connection: ok\n");
-            } catch (const run_not_found&) {
-                std::printf("connection: ok (the server answered)\n");
-            } catch (const config_error& ex) {
-                std::printf("connection: ok (the server answered: %s)\n", ex.what());
+            // Each check is printed whatever the others found: an operator fixes them all in one go.
+            const std::vector<health_check> checks = b->doctor();
+            bool all_ok = true;
+            json::array out;
+            for (auto& h : checks) {
+                all_ok = all_ok && h.ok;
+                const std::string detail = telemetry::redact(h.detail), fix = telemetry::redact(h.fix);
+                out.push_back(json::object{{"name", h.name}, {"ok", h.ok}, {"detail", detail}, {"fix", fix}});
             }
-            return success;
+            if (g.output == "json") {
+                std::printf("%s\n", dump(out).c_str());
+            } else {
+                std::printf("backend: %s (from %s)\n", std::string(b->name()).c_str(), c.backend_origin().c_str());
+                for (auto& v : out) {
+                    auto& o = v.as_object();
+                    std::printf("%-4s %s  %s\n", o.at("ok").as_bool() ? "ok" : "FAIL",
+                                std::string(o.at("name").as_string()).c_str(), std::string(o.at("detail").as_string()).c_str());
+                    if (!o.at("fix").as_string().empty())
+                        std::printf("      fix: %s\n", std::string(o.at("fix").as_string()).c_str());
+                }
+            }
+            return all_ok ? success : unreachable;
         }
 
         if (app.got_subcommand(flags_cmd)) {

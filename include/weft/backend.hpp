@@ -30,6 +30,15 @@ struct route_decision {
     std::string variant;     // its variant; empty when no flag applied
 };
 
+// One finding of backend::doctor(): what was checked, whether it passed, what was seen, and (when it
+// failed) what to do about it. A warning is a check that passes with a detail worth reading.
+struct health_check {
+    std::string name;    // "redis.auth", "temporal.namespace", ...
+    bool ok = false;
+    std::string detail;  // what the server said or what was seen; never a secret
+    std::string fix;     // empty when ok
+};
+
 class backend {
 public:
     virtual ~backend() = default;
@@ -49,6 +58,11 @@ public:
     // Registers `wf` with the server where the backend needs it (the CLI's `register`), or on a dry
     // run only says what would be sent; returns that, for a human. Backends whose workers declare
     // what they serve as they start have nothing to register.
+    virtual std::string register_workflow(const erased_workflow& wf, bool dry_run) {
+        (void)dry_run;
+        return std::string(name()) + ": nothing to register for '" + std::string(wf.graph.name) +
+               "': the workers that serve its steps declare them when they start";
+    }
     // A backend that sends each run to one of several others (a router): those, in its order. Empty
     // for any other backend.
     virtual std::vector<backend*> routed_backends() { return {}; }
@@ -57,10 +71,23 @@ public:
         (void)opts;
         return {std::string(name()), {}, "backend '" + std::string(name()) + "' runs every run of '" + std::string(workflow) + "' itself", {}, {}, {}};
     }
-    virtual std::string register_workflow(const erased_workflow& wf, bool dry_run) {
-        (void)dry_run;
-        return std::string(name()) + ": nothing to register for '" + std::string(wf.graph.name) +
-               "': the workers that serve its steps declare them when they start";
+    // The CLI's `doctor`: checks against the backend's server (reachable, credentials, versions, the
+    // configured names exist), each with its own verdict. The default asks for a run that does not
+    // exist, which every backend answers with run_not_found when it is reachable and lets us in.
+    virtual std::vector<health_check> doctor() {
+        health_check c{std::string(name()) + ".connection", false, {}, {}};
+        try {
+            (void)describe("weft-doctor-probe-0000");
+            c.ok = true;
+            c.detail = "the backend answered";
+        } catch (const run_not_found&) {
+            c.ok = true;
+            c.detail = "the backend answered (no such run, as expected)";
+        } catch (const std::exception& e) {
+            c.detail = e.what();
+            c.fix = "check the backend's settings (`weft doctor` names where each came from)";
+        }
+        return {c};
     }
 };
 

@@ -5,17 +5,26 @@ Run: scripts/with-services --need <services>,python python tests/cli/cli.py <cli
 On a server backend: `worker` starts with JSON logs and a metrics address; `run` follows a run (plain
 lines when stderr is a file, a redrawn table on a pseudo-terminal) and prints the output; `run
 --no-wait`, then `status`, `steps`, `result --wait` from other processes; `cancel` of a run that waits;
-a failing step's exit code and error; `describe` in every format; `doctor`; bad input, an unknown
+a failing step's exit code and error; `describe` in every format; `doctor` against the real server and
+with each backend's usual mistake (a wrong or missing Redis password, a missing database or namespace,
+an expired, forged or malformed Hatchet token: exit 4, the problem named, the secret not printed); bad input, an unknown
 workflow and an unknown id with their exit codes; /metrics against the work done and /healthz; every
-line the worker wrote parses as JSON with the schema's fields; no secret in anything the test saw;
-SIGTERM drains the worker. On local: the commands that need no worker, and `worker` refused.
+line the worker wrote parses as JSON with the schema's fields; no secret (on Celery, the password of a
+Redis user made for the session, recognizable; the harness's password; the Hatchet token; the wrong ones
+doctor was given) in anything the programs wrote: stdout, stderr, the worker's log, /metrics, /healthz,
+and every file left in the session's directory;
+SIGTERM drains the worker. On local: the commands that need no worker, `worker` refused, and `doctor`
+on local and durable.
 """
+import atexit
+import base64
 import json
 import os
 import pty
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -53,12 +62,93 @@ def check(cond, what):
         raise AssertionError(what)
 
 
-def cli(*args, timeout=120, expect=0):
-    p = subprocess.run([PEER, *args], env=env, capture_output=True, text=True, timeout=timeout)
+def redis_admin(*args):
+    """One command to the harness's Redis, authenticated as its default user; the reply's first line."""
+    with socket.create_connection((os.environ["WEFT_REDIS_HOST"], int(os.environ["WEFT_REDIS_PORT"])), timeout=5) as s:
+        replies = []
+        for command in (("AUTH", os.environ["WEFT_REDIS_PASSWORD"]), args):
+            s.sendall(b"*%d\r\n" % len(command) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in map(str.encode, command)))
+            replies.append(s.recv(65536).split(b"\r\n")[0].decode())
+    check(replies[0] == "+OK" and not replies[1].startswith("-"), f"Redis: {args[:2]}: {replies}")
+    return replies[1]
+
+
+if BACKEND == "celery":
+    # The whole session (worker, runs, a failing run, doctor, metrics) authenticates as a user made for
+    # it, with a password that cannot be mistaken for anything else: any trace of it is a leak.
+    SECRET_USER, SECRET = f"weft-cli-{RUN}", f"weft-recognizable-secret-{RUN}"
+    atexit.register(redis_admin, "ACL", "DELUSER", SECRET_USER)
+    redis_admin("ACL", "SETUSER", SECRET_USER, "on", ">" + SECRET, "~*", "&*", "+@all")
+    env["WEFT_CELERY_BROKER_URL"] = (f"redis://{SECRET_USER}:{SECRET}@{os.environ['WEFT_REDIS_HOST']}:"
+                                     f"{os.environ['WEFT_REDIS_PORT']}/0")
+    SECRETS.append(SECRET)
+
+
+def cli(*args, timeout=120, expect=0, over=None):
+    p = subprocess.run([PEER, *args], env=dict(env, **(over or {})), capture_output=True, text=True, timeout=timeout)
     SEEN.extend([p.stdout, p.stderr])
     check(expect is None or p.returncode == expect,
           f"`{' '.join(args)}` exited {p.returncode}, expected {expect}: stdout={p.stdout[-1500:]!r} stderr={p.stderr[-1500:]!r}")
     return p
+
+
+def jwt(claims):
+    """A token shaped as Hatchet's (ES256 JWT) with these claims and a signature nobody made."""
+    part = lambda o: base64.urlsafe_b64encode(json.dumps(o).encode()).rstrip(b"=").decode()
+    return part({"alg": "ES256", "typ": "JWT"}) + "." + part(claims) + "." + part({"sig": uuid.uuid4().hex})
+
+
+def doctor_fails(over, secret, *names_the_problem):
+    """`doctor` with a broken setting: exit 4, a FAIL line and a fix naming the problem, and not the secret."""
+    if secret:
+        SECRETS.append(secret)
+    p = cli("doctor", "--log-level", "debug", expect=4, over=over)  # debug: every log line is searched too
+    check("FAIL " in p.stdout and "      fix: " in p.stdout, p.stdout)
+    for words in names_the_problem:
+        check(words in p.stdout, f"{words!r} not in: {p.stdout}")
+    checks = cli_json("doctor", expect=4, over=over)
+    check(any(not c["ok"] and c["fix"] for c in checks), checks)
+    return p.stdout
+
+
+def doctor():
+    """`doctor` against the real server (the worker is up), then with each backend's usual mistake."""
+    ok = cli("doctor")
+    check(f"backend: {BACKEND}" in ok.stdout and "FAIL" not in ok.stdout, ok.stdout)
+    checks = cli_json("doctor")
+    check(checks and all(c["ok"] and c["name"] and c["detail"] for c in checks), checks)
+    by = {c["name"]: c["detail"] for c in checks}
+    if BACKEND == "celery":
+        check(re.match(r"Redis \d+\.\d+", by["celery.broker.version"]), by)
+        check("the password is accepted" in by["celery.broker.auth"], by)
+        check("worker(s) answered a ping" in by["celery.workers"], by)
+        url = os.environ["WEFT_REDIS_URL"]
+        wrong = f"weft-wrong-password-{RUN}"
+        doctor_fails({"WEFT_CELERY_BROKER_URL": re.sub(r"//:[^@]+@", f"//:{wrong}@", url)}, wrong,
+                     "FAIL celery.broker.auth", "refused the password in broker_url")
+        bare = re.sub(r"//:[^@]+@", "//", url)
+        doctor_fails({"WEFT_CELERY_BROKER_URL": bare}, None, "requires a password and broker_url (WEFT_CELERY_BROKER_URL) gives none")
+        doctor_fails({"WEFT_CELERY_BROKER_URL": re.sub(r"/\d+$", "/99", url)}, wrong, "FAIL celery.broker.database",
+                     "has no database 99")
+    elif BACKEND == "temporal":
+        check(re.match(r"Temporal \d+\.\d+", by["temporal.server"]), by)
+        check("is NAMESPACE_STATE_REGISTERED" in by["temporal.namespace"], by)
+        check(not by["temporal.pollers"].startswith("warning") and "poller(s)" in by["temporal.pollers"], by)
+        missing = f"weft-missing-{RUN}"
+        doctor_fails({"WEFT_TEMPORAL_NAMESPACE": missing}, None,
+                     f"FAIL temporal.namespace  namespace '{missing}' does not exist",
+                     f"temporal operator namespace create --namespace {missing}")
+    elif BACKEND == "hatchet":
+        check(re.search(r"tenant [0-9a-f-]{36}, expires \d{4}-", by["hatchet.token"]), by)
+        check("accepts the token" in by["hatchet.engine"], by)
+        tenant = os.environ.get("WEFT_HATCHET_TENANT_ID", "")
+        expired = jwt({"sub": tenant, "iat": 1700000000, "exp": 1700003600, "marker": RUN})
+        doctor_fails({"WEFT_HATCHET_TOKEN": expired}, expired, "FAIL hatchet.token",
+                     "expired at 2023-11-14T23:13:20Z", "hatchet-admin token create")
+        forged = jwt({"sub": tenant, "iat": int(time.time()), "exp": int(time.time()) + 3600, "marker": RUN})
+        doctor_fails({"WEFT_HATCHET_TOKEN": forged}, forged, "FAIL hatchet.engine", "rejected the token")
+        garbage = f"not-a-jwt-{RUN}"
+        doctor_fails({"WEFT_HATCHET_TOKEN": garbage}, garbage, "FAIL hatchet.token", "is not a JWT")
 
 
 def cli_json(*args, **kw):
@@ -106,6 +196,19 @@ def local_only():
     check([s["state"] for s in done["steps"]] == ["succeeded"] * 5, done)
     w = cli("worker", expect=2)
     check("has no workers" in w.stderr, w.stderr)
+    d = cli("doctor")
+    check("ok   local.connection" in d.stdout, d.stdout)
+    # durable: the journal's schema and whether it can be written (a read-only directory cannot).
+    journal_dir = tempfile.mkdtemp(prefix="weft-cli-journal-")
+    journal = os.path.join(journal_dir, "journal.db")
+    checks = cli_json("doctor", "--backend", "durable", over={"WEFT_DURABLE_JOURNAL": journal})
+    by = {c["name"]: c for c in checks}
+    check(by["durable.schema"]["ok"] and "schema version 1" in by["durable.schema"]["detail"], checks)
+    check(by["durable.writable"]["ok"], checks)
+    if os.geteuid() != 0:  # root writes anywhere: the read-only case cannot fail for it
+        os.chmod(journal, 0o444)
+        ro = cli("doctor", "--backend", "durable", expect=4, over={"WEFT_DURABLE_JOURNAL": journal})
+        check("FAIL durable.writable" in ro.stdout and "cannot write" in ro.stdout, ro.stdout)
 
 
 def scrape(address, path):
@@ -231,11 +334,11 @@ def main():
             check(re.search(r"hatchet: put workflow 'corpus_report' \(workflow [0-9a-f-]+, version [0-9a-f-]+\)", done_reg), done_reg)
         else:
             check(f"{BACKEND}: nothing to register for 'corpus_report'" in done_reg, done_reg)
-        doctor = cli("doctor")
-        check(f"backend: {BACKEND}" in doctor.stdout and "connection: ok" in doctor.stdout, doctor.stdout)
+        doctor()
 
         # Metrics against the work done: four corpus runs, two attempts of the refusing step.
         status, health = scrape(address, "/healthz")
+        SEEN.append(health)
         check(status == 200 and "failing" not in health, health)
         _, metrics = scrape(address, "/metrics")
         SEEN.append(metrics)
@@ -279,9 +382,17 @@ def main():
     failed = [e for e in events if e["event"] == "step.failed" and e.get("step") == "cli.refuse"]
     check(failed and failed[0]["attempt"] == 2 and "refusing 3" in failed[0]["error"], failed)
 
+    # And every file the session left (the worker's log, the journal, inputs), byte for byte.
+    for root, _, files in os.walk(tmp):
+        for f in files:
+            SEEN.append(open(os.path.join(root, f), "rb").read().decode("utf-8", "replace"))
+    check(len(SEEN) > 50 and any("step.failed" in chunk for chunk in SEEN), "the search for secrets saw too little")
     for secret in SECRETS:
         for chunk in SEEN:
-            check(secret not in chunk, f"a secret appeared in what the programs wrote: ...{chunk[:300]!r}")
+            at = chunk.find(secret)
+            # The excerpt around it, with the secret masked: a failing test must not print it either.
+            check(at < 0, "a secret appeared in what the programs wrote: ..."
+                  + repr(chunk[max(0, at - 200):at + len(secret) + 100].replace(secret, "<SECRET>")))
     print(f"cli on {BACKEND}: ok")
 
 

@@ -12,6 +12,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -445,6 +446,127 @@ std::vector<run_summary> backend_impl::list(std::string_view workflow, std::size
         }
         out.push_back(std::move(s));
     }
+    return out;
+}
+
+namespace {
+
+// kombu 5.7 restores unacked messages with ZRANGE ... BYSCORE REV, which Redis has since 6.2.
+constexpr int min_redis_major = 6, min_redis_minor = 2;
+
+// The checks of one Redis server (`role`: "broker" or "results"), each step on its own so that the
+// first failure says which: connect, AUTH, INFO server, SELECT.
+void check_redis(std::vector<health_check>& out, const std::string& role, const redis_url& url,
+                 const std::string& setting, std::chrono::milliseconds timeout) {
+    const std::string at = url.redacted();
+    redis_url bare = url;  // connected without AUTH or SELECT, so each is checked by itself
+    bare.username.clear();
+    bare.password.clear();
+    bare.db = 0;
+    std::unique_ptr<redis_connection> c;
+    try {
+        c = std::make_unique<redis_connection>(bare, timeout);
+        out.push_back({"celery." + role + ".reachable", true, "Redis answers at " + at, {}});
+    } catch (const std::exception& e) {
+        out.push_back({"celery." + role + ".reachable", false, e.what(),
+                       "start Redis there, or fix " + setting + " (host and port)"});
+        return;
+    }
+    if (!url.password.empty()) {
+        std::vector<std::string> auth{"AUTH"};
+        if (!url.username.empty()) auth.push_back(url.username);
+        auth.push_back(url.password);
+        const redis_reply r = c->pipeline({auth}).front();
+        if (r.type == redis_reply::kind::error) {
+            const bool no_password_set = r.str.find("without any password") != std::string::npos ||
+                                         r.str.find("no password is set") != std::string::npos;
+            out.push_back({"celery." + role + ".auth", false,
+                           no_password_set ? "Redis at " + at + " has no password, but " + setting + " gives one"
+                                           : "Redis at " + at + " refused the password in " + setting + ": " + redact(r.str),
+                           no_password_set ? "remove the password from " + setting
+                                           : "put the server's password (requirepass) in " + setting +
+                                                 " as redis://:PASSWORD@host:port/db"});
+            return;
+        }
+        out.push_back({"celery." + role + ".auth", true, "the password is accepted", {}});
+    }
+    const redis_reply info = c->pipeline({{"INFO", "server"}}).front();
+    if (info.type == redis_reply::kind::error) {
+        const bool noauth = info.str.rfind("NOAUTH", 0) == 0;
+        out.push_back({"celery." + role + ".auth", false,
+                       noauth ? "Redis at " + at + " requires a password and " + setting + " gives none"
+                              : "Redis at " + at + " refused INFO: " + redact(info.str),
+                       noauth ? "put the server's password in " + setting + " as redis://:PASSWORD@host:port/db"
+                              : "let this user run INFO (Redis ACL)"});
+        return;
+    }
+    const std::string& text = info.str;
+    const auto v = text.find("redis_version:");
+    std::string version = v == std::string::npos ? "" : text.substr(v + 14, text.find_first_of("\r\n", v) - v - 14);
+    int major = 0, minor = 0;
+    if (std::sscanf(version.c_str(), "%d.%d", &major, &minor) != 2) {
+        out.push_back({"celery." + role + ".version", false, "INFO server names no redis_version",
+                       "use Redis " + std::to_string(min_redis_major) + "." + std::to_string(min_redis_minor) + " or later"});
+    } else {
+        const bool new_enough = major > min_redis_major || (major == min_redis_major && minor >= min_redis_minor);
+        const std::string minimum = std::to_string(min_redis_major) + "." + std::to_string(min_redis_minor);
+        out.push_back({"celery." + role + ".version", new_enough,
+                       "Redis " + version + (new_enough ? " (>= " : " (kombu 5.7 needs >= ") + minimum +
+                           ", for ZRANGE BYSCORE REV)",
+                       new_enough ? "" : "upgrade Redis to " + minimum + " or later"});
+    }
+    if (url.db != 0) {
+        const redis_reply sel = c->pipeline({{"SELECT", std::to_string(url.db)}}).front();
+        if (sel.type == redis_reply::kind::error) {
+            out.push_back({"celery." + role + ".database", false,
+                           "Redis at " + at + " has no database " + std::to_string(url.db) + ": " + redact(sel.str),
+                           "use a database below the server's `databases` setting in " + setting});
+            return;
+        }
+    }
+    out.push_back({"celery." + role + ".database", true, "database " + std::to_string(url.db) + " is selectable", {}});
+}
+
+}  // namespace
+
+std::vector<health_check> backend_impl::doctor() {
+    std::vector<health_check> out;
+    const auto& o = state_->opts;
+    check_redis(out, "broker", state_->broker, "broker_url (WEFT_CELERY_BROKER_URL)", o.timeout);
+    if (!state_->same_server)
+        check_redis(out, "results", state_->results, "result_url (WEFT_CELERY_RESULT_URL)", o.timeout);
+    for (auto& c : out)
+        if (!c.ok) return out;  // the ping needs a broker that lets us in
+    // app.control.ping(): a reply queue bound to reply.celery.pidbox, the broadcast, a second of replies.
+    health_check ping{"celery.workers", true, {}, {}};
+    try {
+        redis_connection c(state_->broker, o.timeout);
+        const std::string oid = new_id(), ticket = new_id(), queue = oid + ".reply.celery.pidbox";
+        const std::string binding = o.global_keyprefix + "_kombu.binding.reply.celery.pidbox";
+        const std::string member = oid + "\x06\x16\x06\x16" + queue;
+        c.command({"SADD", binding, member});
+        c.command({"PUBLISH", o.global_keyprefix + pidbox_channel(state_->broker.db), ping_broadcast(ticket, oid)});
+        std::vector<std::string> nodes;
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+        while (std::chrono::steady_clock::now() < until) {
+            const redis_reply r = c.command({"BRPOP", o.global_keyprefix + queue, "0.2"});
+            if (r.type == redis_reply::kind::array && r.elements.size() == 2)
+                for (auto& n : reply_nodes(r.elements[1].str)) nodes.push_back(n);
+        }
+        c.pipeline({{"SREM", binding, member}, {"DEL", o.global_keyprefix + queue}});
+        if (nodes.empty()) {
+            ping.detail = "warning: no worker answered a ping on the pidbox within 1 s; runs wait until one consumes queue '" +
+                          o.queue + "'";
+        } else {
+            std::sort(nodes.begin(), nodes.end());
+            std::string names;
+            for (auto& n : nodes) names += (names.empty() ? "" : ", ") + n;
+            ping.detail = std::to_string(nodes.size()) + " worker(s) answered a ping: " + names;
+        }
+    } catch (const std::exception& e) {
+        ping.detail = std::string("warning: the ping could not be sent: ") + e.what();
+    }
+    out.push_back(std::move(ping));
     return out;
 }
 

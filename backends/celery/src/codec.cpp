@@ -467,6 +467,31 @@ std::string revoke_broadcast(const json::array& task_ids) {
     return envelope_text(boost::json::serialize(body), std::move(headers), std::move(props));
 }
 
+std::string ping_broadcast(const std::string& ticket, const std::string& oid) {
+    json::object body{{"method", "ping"}, {"arguments", json::object{}}, {"destination", nullptr}, {"pattern", nullptr},
+                      {"matcher", nullptr}, {"ticket", ticket},
+                      {"reply_to", json::object{{"exchange", "reply.celery.pidbox"}, {"routing_key", oid}}}};
+    json::object headers{{"clock", 1}, {"expires", unix_now() + 60}};
+    json::object props{{"delivery_mode", 2}, {"delivery_info", json::object{{"exchange", "celery.pidbox"}, {"routing_key", ""}}},
+                       {"priority", 0}, {"body_encoding", "base64"}, {"delivery_tag", new_id()}};
+    return envelope_text(boost::json::serialize(body), std::move(headers), std::move(props));
+}
+
+std::vector<std::string> reply_nodes(std::string_view envelope) {
+    std::vector<std::string> out;
+    try {
+        json::object e = parse_object(envelope, "a reply");
+        const json::value* b = member(e, "body");
+        if (!b || !b->is_string()) return out;
+        const json::value* props = member(e, "properties");
+        const json::value* enc = props && props->is_object() ? member(props->as_object(), "body_encoding") : nullptr;
+        std::string text(b->as_string());
+        if (enc && enc->is_string() && enc->as_string() == "base64") text = base64_decode(text);
+        for (auto& kv : parse_object(text, "a reply's body")) out.emplace_back(kv.key());
+    } catch (const wire_error&) {
+    }
+    return out;
+}
 
 // ---- queues, ids, times, base64 ------------------------------------------------------------------
 

@@ -166,6 +166,11 @@ std::string queue_of_list(std::string_view list);
 std::string pidbox_channel(int db);
 // The envelope of `app.control.revoke(task_ids)` (terminate=false).
 std::string revoke_broadcast(const json::array& task_ids);
+// The envelope of `app.control.ping()`: replies go to the queues bound to reply.celery.pidbox with
+// routing key `oid` (kombu's Mailbox.oid), tagged with `ticket`.
+std::string ping_broadcast(const std::string& ticket, const std::string& oid);
+// The node names in a remote-control reply envelope ({nodename: reply}); empty for one that cannot be read.
+std::vector<std::string> reply_nodes(std::string_view envelope);
 
 // Helpers shared by client and worker.
 const json::value* member(const json::object& o, std::string_view key);  // null when absent

@@ -6,6 +6,10 @@
 #include <weft/kit/settings.hpp>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <unistd.h>
 #include <atomic>
 #include <limits>
 #include <thread>
@@ -175,6 +179,24 @@ backend_impl::backend_impl(durable::options opts) : engine_(std::make_shared<eng
 backend_impl::~backend_impl() = default;
 
 const std::string& backend_impl::journal() const noexcept { return engine_->journal_ptr()->path(); }
+
+std::vector<health_check> backend_impl::doctor() {
+    const std::string& path = journal();
+    std::vector<health_check> out;
+    out.push_back({"durable.schema", true,
+                   "'" + path + "' is a weft journal of schema version " + std::to_string(durable_detail::journal::version()), {}});
+    const std::string dir = std::filesystem::path(path).parent_path().empty()
+                                ? std::string(".")
+                                : std::filesystem::path(path).parent_path().string();
+    const bool file_ok = ::access(path.c_str(), W_OK) == 0, dir_ok = ::access(dir.c_str(), W_OK | X_OK) == 0;
+    out.push_back({"durable.writable", file_ok && dir_ok,
+                   file_ok && dir_ok ? "this process can write '" + path + "' and its directory"
+                   : !file_ok        ? "this process cannot write '" + path + "': " + std::strerror(errno)
+                                     : "this process cannot create files in '" + dir + "' (SQLite's -wal and -shm): " +
+                                           std::strerror(errno),
+                   file_ok && dir_ok ? "" : "give this user write access, or point journal (WEFT_DURABLE_JOURNAL) elsewhere"});
+    return out;
+}
 
 std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
     require_json_steps(wf);

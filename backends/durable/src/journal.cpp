@@ -266,6 +266,8 @@ void journal::open_checked(const durable::options& opts) {
                                      path_, SQLITE_MISMATCH);
 }
 
+int journal::version() noexcept { return schema_version; }
+
 journal::statement& journal::prepare(const char* sql) {
     for (auto& s : statements_)
         if (s->sql() == sql) return *s;

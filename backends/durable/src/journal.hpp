@@ -66,6 +66,8 @@ public:
     journal& operator=(const journal&) = delete;
 
     const std::string& path() const noexcept { return path_; }
+    // The schema version this weft reads and writes (opening a journal of another version throws).
+    static int version() noexcept;
 
     void insert_run(const run_row& r);
     std::optional<run_row> read_run(std::string_view id);

@@ -10,6 +10,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <ctime>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -355,6 +356,68 @@ std::string backend_impl::register_workflow(const erased_workflow& wf, bool dry_
     if (dry_run) return "hatchet: would put workflow " + what;
     const auto [version, id] = put_workflow(state_->conn, plan);
     return "hatchet: put workflow '" + plan.name + "' (workflow " + id + ", version " + version + "): " + what;
+}
+
+namespace {
+
+std::string utc(std::chrono::system_clock::time_point t) {
+    const std::time_t s = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&s, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+}  // namespace
+
+std::vector<health_check> backend_impl::doctor() {
+    std::vector<health_check> out;
+    const std::string where = "token (WEFT_HATCHET_TOKEN) or token_file (WEFT_HATCHET_TOKEN_FILE)";
+    const std::string mint = "mint a new one: hatchet-admin token create --tenant-id <tenant> (scripts/services up does it "
+                             "for the test engine), and put it in " + where;
+    try {
+        const token_claims c = state_->conn.claims();
+        const auto now = std::chrono::system_clock::now();
+        if (c.expires && *c.expires <= now) {
+            out.push_back({"hatchet.token", false,
+                           "the token of tenant " + (c.tenant.empty() ? std::string("(none named)") : c.tenant) +
+                               " expired at " + utc(*c.expires),
+                           mint});
+            return out;
+        }
+        out.push_back({"hatchet.token", true,
+                       "tenant " + (c.tenant.empty() ? std::string("(none named)") : c.tenant) +
+                           (c.expires ? ", expires " + utc(*c.expires) : std::string(", no expiry")),
+                       {}});
+    } catch (const config_error& e) {
+        out.push_back({"hatchet.token", false, e.what(), "use the tenant's API token (a JWT) in " + where});
+        return out;
+    }
+    try {
+        ::GetVersionRequest req;
+        const auto v = state_->conn.dispatch("Dispatcher/GetVersion", &connection::dispatcher::Stub::GetVersion, req);
+        out.push_back({"hatchet.engine", true,
+                       "the engine at " + state_->opts.host_port + " accepts the token; dispatcher protocol version " +
+                           (v.version().empty() ? std::string("(not reported)") : v.version()),
+                       {}});
+    } catch (const rpc_error& e) {
+        switch (e.code()) {
+        case grpc::StatusCode::UNIMPLEMENTED:
+            out.push_back({"hatchet.engine", true, "the engine at " + state_->opts.host_port +
+                                                        " answers (too old to report its version: GetVersion is unimplemented)", {}});
+            break;
+        case grpc::StatusCode::UNAUTHENTICATED:
+        case grpc::StatusCode::PERMISSION_DENIED:
+            out.push_back({"hatchet.engine", false, "the engine at " + state_->opts.host_port + " rejected the token: " + e.what(),
+                           "the token must be one this engine minted (same keys and server_url); " + mint});
+            break;
+        default:
+            out.push_back({"hatchet.engine", false, "cannot reach the engine at " + state_->opts.host_port + ": " + e.what(),
+                           "start the engine (scripts/services up), or fix host_port (WEFT_HATCHET_HOST_PORT)"});
+        }
+    }
+    return out;
 }
 
 std::vector<run_summary> backend_impl::list(std::string_view workflow, std::size_t) {

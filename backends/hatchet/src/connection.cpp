@@ -2,6 +2,7 @@
 
 #include <weft/telemetry.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -24,7 +25,56 @@ std::string read_token(const hatchet::options& o) {
     return t;
 }
 
+std::string base64url_decode(std::string_view in) {
+    std::string out;
+    unsigned bits = 0, value = 0;
+    for (char ch : in) {
+        int d = ch >= 'A' && ch <= 'Z' ? ch - 'A'
+                : ch >= 'a' && ch <= 'z' ? ch - 'a' + 26
+                : ch >= '0' && ch <= '9' ? ch - '0' + 52
+                : ch == '-' || ch == '+' ? 62
+                : ch == '_' || ch == '/' ? 63
+                : ch == '=' ? -2 : -1;
+        if (d == -2) break;
+        if (d < 0) throw config_error("weft: hatchet: the token is not a JWT: its payload is not base64url");
+        value = (value << 6) | static_cast<unsigned>(d);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(static_cast<char>((value >> bits) & 0xff));
+        }
+    }
+    return out;
+}
+
 }  // namespace
+
+token_claims decode_token(std::string_view jwt) {
+    const auto a = jwt.find('.'), b = a == std::string_view::npos ? a : jwt.find('.', a + 1);
+    if (b == std::string_view::npos)
+        throw config_error("weft: hatchet: the token is not a JWT (header.payload.signature): it has " +
+                           std::to_string(std::count(jwt.begin(), jwt.end(), '.') + 1) + " part(s)");
+    const std::string text = base64url_decode(jwt.substr(a + 1, b - a - 1));
+    json::value payload;
+    try {
+        payload = json::parse(text);
+    } catch (const std::exception&) {  // its message would quote the payload
+        throw config_error("weft: hatchet: the token is not a JWT: its payload is not JSON");
+    }
+    if (!payload.is_object()) throw config_error("weft: hatchet: the token is not a JWT: its payload is not an object");
+    const auto& o = payload.as_object();
+    token_claims c;
+    if (auto* s = o.if_contains("sub"); s && s->is_string()) c.tenant = std::string(s->as_string());
+    if (auto* s = o.if_contains("server_url"); s && s->is_string()) c.server_url = std::string(s->as_string());
+    auto time_of = [&](const char* k) -> std::optional<std::chrono::system_clock::time_point> {
+        auto* v = o.if_contains(k);
+        if (!v || !v->is_number()) return std::nullopt;
+        return std::chrono::system_clock::time_point(std::chrono::seconds(static_cast<std::int64_t>(v->to_number<double>())));
+    };
+    c.issued = time_of("iat");
+    c.expires = time_of("exp");
+    return c;
+}
 
 std::string_view status_name(grpc::StatusCode c) {
     static constexpr std::string_view names[] = {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -29,6 +30,16 @@ private:
 };
 
 std::string_view status_name(grpc::StatusCode c);
+
+// What a Hatchet API token (a JWT) says about itself, read without checking its signature (the
+// engine does that): the tenant, when it was issued and when it expires.
+struct token_claims {
+    std::string tenant;      // `sub`
+    std::string server_url;  // where the engine expects its REST API
+    std::optional<std::chrono::system_clock::time_point> issued, expires;  // `iat`, `exp`
+};
+// Throws config_error saying which part does not decode (never quoting the token).
+token_claims decode_token(std::string_view jwt);
 
 class connection {
 public:
@@ -70,6 +81,7 @@ public:
     [[noreturn]] void fail(std::string_view rpc, const grpc::Status& st) const;
     // `text` with every occurrence of the token replaced by "<token>".
     std::string redact(std::string text) const;
+    token_claims claims() const { return decode_token(token_); }
 
 private:
     std::string token_;

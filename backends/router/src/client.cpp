@@ -573,6 +573,24 @@ std::vector<weft::backend*> backend_impl::routed_backends() {
     return out;
 }
 
+std::vector<health_check> backend_impl::doctor() {
+    std::vector<health_check> out;
+    if (flags_) {
+        const auto set = flags_->current();
+        const std::string err = flags_->last_error();
+        out.push_back({"router.flags", err.empty(),
+                       err.empty() ? std::to_string(set->keys().size()) + " flags from " + opts_.flags : err,
+                       err.empty() ? "" : "fix the file: until then the router keeps its last good version"});
+    } else {
+        out.push_back({"router.flags", true, "no flag file: every run goes to " + names_.front(), {}});
+    }
+    for (auto& b : backends_) {
+        auto checks = b->doctor();
+        out.insert(out.end(), std::make_move_iterator(checks.begin()), std::make_move_iterator(checks.end()));
+    }
+    return out;
+}
+
 router::shadow_counts backend_impl::shadows(std::string_view workflow) const { return shadows_->counts(workflow); }
 void backend_impl::drain_shadows() { shadows_->drain(); }
 

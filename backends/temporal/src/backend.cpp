@@ -358,6 +358,106 @@ run_description backend_impl::describe(std::string_view id) {
 // visibility refuses ORDER BY and lists open runs first, then by close time: so a window of up to
 // limit + 100 runs is read and sorted here by start time, newest first (a run started long before
 // the others but closed last can push a newer one out of that window only past 100 such runs).
+namespace {
+
+// A refused call as an operator reads it: what failed, and what to do.
+health_check failed_check(std::string name, const rpc_error& e, const options& o) {
+    const std::string at = "Temporal at " + o.address;
+    const std::string said = e.code_name() + ": " + e.server_message();
+    switch (static_cast<grpc::StatusCode>(e.code())) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+        // A TLS-only frontend drops a plaintext connection: the same UNAVAILABLE, with a hint in the message.
+        return {std::move(name), false, "cannot reach " + at + " (" + said + ")",
+                "start the server (scripts/services up), or fix address (WEFT_TEMPORAL_ADDRESS); a server that "
+                "requires TLS is not reachable: weft connects without TLS"};
+    case grpc::StatusCode::UNAUTHENTICATED:
+    case grpc::StatusCode::PERMISSION_DENIED:
+        return {std::move(name), false, at + " refused the call: " + said,
+                "the server requires credentials (an API key or mTLS client certificate), which weft's Temporal "
+                "backend does not send: use a server or namespace without authorization"};
+    default: return {std::move(name), false, at + ": " + e.rpc() + " failed: " + said, "see the server's log"};
+    }
+}
+
+}  // namespace
+
+std::vector<health_check> backend_impl::doctor() {
+    using stub = connection::service::Stub;
+    const options& o = state_->conn.configuration();
+    std::vector<health_check> out;
+    try {
+        const auto info = state_->conn.call("GetSystemInfo", &stub::GetSystemInfo, wf::GetSystemInfoRequest{});
+        const auto& c = info.capabilities();
+        std::string caps;
+        auto cap = [&](bool on, const char* n) {
+            if (on) caps += (caps.empty() ? "" : ", ") + std::string(n);
+        };
+        cap(c.signal_and_query_header(), "signal_and_query_header");
+        cap(c.internal_error_differentiation(), "internal_error_differentiation");
+        cap(c.supports_schedules(), "supports_schedules");
+        cap(c.encoded_failure_attributes(), "encoded_failure_attributes");
+        cap(c.upsert_memo(), "upsert_memo");
+        cap(c.eager_workflow_start(), "eager_workflow_start");
+        cap(c.sdk_metadata(), "sdk_metadata");
+        cap(c.nexus(), "nexus");
+        out.push_back({"temporal.server", true,
+                       "Temporal " + (info.server_version().empty() ? std::string("(version not reported)") : info.server_version()) +
+                           " at " + o.address + "; capabilities: " + (caps.empty() ? "none" : caps),
+                       {}});
+    } catch (const rpc_error& e) {
+        out.push_back(failed_check("temporal.server", e, o));
+        return out;  // nothing else can be asked
+    }
+    try {
+        wf::DescribeNamespaceRequest req;
+        req.set_namespace_(o.namespace_name);
+        const auto ns = state_->conn.call("DescribeNamespace", &stub::DescribeNamespace, req);
+        const auto& ni = ns.namespace_info();
+        const bool registered = ni.state() == ::temporal::api::enums::v1::NAMESPACE_STATE_REGISTERED;
+        out.push_back({"temporal.namespace", registered,
+                       "namespace '" + o.namespace_name + "' is " +
+                           ::temporal::api::enums::v1::NamespaceState_Name(ni.state()),
+                       registered ? "" : "use a registered namespace (namespace, WEFT_TEMPORAL_NAMESPACE)"});
+    } catch (const rpc_error& e) {
+        if (!dynamic_cast<const namespace_not_found*>(&e) && !dynamic_cast<const not_found*>(&e)) {
+            out.push_back(failed_check("temporal.namespace", e, o));
+            return out;
+        }
+        out.push_back({"temporal.namespace", false, "namespace '" + o.namespace_name + "' does not exist on " + o.address,
+                       "create it: temporal operator namespace create --namespace " + o.namespace_name + " --address " +
+                           o.address + ", or set namespace (WEFT_TEMPORAL_NAMESPACE) to an existing one"});
+        return out;
+    }
+    if (o.task_queue.empty()) {
+        out.push_back({"temporal.pollers", true, "warning: no task_queue configured, so no queue to look at", {}});
+        return out;
+    }
+    // Workflow tasks and activity tasks are polled separately; weft's worker does both.
+    std::string seen;
+    bool any = false;
+    for (auto type : {::temporal::api::enums::v1::TASK_QUEUE_TYPE_WORKFLOW, ::temporal::api::enums::v1::TASK_QUEUE_TYPE_ACTIVITY}) {
+        try {
+            wf::DescribeTaskQueueRequest req;
+            req.set_namespace_(o.namespace_name);
+            req.mutable_task_queue()->set_name(o.task_queue);
+            req.mutable_task_queue()->set_kind(::temporal::api::enums::v1::TASK_QUEUE_KIND_NORMAL);
+            req.set_task_queue_type(type);
+            const auto tq = state_->conn.call("DescribeTaskQueue", &stub::DescribeTaskQueue, req);
+            any = any || tq.pollers_size() > 0;
+            seen += (seen.empty() ? "" : ", ") + std::to_string(tq.pollers_size()) +
+                    (type == ::temporal::api::enums::v1::TASK_QUEUE_TYPE_WORKFLOW ? " workflow" : " activity") + " poller(s)";
+        } catch (const rpc_error& e) {
+            seen += (seen.empty() ? "" : ", ") + std::string("DescribeTaskQueue failed: ") + e.code_name();
+        }
+    }
+    out.push_back({"temporal.pollers", true,
+                   (any ? "" : "warning: ") + std::string("task queue '") + o.task_queue + "': " + seen +
+                       (any ? "" : "; runs wait until a worker polls it"),
+                   {}});
+    return out;
+}
+
 std::vector<run_summary> backend_impl::list(std::string_view workflow, std::size_t limit) {
     std::string quoted;
     for (char c : workflow) {

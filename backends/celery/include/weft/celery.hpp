@@ -103,6 +103,9 @@ public:
     // From the bounded index weft-runs-<workflow> (a sorted set of the latest runs start() sent,
     // with the metas' expiry).
     std::vector<run_summary> list(std::string_view workflow, std::size_t limit) override;
+    // The broker and the result backend: reachable, the password, Redis's version, the database;
+    // then whether any worker answers a pidbox ping (a warning: runs wait for one, they do not fail).
+    std::vector<health_check> doctor() override;
     // Many runs of one workflow, all their messages in one pipeline.
     std::vector<std::shared_ptr<run_control>> start_many(const erased_workflow& wf, std::span<const void* const> inputs);
     // Whether canvas can express W; a workflow it cannot is diagnosed at compile time.

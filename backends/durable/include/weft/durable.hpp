@@ -84,6 +84,9 @@ public:
     run_description describe(std::string_view id) override;
     // The newest runs of `workflow` in the journal.
     std::vector<run_summary> list(std::string_view workflow, std::size_t limit) override;
+    // The journal: its schema version (checked as it opened), and whether this process may write
+    // the file and its directory (SQLite's WAL puts -wal and -shm files beside it).
+    std::vector<health_check> doctor() override;
     const std::string& journal() const noexcept;
 
 private:

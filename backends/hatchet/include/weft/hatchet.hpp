@@ -73,6 +73,9 @@ public:
     run_description describe(std::string_view id) override;
     // Refused (config_error): the engine's gRPC API lists no runs.
     std::vector<run_summary> list(std::string_view workflow, std::size_t limit) override;
+    // The token's claims (tenant, expiry), then Dispatcher/GetVersion: the engine answers and
+    // accepts the token. The gRPC API lists no workers, so none are checked.
+    std::vector<health_check> doctor() override;
     // PutWorkflow of the workflow's lowering (start() does it too, once per client).
     std::string register_workflow(const erased_workflow& wf, bool dry_run) override;
     // Step names that collide once Hatchet lowercases them are diagnosed at compile time.

@@ -83,6 +83,8 @@ public:
     std::vector<run_summary> list(std::string_view workflow, std::size_t limit) override;
     std::string register_workflow(const erased_workflow& wf, bool dry_run) override;
     std::vector<weft::backend*> routed_backends() override;
+    // Every routed backend's checks, and the flag file's.
+    std::vector<health_check> doctor() override;
     route_decision route(std::string_view workflow, const run_options& opts) override {
         return decide(workflow, opts.key, opts.attributes);
     }

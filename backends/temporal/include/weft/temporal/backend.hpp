@@ -67,6 +67,9 @@ public:
     run_description describe(std::string_view id) override;
     // Visibility: ListWorkflowExecutions of the workflow type, sorted here newest first.
     std::vector<run_summary> list(std::string_view workflow, std::size_t limit) override;
+    // GetSystemInfo (version, capabilities), DescribeNamespace of the configured namespace, and the
+    // pollers DescribeTaskQueue sees on the task queue (a warning when there are none).
+    std::vector<health_check> doctor() override;
 
     struct state;
 
