@@ -381,6 +381,9 @@ int drive(const std::string& from, const std::string& to, const std::string& fla
               std::string::npos,
           "metrics: no weft_shadow_runs_total{outcome=mismatched} 6 in\n" + metrics);
     std::printf("{\"shadow_started\": %llu}\n", (unsigned long long)counts.started);
+    // Shadows off before the old side drains: a shadow sent to a backend without workers would wait
+    // in its queue for ever.
+    write_flags(flags_path, route_flags(from, to, 100));
     std::fprintf(stderr, "migration %s -> %s: %s\n", from.c_str(), to.c_str(), failures ? "FAILED" : "ok");
     return failures ? 1 : 0;
 }

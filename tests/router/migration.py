@@ -74,6 +74,8 @@ try:
         start_worker(side)
     for side in (FROM, TO):
         wait_ready(side)
+    if "hatchet" in (FROM, TO):
+        time.sleep(2)  # the engine assigns to a worker once its first heartbeat is in
 
     t0 = time.time()
     drive = subprocess.run([BIN, "drive", FROM, TO, flags, str(PHASE_S)], env=router_env, capture_output=True, text=True,
@@ -117,7 +119,8 @@ try:
     check(cli.returncode == 0, f"`run migrate` through the router: exit {cli.returncode}: {cli.stderr[-1500:]}")
     if cli.returncode == 0:
         out = json.loads(cli.stdout.strip().splitlines()[-1])
-        check(out.get("seq") == 900000, f"`run migrate` output: {cli.stdout!r}")
+        check(out.get("state") == "succeeded" and out["output"]["seq"] == 900000 and out["id"].startswith(f"{TO}:"),
+              f"`run migrate` output: {cli.stdout!r}")
     check(procs[FROM].wait(timeout=60) == 0, f"the {FROM} worker did not drain cleanly: {worker_log(FROM)[-2000:]}")
 
     ev = subprocess.run([BIN, "flags", "eval", "migrate", "--key", "tenant-7", "--output", "json"], env=router_env,
@@ -127,7 +130,7 @@ try:
         d = json.loads(ev.stdout.strip().splitlines()[-1])
         check(d.get("backend") == TO and "fractional" in d.get("why", "") + d.get("reason", ""), f"flags eval: {d}")
         print(f"flags eval: {d}", flush=True)
-    st = subprocess.run([BIN, "migration", "status", "--output", "json"], env=router_env, capture_output=True, text=True,
+    st = subprocess.run([BIN, "migration", "status", "--limit", "100", "--output", "json"], env=router_env, capture_output=True, text=True,
                         timeout=120)
     check(st.returncode == 0, f"migration status: exit {st.returncode}: {st.stderr[-1500:]}")
     if st.returncode == 0:
@@ -139,6 +142,7 @@ try:
             check(r is not None, f"migration status has no row for migrate on {b}: {s}")
             if r and "error" not in r:
                 check(r["done"] >= 1, f"migration status: nothing done on {b}: {r}")
+                check(r["in_flight"] == 0, f"migration status: runs left in flight on {b}: {r}")
 finally:
     for side, p in procs.items():
         if p.poll() is None:
