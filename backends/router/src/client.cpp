@@ -19,21 +19,6 @@ namespace weft::router_detail {
 
 namespace {
 
-std::vector<std::string> split_names(std::string_view text) {
-    std::vector<std::string> out;
-    std::size_t pos = 0;
-    while (pos <= text.size()) {
-        std::size_t end = text.find(',', pos);
-        if (end == std::string_view::npos) end = text.size();
-        std::string_view part = text.substr(pos, end - pos);
-        while (!part.empty() && (part.front() == ' ' || part.front() == '\t')) part.remove_prefix(1);
-        while (!part.empty() && (part.back() == ' ' || part.back() == '\t')) part.remove_suffix(1);
-        if (!part.empty()) out.emplace_back(part);
-        pos = end + 1;
-    }
-    return out;
-}
-
 std::string joined(const std::vector<std::string>& names) {
     std::string s;
     for (auto& n : names) s += (s.empty() ? "" : ", ") + n;
@@ -50,7 +35,7 @@ config routed_config(const config& parent, const std::string& name) {
 std::vector<std::string> checked_names(const router::options& o, const std::string& list, std::string_view key) {
     const auto origin = o.parent.find("router." + std::string(key));
     const std::string where = origin ? origin->origin : "the default";
-    std::vector<std::string> names = split_names(list);
+    std::vector<std::string> names = split_list(list);
     if (names.empty())
         throw config_error("weft: router." + std::string(key) + " (from " + where +
                            ") names no backend: list the backends runs may go to, in migration order, e.g. "

@@ -98,22 +98,27 @@ std::vector<std::string> json_differences(const json::value& a, const json::valu
     return out;
 }
 
-std::vector<std::string> ignore_list(std::string_view text, std::string_view flag) {
+std::vector<std::string> split_list(std::string_view text) {
     std::vector<std::string> out;
     std::size_t pos = 0;
     while (pos <= text.size()) {
         std::size_t end = text.find(',', pos);
         if (end == std::string_view::npos) end = text.size();
-        std::string_view p = text.substr(pos, end - pos);
-        while (!p.empty() && p.front() == ' ') p.remove_prefix(1);
-        while (!p.empty() && p.back() == ' ') p.remove_suffix(1);
+        std::string_view part = text.substr(pos, end - pos);
+        while (!part.empty() && (part.front() == ' ' || part.front() == '\t')) part.remove_prefix(1);
+        while (!part.empty() && (part.back() == ' ' || part.back() == '\t')) part.remove_suffix(1);
+        if (!part.empty()) out.emplace_back(part);
         pos = end + 1;
-        if (p.empty()) continue;
-        if (p.front() != '/')
-            throw config_error("weft: flag '" + std::string(flag) + "': compareIgnore entry '" + std::string(p) +
-                               "' is not a JSON pointer (it starts with '/', e.g. /stats/elapsed_ms or /items/*/id)");
-        out.emplace_back(p);
     }
+    return out;
+}
+
+std::vector<std::string> ignore_list(std::string_view text, std::string_view flag) {
+    std::vector<std::string> out = split_list(text);
+    for (const std::string& p : out)
+        if (p.front() != '/')
+            throw config_error("weft: flag '" + std::string(flag) + "': compareIgnore entry '" + p +
+                               "' is not a JSON pointer (it starts with '/', e.g. /stats/elapsed_ms or /items/*/id)");
     return out;
 }
 

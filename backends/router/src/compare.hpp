@@ -15,6 +15,9 @@ namespace weft::router_detail {
 std::vector<std::string> json_differences(const json::value& a, const json::value& b,
                                           const std::vector<std::string>& ignore, std::size_t limit = 5);
 
+// The comma-separated items of `text`, trimmed, empty ones left out.
+std::vector<std::string> split_list(std::string_view text);
+
 // The comma-separated pointers of a flag's "compareIgnore" metadata, each checked to be a JSON
 // pointer; throws config_error naming the flag otherwise.
 std::vector<std::string> ignore_list(std::string_view text, std::string_view flag);
