@@ -141,6 +141,32 @@ TEST_CASE("sticky keys stay on one backend, and raising the percentage only move
     CHECK(client.backend().flags_error().empty());
 }
 
+TEST_CASE("allow- and deny-lists: attributes pick the backend before the percentage does") {
+    tmpdir d("lists");
+    // Tenants on the allow-list go to durable, those on the deny-list stay on local, the rest: 50 %.
+    write(d.file("flags.json"), R"({"flags": {"weft.route.diamond": {"state": "ENABLED",
+      "variants": {"local": "local", "durable": "durable"}, "defaultVariant": "local",
+      "targeting": {"if": [{"in": [{"var": "tenant"}, ["acme", "globex"]]}, "durable",
+                           {"in": [{"var": "tenant"}, ["initech"]]}, "local",
+                           {"fractional": [["local", 50], ["durable", 50]]}]}}}})");
+    weft::client<weft::router> client(router_config(d, d.file("flags.json")));
+    int durable_allowed = 0, local_denied = 0, split = 0;
+    for (int k = 0; k < 400; ++k) {
+        const std::string key = "doc-" + std::to_string(k);
+        durable_allowed += client.decide("diamond", key, {{"tenant", "acme"}}).backend == "durable";
+        local_denied += client.decide("diamond", key, {{"tenant", "initech"}}).backend == "local";
+        split += client.decide("diamond", key, {{"tenant", "hooli"}}).backend == "durable";
+    }
+    CHECK(durable_allowed == 400);
+    CHECK(local_denied == 400);
+    CHECK(split > 140);  // 50 % of 400 keys, +- 3 sigma (30)
+    CHECK(split < 260);
+    auto run = client.start(diamond, 2, {.key = "doc-1", .attributes = {{"tenant", "globex"}}});
+    CHECK(backend_of(run.id()) == "durable");
+    CHECK(run.get() == "n=2 sum=3");
+    CHECK_THAT(client.decide("diamond", "doc-1", {{"tenant", "acme"}}).why, Catch::Contains("TARGETING_MATCH"));
+}
+
 TEST_CASE("a rollback is refused unless the flag allows it, and the rules in force stay") {
     tmpdir d("rollback");
     write(d.file("flags.json"), route("diamond", 50));
