@@ -225,6 +225,32 @@ TEST_CASE("a run whose submission fails goes to the next backend only with fallb
     CHECK(backend_of(run.id()) == "local");
     CHECK(run.get() == "n=2 sum=3");
 }
+
+TEST_CASE("a shadow whose backend refuses the submission is counted failed, and a full queue drops and counts") {
+    tmpdir d("shadow_faults");
+    write(d.file("flags.json"), R"({"flags": {"weft.shadow.diamond": {"state": "ENABLED",
+        "variants": {"on": "celery"}, "defaultVariant": "on"}}})");
+    weft::config c = router_config(d, d.file("flags.json"), "local, celery");
+    c.set("celery.broker_url", "redis://127.0.0.1:1/0");  // nothing listens on port 1
+    c.set("celery.timeout_ms", "300");
+    {
+        weft::client<weft::router> client(c);
+        // The caller's runs succeed on local whatever happens to their shadows.
+        for (int i = 1; i <= 4; ++i) CHECK(client.start(diamond, i).get() == "n=" + std::to_string(i) + " sum=" + std::to_string(i * (i + 1) / 2));
+        client.drain_shadows();
+        const auto s = client.shadows("diamond");
+        CHECK(s.errors == 4);
+        CHECK(s.started == 0);
+        CHECK(s.matched + s.mismatched + s.dropped == 0);
+    }
+    c.set("router.shadow_queue", "0");  // no room: every shadow is dropped
+    weft::client<weft::router> client(c);
+    for (int i = 1; i <= 3; ++i) CHECK(client.start(diamond, i).get() == "n=" + std::to_string(i) + " sum=" + std::to_string(i * (i + 1) / 2));
+    client.drain_shadows();
+    const auto s = client.shadows("diamond");
+    CHECK(s.dropped == 3);
+    CHECK(s.errors + s.started == 0);
+}
 #endif
 
 TEST_CASE("shadow runs: the same output matches, a diverging one is caught, the caller's result never changes") {
