@@ -19,6 +19,9 @@
 #if WEFT_EXAMPLE_DURABLE
 #include <weft/durable.hpp>
 #endif
+#if WEFT_EXAMPLE_ROUTER
+#include <weft/router.hpp>  // backend = router: each run to one of the others, by a flag (docs/migration.md)
+#endif
 
 #include "corpus_report.hpp"
 

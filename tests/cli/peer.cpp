@@ -15,6 +15,9 @@
 #if WEFT_CLI_DURABLE
 #include <weft/durable.hpp>
 #endif
+#if WEFT_CLI_ROUTER
+#include <weft/router.hpp>
+#endif
 
 #include <stdexcept>
 #include <thread>
