@@ -308,8 +308,10 @@ run_description backend_impl::describe(std::string_view id) {
         for (const auto& r : records) begun.push_back(&r);
         constexpr millis never = std::numeric_limits<millis>::max();
         std::stable_sort(begun.begin(), begun.end(), [](auto* a, auto* b) {
-            // a step with a result but no attempt row (removed by hand) sorts last
-            return (a->first_started_at ? a->first_started_at : never) < (b->first_started_at ? b->first_started_at : never);
+            // a step with a result but no attempt row (removed by hand) sorts last; within one ms,
+            // the one that ended first most likely began first (a parent ends before its child begins)
+            const millis sa = a->first_started_at ? a->first_started_at : never, sb = b->first_started_at ? b->first_started_at : never;
+            return sa != sb ? sa < sb : a->last_finished_at < b->last_finished_at;
         });
         for (auto* r : begun) describe_step(status_from(r->step, *row, r), r);
     }
