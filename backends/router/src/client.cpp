@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -63,10 +65,6 @@ std::string random_key() {
         v >>= 4;
     }
     return k;
-}
-
-bool has_side_effects(const erased_workflow& wf) {
-    return std::any_of(wf.graph.policies.begin(), wf.graph.policies.end(), [](const step_policy& p) { return p.side_effects; });
 }
 
 std::string_view side_effect_step(const erased_workflow& wf) {

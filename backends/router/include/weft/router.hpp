@@ -21,15 +21,11 @@
 // `fallback = true` a run whose submission failed goes to the next backend that accepts it.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <utility>
 #include <vector>
 
