@@ -2,7 +2,7 @@
 // interop scripts, the fixture capture and the benchmarks start it.
 //
 //     dag_worker --task-queue Q [--ready-file F] [--max-seconds N] [--concurrency N] [--pollers N]
-//                [--heartbeat-ms N] [--activities-only] [--backoff-max-ms N]
+//                [--heartbeat-ms N] [--drain-ms N] [--activities-only] [--backoff-max-ms N]
 //     dag_worker --task-queue Q --start-mixed N     a client only: runs weft_mixed(N), prints {"id", "result"}
 //
 // With OTEL_EXPORTER_OTLP_ENDPOINT set, spans go there (tests/temporal/traces.py).
@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
         else if (a == "--concurrency") opts.concurrency = static_cast<unsigned>(std::stoi(next()));
         else if (a == "--pollers") opts.activity_pollers = opts.workflow_pollers = static_cast<unsigned>(std::stoi(next()));
         else if (a == "--heartbeat-ms") opts.heartbeat_timeout = std::chrono::milliseconds(std::stoi(next()));
+        else if (a == "--drain-ms") opts.drain_timeout = std::chrono::milliseconds(std::stoi(next()));
         else if (a == "--backoff-max-ms") opts.backoff.maximum = std::chrono::milliseconds(std::stoi(next()));
         else if (a == "--activities-only") opts.workflows = false;
         else if (a == "--start-mixed") start_mixed = std::stoi(next());

@@ -9,6 +9,7 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <weft/any_client.hpp>
+#include <weft/json.hpp>
 
 #include "dags.hpp"
 #include "decide.hpp"
@@ -189,4 +190,48 @@ TEST_CASE("a history that schedules an activity the graph would not is nondeterm
         REQUIRE_FALSE(d.ok());
         CHECK_THAT(d.nondeterminism, Catch::Contains("history event " + std::to_string(e.event_id())));
     }
+}
+
+TEST_CASE("queries are answered from the history, on running and closed runs", "[temporal][replay][query]") {
+    const history::History h = load("chain");
+    const weft::graph_view& g = graph_for(h);
+    auto text = [](const interpreter::query_answer& a) {
+        REQUIRE(a.ok);
+        REQUIRE(a.answer.payloads_size() == 1);
+        return a.answer.payloads(0).data();
+    };
+    // Up to the second ActivityTaskScheduled: the first step succeeded, the second waits.
+    int cut = 0, scheduled = 0;
+    for (int i = 0; i < h.events_size() && !cut; ++i)
+        if (h.events(i).event_type() == enums::EVENT_TYPE_ACTIVITY_TASK_SCHEDULED && ++scheduled == 2) cut = i + 1;
+    REQUIRE(cut > 0);
+    const history::History running = prefix(h, cut);
+
+    const weft::json::value steps = weft::json::parse(text(interpreter::answer_query(g, running, interpreter::steps_query)));
+    REQUIRE(steps.as_array().size() == 3);
+    CHECK(steps.at(0).at("name") == "weft_test.count_items");
+    CHECK(steps.at(0).at("state") == "succeeded");
+    CHECK(steps.at(1).at("state") == "pending");
+    CHECK(steps.at(2).at("state") == "pending");
+
+    const weft::json::value stack = weft::json::parse(text(interpreter::answer_query(g, running, "__stack_trace")));
+    CHECK_THAT(std::string(stack.as_string()), Catch::Contains("weft_test.price_items: scheduled"));
+    CHECK_THAT(std::string(stack.as_string()), !Catch::Contains("weft_test.add_tax"));  // its parent has not run
+
+    const auto meta = interpreter::answer_query(g, running, "__temporal_workflow_metadata");
+    CHECK(meta.answer.payloads(0).metadata().at("encoding") == "json/protobuf");
+    CHECK(meta.answer.payloads(0).metadata().at("messageType") == "temporal.api.sdk.v1.WorkflowMetadata");
+    const weft::json::value m = weft::json::parse(text(meta));
+    CHECK(m.at("definition").at("type") == "weft_chain");
+    CHECK(m.at("definition").at("queryDefinitions").as_array().size() == 3);
+    CHECK_THAT(std::string(m.at("currentDetails").as_string()), Catch::Contains("| weft_test.count_items | succeeded | 1 |"));
+
+    const weft::json::value done = weft::json::parse(text(interpreter::answer_query(g, h, interpreter::steps_query)));
+    for (const auto& s : done.as_array()) CHECK(s.at("state") == "succeeded");
+
+    const auto unknown = interpreter::answer_query(g, h, "no_such_query");
+    CHECK_FALSE(unknown.ok);
+    CHECK(unknown.error ==
+          "Query handler for 'no_such_query' expected but not found, known queries: [__stack_trace "
+          "__temporal_workflow_metadata weft.steps]");
 }

@@ -224,7 +224,11 @@ void fail(const graph_view& g, const node_state& n, std::size_t node, command::C
     f.set_source("weft");
     auto& info = *f.mutable_application_failure_info();
     info.set_type(std::string(step_failed_type));
-    info.set_non_retryable(true);
+    // Retryable unless the step's own error was: a caller's RetryPolicy on the workflow then runs it
+    // again, as it would an SDK workflow whose activity failed.
+    const history::HistoryEvent& closed = *n.closed_by;
+    info.set_non_retryable(closed.event_type() == enums::EVENT_TYPE_ACTIVITY_TASK_FAILED &&
+                           closed.activity_task_failed_event_attributes().failure().application_failure_info().non_retryable());
     json::object detail{{"step", name}, {"error", error}, {"attempts", attempts}};
     codec::to_payload(boost::json::serialize(detail), *info.mutable_details()->add_payloads());
 
@@ -332,6 +336,105 @@ std::vector<step_status> step_states(const graph_view& g, const history::History
         out.push_back(std::move(st));
     }
     return out;
+}
+
+namespace {
+
+// What the server says of the activities in flight, over what the history says: the attempt an
+// activity with retries is on, whether it started, and its last failure.
+void overlay(std::vector<step_status>& steps, std::span<const ::temporal::api::workflow::v1::PendingActivityInfo> pending) {
+    for (const auto& a : pending)
+        for (step_status& s : steps) {
+            if (s.name != a.activity_id()) continue;
+            s.attempts = std::max(s.attempts, a.attempt());
+            if (a.state() == enums::PENDING_ACTIVITY_STATE_STARTED) s.state = step_state::running;
+            else if (a.attempt() > 1) s.state = step_state::retrying;
+            if (a.has_last_failure()) s.error = codec::from_failure(a.last_failure()).describe();
+        }
+}
+
+json::array steps_json(const std::vector<step_status>& steps) {
+    json::array a;
+    for (const step_status& s : steps) {
+        json::object o{{"name", s.name}, {"state", std::string(to_string(s.state))}, {"attempts", s.attempts}};
+        if (!s.error.empty()) o["error"] = s.error;
+        a.push_back(std::move(o));
+    }
+    return a;
+}
+
+std::string stack_trace(const graph_view& g, const std::vector<step_status>& steps) {
+    std::string out = "weft workflow '" + std::string(g.name) + "': a DAG of " + std::to_string(steps.size()) + " steps\n";
+    std::size_t done = 0, shown = 0;
+    for (std::size_t n : g.topological_order) {
+        const step_status& s = steps[n];
+        if (s.state == step_state::succeeded) ++done;
+        if (is_final(s.state)) continue;
+        bool ready = true;  // a pending step whose parents have not all succeeded is not waiting yet
+        for (std::size_t k = 0; k < g.parent_count(n) && ready; ++k) ready = steps[g.parent(n, k)].state == step_state::succeeded;
+        if (s.state == step_state::pending && !ready) continue;
+        out += "  " + s.name + ": " + std::string(s.state == step_state::pending ? "scheduled" : to_string(s.state));
+        if (s.attempts > 0) out += ", attempt " + std::to_string(s.attempts);
+        if (!s.error.empty()) out += ", last error: " + s.error;
+        out += "\n";
+        ++shown;
+    }
+    if (shown == 0) out += "  no step is running\n";
+    out += "  " + std::to_string(done) + " of " + std::to_string(steps.size()) + " steps succeeded\n";
+    return out;
+}
+
+// The step table, in Markdown: the UI renders a workflow's current details as Markdown.
+std::string details(const std::vector<step_status>& steps) {
+    std::string out = "| step | state | attempts |\n|---|---|---|\n";
+    for (const step_status& s : steps)
+        out += "| " + s.name + " | " + std::string(to_string(s.state)) + " | " + std::to_string(s.attempts) + " |\n";
+    return out;
+}
+
+// Sorted, as the SDKs list them.
+constexpr std::string_view builtin_queries[] = {"__stack_trace", "__temporal_workflow_metadata", steps_query};
+
+}  // namespace
+
+bool answers(std::string_view query_type) noexcept {
+    return std::find(std::begin(builtin_queries), std::end(builtin_queries), query_type) != std::end(builtin_queries);
+}
+
+query_answer answer_query(const graph_view& g, const history::History& events, std::string_view query_type,
+                          std::span<const ::temporal::api::workflow::v1::PendingActivityInfo> pending) {
+    query_answer a;
+    auto known = [&] {
+        std::string names;
+        for (std::string_view q : builtin_queries) names += (names.empty() ? "" : " ") + std::string(q);
+        return names;
+    };
+    if (!answers(query_type)) {
+        // The Python SDK's words, so callers that match on them keep working.
+        a.error = "Query handler for '" + std::string(query_type) + "' expected but not found, known queries: [" + known() + "]";
+        return a;
+    }
+    std::vector<step_status> steps = step_states(g, events);
+    overlay(steps, pending);
+    a.ok = true;
+    common::Payload& p = *a.answer.add_payloads();
+    if (query_type == steps_query) {
+        codec::to_payload(boost::json::serialize(steps_json(steps)), p);
+    } else if (query_type == "__stack_trace") {
+        codec::to_payload(boost::json::serialize(json::value(stack_trace(g, steps))), p);
+    } else {
+        json::array queries;
+        for (std::string_view q : builtin_queries)
+            queries.push_back(json::object{{"name", q},
+                                           {"description", q == steps_query ? "each step's state, attempts and last error" : ""}});
+        json::object definition{{"type", g.name}, {"queryDefinitions", std::move(queries)},
+                                {"signalDefinitions", json::array()}, {"updateDefinitions", json::array()}};
+        json::object metadata{{"definition", std::move(definition)}, {"currentDetails", details(steps)}};
+        (*p.mutable_metadata())["encoding"] = "json/protobuf";
+        (*p.mutable_metadata())["messageType"] = "temporal.api.sdk.v1.WorkflowMetadata";
+        p.set_data(boost::json::serialize(metadata));
+    }
+    return a;
 }
 
 }  // namespace weft::temporal_detail::interpreter

@@ -5,11 +5,13 @@
 #pragma once
 
 #include <chrono>
+#include <span>
 #include <string>
 #include <vector>
 
 #include <temporal/api/command/v1/message.pb.h>
 #include <temporal/api/history/v1/message.pb.h>
+#include <temporal/api/workflow/v1/message.pb.h>
 
 #include <weft/backend.hpp>
 #include <weft/run.hpp>
@@ -51,5 +53,33 @@ decision decide(const graph_view& graph, const history::History& events, const d
 
 // Each step's state as the history shows it (for run handles); attempts from ActivityTaskStarted.
 std::vector<step_status> step_states(const graph_view& graph, const history::History& events);
+
+// ------------------------------------------------------------------------------------------
+// Queries: answered from the history (and the server's view of the activities in flight), never
+// changing the run, so a query on a closed run answers too.
+
+// The query weft answers for every workflow: each step's state, attempts and last error, as JSON
+// [{"name", "state", "attempts"[, "error"]}] (the shape `weft status` prints).
+inline constexpr std::string_view steps_query = "weft.steps";
+
+struct query_answer {
+    bool ok = false;
+    ::temporal::api::common::v1::Payloads answer;  // ok
+    std::string error;                             // not ok: why, as the SDKs word it
+};
+
+// Answers `query_type`:
+//   - weft.steps: as above;
+//   - __stack_trace (the UI's stack-trace view, `temporal workflow stack`): the steps running or
+//     waiting to run now, one per line;
+//   - __temporal_workflow_metadata (the UI's query list): temporal.api.sdk.v1.WorkflowMetadata as
+//     json/protobuf, naming these queries, with the step table as its current details;
+//   - any other name fails, as an SDK worker fails a query it has no handler for.
+// `pending` is DescribeWorkflowExecution's pending activities: only the server knows that an
+// activity with retries started, and which attempt it is on (its started event is written when it
+// closes). Empty when unknown.
+bool answers(std::string_view query_type) noexcept;
+query_answer answer_query(const graph_view& graph, const history::History& events, std::string_view query_type,
+                          std::span<const ::temporal::api::workflow::v1::PendingActivityInfo> pending = {});
 
 }  // namespace weft::temporal_detail::interpreter

@@ -1,6 +1,7 @@
 // The C++ Temporal worker on kit::worker_skeleton: workflow-task fetchers that decide each task as it
 // comes (decide.cpp), activity-task fetchers that poll only while a slot is free, `concurrency` step
-// threads, and a heartbeat thread that also raises cancellation and start-to-close timeouts.
+// threads, and a heartbeat thread that also raises cancellation and start-to-close timeouts, and goes
+// on through a graceful stop until every running step has reported.
 #include <weft/temporal/worker.hpp>
 
 #include <boost/json/serialize.hpp>
@@ -8,6 +9,8 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <thread>
 #include <vector>
 
 #include <weft/kit/backoff.hpp>
@@ -33,6 +36,9 @@ std::chrono::milliseconds to_ms(const google::protobuf::Duration& d) {
     return milliseconds(d.seconds() * 1000 + d.nanos() / 1'000'000);
 }
 
+
+// The failure type of a step stopped by a worker's graceful stop (retryable: not the step's fault).
+constexpr std::string_view worker_shutdown_type = "weft.worker_shutdown";
 
 void application_failure(failure_v1::Failure& f, std::string message, std::string type, bool non_retryable) {
     f.set_message(std::move(message));
@@ -63,9 +69,16 @@ struct worker::impl {
         std::string token;
         milliseconds heartbeat_every{0};
         clock::time_point next_heartbeat, deadline;
+        bool asked_by_shutdown = false;  // the drain deadline passed while it ran
     };
     std::mutex running_mutex;
     std::list<running> running_steps;
+
+    // A graceful stop: set before the skeleton stops, read by the heartbeat thread, which outlives
+    // the skeleton's threads so steps finishing during the drain are not timed out by the server.
+    std::atomic<bool> draining{false}, heartbeats_done{false};
+    std::atomic<clock::rep> drain_deadline{clock::time_point::max().time_since_epoch().count()};
+    std::thread heartbeat_thread;
 
     mutable std::mutex stats_mutex;
     counters stats;
@@ -202,16 +215,8 @@ struct worker::impl {
         respond("RespondWorkflowTaskFailed", &connection::service::Stub::RespondWorkflowTaskFailed, req);
     }
 
-    void workflow_task(wf::PollWorkflowTaskQueueResponse& task) {
-        count(&counters::workflow_tasks);
-        auto found = workflows.find(task.workflow_type().name());
-        if (found == workflows.end()) {
-            fail_workflow_task(task.task_token(), enums::WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE,
-                               "weft: this worker does not serve workflow type '" + task.workflow_type().name() + "'",
-                               "weft.unknown_workflow");
-            return;
-        }
-        // The whole history: the first page came with the task, the rest is paged in.
+    // The whole history: the first page came with the task, the rest is paged in.
+    void page_in_history(wf::PollWorkflowTaskQueueResponse& task) {
         ::temporal::api::history::v1::History& history = *task.mutable_history();
         std::string page = task.next_page_token();
         while (!page.empty()) {
@@ -224,7 +229,71 @@ struct worker::impl {
             for (auto& e : *resp.mutable_history()->mutable_events()) *history.add_events() = std::move(e);
             page = resp.next_page_token();
         }
-        interpreter::decision d = interpreter::decide(*found->second, history,
+    }
+
+    // The server's view of the run's activities in flight, for query answers; none if it cannot be
+    // read (the answer then rests on the history alone, which is still an answer).
+    std::vector<::temporal::api::workflow::v1::PendingActivityInfo> pending_activities(const wf::PollWorkflowTaskQueueResponse& task) {
+        wf::DescribeWorkflowExecutionRequest req;
+        req.set_namespace_(opts.namespace_name);
+        *req.mutable_execution() = task.workflow_execution();
+        try {
+            auto resp = conn.call("DescribeWorkflowExecution", &connection::service::Stub::DescribeWorkflowExecution, req);
+            return {resp.pending_activities().begin(), resp.pending_activities().end()};
+        } catch (const std::exception& e) {
+            opts.log("warning", "query on workflow '" + task.workflow_execution().workflow_id() +
+                                    "': cannot read its pending activities (" + e.what() + "); answering from its history");
+            return {};
+        }
+    }
+
+    interpreter::query_answer answer(const graph_view& g, const wf::PollWorkflowTaskQueueResponse& task,
+                                     const ::temporal::api::query::v1::WorkflowQuery& q,
+                                     std::optional<std::vector<::temporal::api::workflow::v1::PendingActivityInfo>>& pending) {
+        count(&counters::queries);
+        if (!interpreter::answers(q.query_type())) return interpreter::answer_query(g, task.history(), q.query_type());
+        if (!pending) pending = pending_activities(task);
+        return interpreter::answer_query(g, task.history(), q.query_type(), *pending);
+    }
+
+    // A query task (PollWorkflowTaskQueueResponse.query): answered at once, with no workflow task to
+    // complete (the server refuses RespondWorkflowTaskCompleted for it, and the caller would wait).
+    void query_task(wf::PollWorkflowTaskQueueResponse& task, const graph_view* g) {
+        wf::RespondQueryTaskCompletedRequest req;
+        req.set_task_token(task.task_token());
+        req.set_namespace_(opts.namespace_name);
+        req.set_poller_group_id(task.poller_group_id());
+        interpreter::query_answer a;
+        if (!g) {
+            a.error = "weft: this worker does not serve workflow type '" + task.workflow_type().name() + "'";
+        } else {
+            page_in_history(task);
+            std::optional<std::vector<::temporal::api::workflow::v1::PendingActivityInfo>> pending;
+            a = answer(*g, task, task.query(), pending);
+        }
+        if (a.ok) {
+            req.set_completed_type(enums::QUERY_RESULT_TYPE_ANSWERED);
+            *req.mutable_query_result() = std::move(a.answer);
+        } else {
+            req.set_completed_type(enums::QUERY_RESULT_TYPE_FAILED);
+            req.set_error_message(a.error);
+            application_failure(*req.mutable_failure(), a.error, "weft.unknown_query", true);
+        }
+        respond("RespondQueryTaskCompleted", &connection::service::Stub::RespondQueryTaskCompleted, req);
+    }
+
+    void workflow_task(wf::PollWorkflowTaskQueueResponse& task) {
+        auto found = workflows.find(task.workflow_type().name());
+        if (task.has_query()) return query_task(task, found == workflows.end() ? nullptr : found->second);
+        count(&counters::workflow_tasks);
+        if (found == workflows.end()) {
+            fail_workflow_task(task.task_token(), enums::WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE,
+                               "weft: this worker does not serve workflow type '" + task.workflow_type().name() + "'",
+                               "weft.unknown_workflow");
+            return;
+        }
+        page_in_history(task);
+        interpreter::decision d = interpreter::decide(*found->second, task.history(),
                                                       {.default_step_timeout = opts.default_step_timeout,
                                                        .heartbeat_timeout = opts.heartbeat_timeout});
         if (!d.ok()) {
@@ -237,6 +306,20 @@ struct worker::impl {
         wf::RespondWorkflowTaskCompletedRequest req;
         req.set_task_token(task.task_token());
         for (auto& c : d.commands) *req.add_commands() = std::move(c);
+        // Queries the server held for this task (a consistent query on a run with a task in flight).
+        std::optional<std::vector<::temporal::api::workflow::v1::PendingActivityInfo>> pending;
+        for (const auto& [id, q] : task.queries()) {
+            interpreter::query_answer a = answer(*found->second, task, q, pending);
+            ::temporal::api::query::v1::WorkflowQueryResult& r = (*req.mutable_query_results())[id];
+            if (a.ok) {
+                r.set_result_type(enums::QUERY_RESULT_TYPE_ANSWERED);
+                *r.mutable_answer() = std::move(a.answer);
+            } else {
+                r.set_result_type(enums::QUERY_RESULT_TYPE_FAILED);
+                r.set_error_message(a.error);
+                application_failure(*r.mutable_failure(), a.error, "weft.unknown_query", true);
+            }
+        }
         req.set_identity(conn.configuration().identity);
         req.set_namespace_(opts.namespace_name);
         respond("RespondWorkflowTaskCompleted", &connection::service::Stub::RespondWorkflowTaskCompleted, req);
@@ -273,7 +356,7 @@ struct worker::impl {
         ctx.run_id = task.workflow_execution().workflow_id();
         if (task.has_header()) ctx.parent = codec::extract_trace(task.header());
         ctx.who = &skeleton.settings().who;
-        ctx.worker = &skeleton.threads();  // a drain asks long steps to stop, as on every backend
+        // No ctx.worker: a stop asks steps to stop only at the drain deadline (heartbeater()).
         running r{.ctx = &ctx, .token = task.task_token()};
         const auto now = clock::now();
         if (task.has_heartbeat_timeout() && to_ms(task.heartbeat_timeout()).count() > 0) {
@@ -303,9 +386,14 @@ struct worker::impl {
     void report(const wf::PollActivityTaskQueueResponse& task, const erased_step* step, kit::step_outcome& out,
                 kit::task_context& ctx) {
         const std::string& name = task.activity_type().name();
+        bool shut_down = false;
         {
             std::lock_guard l(running_mutex);
-            running_steps.remove_if([&](const running& r) { return r.ctx == &ctx; });
+            running_steps.remove_if([&](const running& r) {
+                if (r.ctx != &ctx) return false;
+                shut_down = r.asked_by_shutdown;
+                return true;
+            });
         }
         if (ctx.cancelled) {
             count(&counters::steps_cancelled);
@@ -332,24 +420,36 @@ struct worker::impl {
             type = "weft.unknown_step";
         } else if (out.what == kit::step_outcome::kind::bad_payload) {
             message = "weft: step '" + name + "' cannot decode its arguments: " + out.error;
+        } else if (shut_down) {
+            // Not the step's fault: retryable whatever the step threw, so the server runs it again.
+            message = "weft: step '" + name + "' was stopped by a worker shutdown (drain timeout " +
+                      std::to_string(opts.drain_timeout.count()) + " ms): " + out.error;
+            type = std::string(worker_shutdown_type);
+            out.what = kit::step_outcome::kind::failed;
         }
         count(&counters::steps_failed);
         wf::RespondActivityTaskFailedRequest req;
         req.set_task_token(task.task_token());
-        application_failure(*req.mutable_failure(), std::move(message), std::move(type), !out.retryable());
+        application_failure(*req.mutable_failure(), std::move(message), std::move(type), !shut_down && !out.retryable());
         req.set_identity(conn.configuration().identity);
         req.set_namespace_(opts.namespace_name);
         respond("RespondActivityTaskFailed", &connection::service::Stub::RespondActivityTaskFailed, req);
     }
 
     void heartbeater() {
-        while (skeleton.threads().sleep_for(milliseconds(100))) {
+        while (!heartbeats_done) {
+            std::this_thread::sleep_for(milliseconds(100));
             std::vector<std::pair<kit::task_context*, std::string>> due;
             {
                 std::lock_guard l(running_mutex);
                 const auto now = clock::now();
+                const bool drained = draining && now.time_since_epoch().count() >= drain_deadline;
                 for (running& r : running_steps) {
                     if (now >= r.deadline) r.ctx->timed_out = true;
+                    if (drained && !r.asked_by_shutdown) {
+                        r.asked_by_shutdown = true;
+                        r.ctx->timed_out = true;  // stop_requested(): the step is asked to stop
+                    }
                     if (r.heartbeat_every.count() > 0 && now >= r.next_heartbeat && !r.ctx->cancelled) {
                         r.next_heartbeat = now + r.heartbeat_every;
                         due.emplace_back(r.ctx, r.token);
@@ -402,7 +502,7 @@ void worker::start() {
             kit::task_context ctx;
             kit::run_task(w, task, ctx);
         });
-        w.skeleton.threads().spawn([&w] { w.heartbeater(); });
+        w.heartbeat_thread = std::thread([&w] { w.heartbeater(); });
         serving = true;
     }
     if (!serving)
@@ -414,7 +514,14 @@ void worker::run() {
     impl_->skeleton.threads().wait_until_stopped();
 }
 
-void worker::stop() { impl_->skeleton.stop(); }
+void worker::stop() {
+    impl& w = *impl_;
+    if (!w.draining.exchange(true))
+        w.drain_deadline = (clock::now() + w.opts.drain_timeout).time_since_epoch().count();
+    w.skeleton.stop();  // the slots finish and report what they hold, still heartbeating
+    w.heartbeats_done = true;
+    if (w.heartbeat_thread.joinable()) w.heartbeat_thread.join();
+}
 
 worker::counters worker::stats() const {
     std::lock_guard l(impl_->stats_mutex);

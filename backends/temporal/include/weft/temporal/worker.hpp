@@ -46,6 +46,11 @@ struct worker_options : options {
     // Scheduling defaults of the workflow worker (a step's policy comes first).
     std::chrono::milliseconds default_step_timeout{std::chrono::minutes(10)};
     std::chrono::milliseconds heartbeat_timeout{std::chrono::seconds(10)};
+    // How long stop() lets running steps go on before it asks them to stop (this_step::stop_requested).
+    // Heartbeats go on throughout and every outcome is reported; a step that fails after it was asked
+    // fails as weft.worker_shutdown, retryable, so the server runs it again at once elsewhere.
+    // 0, as the Python SDK's graceful_shutdown_timeout: asked at once.
+    std::chrono::milliseconds drain_timeout{0};
     // level is "info", "warning" or "error". Default: stderr. Messages carry no credentials.
     std::function<void(std::string_view level, std::string_view text)> log;
 };
@@ -79,11 +84,12 @@ public:
 
     void start();  // spawns the pollers and returns
     void run();    // start(), then blocks until stop()
-    void stop();   // stops polling, lets running steps finish, joins; idempotent
+    void stop();   // stops polling, drains the running steps (drain_timeout), joins; idempotent
 
     struct counters {
         std::uint64_t workflow_tasks = 0, history_pages = 0, nondeterministic = 0, steps_succeeded = 0,
-                      steps_failed = 0, steps_cancelled = 0, heartbeats = 0, poll_errors = 0;
+                      steps_failed = 0, steps_cancelled = 0, heartbeats = 0, poll_errors = 0,
+                      queries = 0;
     };
     counters stats() const;
 
