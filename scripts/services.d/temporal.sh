@@ -68,4 +68,6 @@ temporal_address() { printf '127.0.0.1:%s' "$TEMPORAL_PORT"; }
 
 temporal_env() {
   printf 'WEFT_TEMPORAL_ADDRESS=127.0.0.1:%s\nWEFT_TEMPORAL_NAMESPACE=%s\n' "$TEMPORAL_PORT" "$TEMPORAL_NAMESPACE"
+  # The server's own CLI, for tests that drive weft as operators do (`temporal workflow stack`).
+  printf 'WEFT_HARNESS_TEMPORAL_CLI=%s\n' "$(_temporal_bin)"
 }
