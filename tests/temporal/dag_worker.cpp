@@ -4,6 +4,7 @@
 //     dag_worker --task-queue Q [--ready-file F] [--max-seconds N] [--concurrency N] [--pollers N]
 //                [--heartbeat-ms N] [--drain-ms N] [--activities-only] [--backoff-max-ms N]
 //     dag_worker --task-queue Q --start-mixed N     a client only: runs weft_mixed(N), prints {"id", "result"}
+//     --codec zlib | --codec aes:<key id>:<64 hex digits>   a payload codec for either (codecs.py)
 //
 // With OTEL_EXPORTER_OTLP_ENDPOINT set, spans go there (tests/temporal/traces.py).
 // Server from WEFT_TEMPORAL_ADDRESS / WEFT_TEMPORAL_NAMESPACE. Stops on SIGTERM/SIGINT or after
@@ -21,7 +22,25 @@
 #include <weft/cli/traces.hpp>
 #endif
 
+#include "../../examples/temporal_encryption.hpp"
 #include "dags.hpp"
+
+namespace {
+
+std::shared_ptr<const weft::temporal::payload_codec> codec_from(const std::string& spec) {
+    if (spec == "zlib") return weft::temporal::zlib_codec();
+    if (spec.starts_with("aes:")) {
+        const auto colon = spec.find(':', 4);
+        const std::string hex = colon == std::string::npos ? "" : spec.substr(colon + 1);
+        std::string key;
+        for (std::size_t i = 0; i + 1 < hex.size(); i += 2) key += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+        return std::make_shared<example::aes_gcm_codec>(spec.substr(4, colon - 4), key);
+    }
+    std::fprintf(stderr, "dag_worker: --codec wants zlib or aes:<id>:<hex key>, not %s\n", spec.c_str());
+    std::exit(2);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     weft::temporal::worker_options opts{weft::temporal_detail::options_from(weft::config::from_env())};
@@ -50,6 +69,7 @@ int main(int argc, char** argv) {
         else if (a == "--backoff-max-ms") opts.backoff.maximum = std::chrono::milliseconds(std::stoi(next()));
         else if (a == "--activities-only") opts.workflows = false;
         else if (a == "--start-mixed") start_mixed = std::stoi(next());
+        else if (a == "--codec") opts.codec = codec_from(next());
         else {
             std::fprintf(stderr, "dag_worker: unknown argument %s\n", a.c_str());
             return 2;
@@ -58,6 +78,7 @@ int main(int argc, char** argv) {
     if (start_mixed >= 0) {
         weft::temporal::options c = weft::temporal_detail::options_from(weft::config::from_env());
         c.task_queue = opts.task_queue;
+        c.codec = opts.codec;
         weft::client<weft::temporal> client(c);
         auto run = client.start(dags::mixed, start_mixed);
         weft::json::object out{{"id", run.id()}};

@@ -312,11 +312,15 @@ run_description backend_impl::describe(std::string_view id) {
             break;
         case enums::EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: {
             const auto& r = e.workflow_execution_completed_event_attributes().result();
-            d.output = r.payloads_size() == 0 ? json::value() : json::parse(codec::from_payload(r.payloads(0)));
+            ::temporal::api::common::v1::Payloads result = r;
+            codec::decode(state_->client.configuration().codec.get(), result);
+            d.output = result.payloads_size() == 0 ? json::value() : json::parse(codec::from_payload(result.payloads(0)));
             break;
         }
         case enums::EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: {
-            const failure f = codec::from_failure(e.workflow_execution_failed_event_attributes().failure());
+            ::temporal::api::failure::v1::Failure raw = e.workflow_execution_failed_event_attributes().failure();
+            codec::decode(state_->client.configuration().codec.get(), raw);
+            const failure f = codec::from_failure(raw);
             d.error = f.describe();
             if (auto step = step_failure_of(f)) {
                 d.failed_step = step->step();

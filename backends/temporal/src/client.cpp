@@ -108,6 +108,7 @@ workflow_execution client::start_json(std::string_view workflow_type, const std:
     req.mutable_task_queue()->set_kind(enums::TASK_QUEUE_KIND_NORMAL);
     auto* input = req.mutable_input();
     for (const auto& a : args) codec::to_payload(a, *input->add_payloads());
+    codec::encode(s.codec.get(), *input);
     if (opts.execution_timeout.count() > 0) set_duration(*req.mutable_workflow_execution_timeout(), opts.execution_timeout);
     for (const auto& [key, json] : opts.memo) codec::to_payload(json, (*req.mutable_memo()->mutable_fields())[key]);
     // The run's span: its context goes in the start header, where Python's TracingInterceptor reads
@@ -163,8 +164,10 @@ std::string client::result_json(const workflow_execution& start, std::chrono::mi
                 run.run_id = a.new_execution_run_id();
                 continue;
             }
-            if (a.result().payloads_size() == 0) return "null";
-            return codec::from_payload(a.result().payloads(0));
+            ::temporal::api::common::v1::Payloads result = a.result();
+            codec::decode(s.codec.get(), result);
+            if (result.payloads_size() == 0) return "null";
+            return codec::from_payload(result.payloads(0));
         }
         case enums::EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: {
             const auto& a = e.workflow_execution_failed_event_attributes();
@@ -172,7 +175,9 @@ std::string client::result_json(const workflow_execution& start, std::chrono::mi
                 run.run_id = a.new_execution_run_id();
                 continue;
             }
-            throw workflow_failed(run, codec::from_failure(a.failure()));
+            ::temporal::api::failure::v1::Failure f = a.failure();
+            codec::decode(s.codec.get(), f);
+            throw workflow_failed(run, codec::from_failure(f));
         }
         case enums::EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED: throw workflow_cancelled(run);
         case enums::EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:

@@ -1,7 +1,9 @@
 #include "codec.hpp"
 
 #include <google/protobuf/unknown_field_set.h>
+#include <zlib.h>
 
+#include <weft/config.hpp>
 #include <weft/json.hpp>
 #include <weft/kit/carrier.hpp>
 
@@ -157,4 +159,150 @@ void throw_rpc_error(std::string_view rpc, const grpc::Status& status) {
     }
 }
 
+// Between protobuf and weft's payload (also for serialize() and parse_payload() below).
+payload to_weft(const common::Payload& p) {
+    payload out;
+    for (const auto& [k, v] : p.metadata()) out.metadata.emplace(k, v);
+    out.data = p.data();
+    return out;
+}
+
+void to_proto(payload&& p, common::Payload& out) {
+    out.Clear();
+    for (auto& [k, v] : p.metadata) (*out.mutable_metadata())[k] = std::move(v);
+    out.set_data(std::move(p.data));
+}
+
+namespace {
+
+template <class Fn>
+std::vector<payload> through(const char* what, Fn&& fn, std::vector<payload> in) {
+    try {
+        return fn(std::move(in));
+    } catch (const codec_error&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw codec_error(std::string("weft: the payload codec's ") + what + " failed: " + e.what());
+    }
+}
+
+void apply(const payload_codec* c, bool enc, common::Payloads& ps) {
+    if (!c || ps.payloads_size() == 0) return;
+    std::vector<payload> in;
+    for (const auto& p : ps.payloads()) in.push_back(to_weft(p));
+    auto out = enc ? through("encode", [&](auto v) { return c->encode(std::move(v)); }, std::move(in))
+                   : through("decode", [&](auto v) { return c->decode(std::move(v)); }, std::move(in));
+    ps.clear_payloads();
+    for (auto& p : out) to_proto(std::move(p), *ps.add_payloads());
+}
+
+void apply(const payload_codec* c, bool enc, common::Payload& p) {
+    if (!c) return;
+    common::Payloads one;
+    *one.add_payloads() = std::move(p);
+    apply(c, enc, one);
+    if (one.payloads_size() != 1)
+        throw codec_error("weft: the payload codec's " + std::string(enc ? "encode" : "decode") + " turned one payload into " +
+                          std::to_string(one.payloads_size()));
+    p = std::move(*one.mutable_payloads(0));
+}
+
+void apply(const payload_codec* c, bool enc, ::temporal::api::failure::v1::Failure& f) {
+    if (!c) return;
+    for (auto* x = &f; x; x = x->has_cause() ? x->mutable_cause() : nullptr) {
+        try {
+            if (x->has_encoded_attributes()) apply(c, enc, *x->mutable_encoded_attributes());
+            if (x->has_application_failure_info() && x->application_failure_info().has_details())
+                apply(c, enc, *x->mutable_application_failure_info()->mutable_details());
+        } catch (const codec_error&) {
+            if (enc) throw;  // never send in the clear what the codec was meant to hide
+        }
+    }
+}
+
+}  // namespace
+
+void encode(const payload_codec* c, common::Payloads& ps) { apply(c, true, ps); }
+void decode(const payload_codec* c, common::Payloads& ps) { apply(c, false, ps); }
+void encode(const payload_codec* c, common::Payload& p) { apply(c, true, p); }
+void decode(const payload_codec* c, common::Payload& p) { apply(c, false, p); }
+void encode(const payload_codec* c, ::temporal::api::failure::v1::Failure& f) { apply(c, true, f); }
+void decode(const payload_codec* c, ::temporal::api::failure::v1::Failure& f) { apply(c, false, f); }
+
 }  // namespace weft::temporal_detail::codec
+
+namespace weft::temporal_detail {
+
+std::string serialize(const payload& p) {
+    codec::common::Payload proto;
+    codec::to_proto(payload(p), proto);
+    return proto.SerializeAsString();
+}
+
+payload parse_payload(std::string_view bytes) {
+    codec::common::Payload proto;
+    if (!proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+        throw codec_error("weft: not the bytes of a temporal.api.common.v1.Payload (" + std::to_string(bytes.size()) + " bytes)");
+    return codec::to_weft(proto);
+}
+
+namespace {
+
+class zlib : public payload_codec {
+public:
+    explicit zlib(int level) : level_(level) {}
+
+    std::vector<payload> encode(std::vector<payload> ps) const override {
+        for (payload& p : ps) {
+            const std::string raw = serialize(p);
+            uLongf size = compressBound(static_cast<uLong>(raw.size()));
+            std::string out(size, '\0');
+            if (compress2(reinterpret_cast<Bytef*>(out.data()), &size, reinterpret_cast<const Bytef*>(raw.data()),
+                          static_cast<uLong>(raw.size()), level_) != Z_OK)
+                throw codec_error("weft: zlib could not compress a payload of " + std::to_string(raw.size()) + " bytes");
+            out.resize(size);
+            p = payload{{{"encoding", std::string(encoding)}}, std::move(out)};
+        }
+        return ps;
+    }
+
+    std::vector<payload> decode(std::vector<payload> ps) const override {
+        for (payload& p : ps) {
+            auto e = p.metadata.find("encoding");
+            if (e == p.metadata.end() || e->second != encoding) continue;
+            z_stream z{};
+            if (inflateInit(&z) != Z_OK) throw codec_error("weft: zlib: inflateInit failed");
+            z.next_in = reinterpret_cast<Bytef*>(p.data.data());
+            z.avail_in = static_cast<uInt>(p.data.size());
+            std::string out;
+            int rc = Z_OK;
+            char buf[16384];
+            while (rc == Z_OK) {
+                z.next_out = reinterpret_cast<Bytef*>(buf);
+                z.avail_out = sizeof buf;
+                rc = inflate(&z, Z_NO_FLUSH);
+                out.append(buf, sizeof buf - z.avail_out);
+                if (rc == Z_BUF_ERROR && z.avail_in == 0) break;  // truncated input
+            }
+            inflateEnd(&z);
+            if (rc != Z_STREAM_END)
+                throw codec_error("weft: a binary/zlib payload of " + std::to_string(p.data.size()) +
+                                  " bytes does not inflate (zlib error " + std::to_string(rc) + ")");
+            p = parse_payload(out);
+        }
+        return ps;
+    }
+
+private:
+    static constexpr std::string_view encoding = "binary/zlib";
+    int level_;
+};
+
+}  // namespace
+
+std::shared_ptr<const payload_codec> zlib_codec(int level) {
+    if (level < 0 || level > 9) throw config_error("weft: zlib_codec level must be 0 to 9, not " + std::to_string(level));
+    return std::make_shared<const zlib>(level);
+}
+
+}  // namespace weft::temporal_detail

@@ -12,6 +12,7 @@
 #include <temporal/api/failure/v1/message.pb.h>
 
 #include <weft/temporal/errors.hpp>
+#include <weft/temporal/payload_codec.hpp>
 #include <weft/trace.hpp>
 
 namespace weft::temporal_detail::codec {
@@ -36,6 +37,19 @@ std::optional<telemetry::span_context> extract_trace(const common::Header& h);
 // A Failure as weft reads it, including the SDKs' encoded attributes (message and stack trace moved
 // into a json/plain payload when the failure converter encodes common attributes).
 failure from_failure(const ::temporal::api::failure::v1::Failure& f);
+
+// The user's payload codec over protobuf payloads, in place; a null codec leaves them as they are.
+// Each throws codec_error, with the codec's own message, when the codec throws or, for one payload,
+// gives back another number of payloads.
+void encode(const payload_codec* c, common::Payloads& ps);
+void decode(const payload_codec* c, common::Payloads& ps);
+void encode(const payload_codec* c, common::Payload& p);
+void decode(const payload_codec* c, common::Payload& p);
+// A failure and its causes: application details and encoded attributes, as the Python SDK applies
+// its codec to failures. decode leaves a payload it cannot decode as it was (a failure must still be
+// reported).
+void encode(const payload_codec* c, ::temporal::api::failure::v1::Failure& f);
+void decode(const payload_codec* c, ::temporal::api::failure::v1::Failure& f);
 
 // Throws the typed rpc_error for a failed call: already started, not found, namespace not found,
 // unavailable, or plain rpc_error; the server's message and its Temporal error detail are kept.

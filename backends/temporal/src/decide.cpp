@@ -189,7 +189,10 @@ void schedule(const graph_view& g, const state& s, std::size_t n, const decide_o
         for (std::size_t k = 0; k < g.parent_count(n); ++k) {
             const node_state& parent = s.nodes[g.parent(n, k)];
             if (parent.result && parent.result->payloads_size() > 0) *input.add_payloads() = parent.result->payloads(0);
-            else codec::to_payload("null", *input.add_payloads());
+            else {
+                codec::to_payload("null", *input.add_payloads());
+                codec::encode(o.codec, *input.mutable_payloads(input.payloads_size() - 1));
+            }
         }
     }
     const std::chrono::milliseconds timeout = p.timeout.count() > 0 ? p.timeout : o.default_step_timeout;
@@ -214,7 +217,7 @@ std::string step_error(const node_state& n) {
     }
 }
 
-void fail(const graph_view& g, const node_state& n, std::size_t node, command::Command& c) {
+void fail(const graph_view& g, const node_state& n, std::size_t node, const decide_options& o, command::Command& c) {
     c.set_command_type(enums::COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION);
     failure_v1::Failure& f = *c.mutable_fail_workflow_execution_command_attributes()->mutable_failure();
     const std::string name(g.names[node]);
@@ -231,6 +234,7 @@ void fail(const graph_view& g, const node_state& n, std::size_t node, command::C
                            closed.activity_task_failed_event_attributes().failure().application_failure_info().non_retryable());
     json::object detail{{"step", name}, {"error", error}, {"attempts", attempts}};
     codec::to_payload(boost::json::serialize(detail), *info.mutable_details()->add_payloads());
+    codec::encode(o.codec, *info.mutable_details());
 
     // The cause is what the server reports for the activity, as the SDKs build it.
     failure_v1::Failure& cause = *f.mutable_cause();
@@ -254,7 +258,7 @@ void fail(const graph_view& g, const node_state& n, std::size_t node, command::C
     }
 }
 
-void complete(const graph_view& g, const state& s, command::Command& c) {
+void complete(const graph_view& g, const state& s, const decide_options& o, command::Command& c) {
     c.set_command_type(enums::COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION);
     auto& result = *c.mutable_complete_workflow_execution_command_attributes()->mutable_result();
     auto sink_payload = [&](std::size_t n) -> const common::Payload* {
@@ -262,16 +266,27 @@ void complete(const graph_view& g, const state& s, command::Command& c) {
         return ns.result && ns.result->payloads_size() > 0 ? &ns.result->payloads(0) : nullptr;
     };
     if (g.sinks.size() == 1) {
-        if (const common::Payload* p = sink_payload(g.sinks[0])) *result.add_payloads() = *p;
-        else codec::to_payload("null", *result.add_payloads());
+        if (const common::Payload* p = sink_payload(g.sinks[0])) {
+            *result.add_payloads() = *p;
+        } else {
+            codec::to_payload("null", *result.add_payloads());
+            codec::encode(o.codec, result);
+        }
         return;
     }
+    // The tuple is one JSON array: each sink's result is decoded to be part of it.
     std::string array = "[";
     for (std::size_t k = 0; k < g.sinks.size(); ++k) {
-        const common::Payload* p = sink_payload(g.sinks[k]);
-        array += (k ? "," : "") + (p ? codec::from_payload(*p) : std::string("null"));
+        std::string item = "null";
+        if (const common::Payload* p = sink_payload(g.sinks[k])) {
+            common::Payload plain = *p;
+            codec::decode(o.codec, plain);
+            item = codec::from_payload(plain);
+        }
+        array += (k ? "," : "") + item;
     }
     codec::to_payload(array + "]", *result.add_payloads());
+    codec::encode(o.codec, result);
 }
 
 }  // namespace
@@ -298,11 +313,11 @@ decision decide(const graph_view& g, const history::History& events, const decid
         return d;
     }
     if (s.first_failed) {
-        fail(g, s.nodes[*s.first_failed], *s.first_failed, d.commands.emplace_back());
+        fail(g, s.nodes[*s.first_failed], *s.first_failed, o, d.commands.emplace_back());
         return d;
     }
     if (std::all_of(g.sinks.begin(), g.sinks.end(), [&](std::size_t n) { return s.nodes[n].at == phase::completed; })) {
-        complete(g, s, d.commands.emplace_back());
+        complete(g, s, o, d.commands.emplace_back());
         return d;
     }
     for (std::size_t n : g.topological_order) {

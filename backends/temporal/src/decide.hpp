@@ -15,6 +15,7 @@
 
 #include <weft/backend.hpp>
 #include <weft/run.hpp>
+#include <weft/temporal/payload_codec.hpp>
 
 namespace weft::temporal_detail::interpreter {
 
@@ -27,6 +28,9 @@ struct decide_options {
     // Heartbeat timeout of every step (capped by its start_to_close); the activity worker heartbeats
     // at a third of it, so a worker that dies is noticed within this time.
     std::chrono::milliseconds heartbeat_timeout{std::chrono::seconds(10)};
+    // The payloads the interpreter makes (a null input, a failure's detail, the tuple of several
+    // sinks) go through it; the ones it copies from step to step stay as they were encoded.
+    const payload_codec* codec = nullptr;
 };
 
 // The application failure type of a workflow that failed because a step failed for good. Its one

@@ -253,7 +253,9 @@ struct worker::impl {
         count(&counters::queries);
         if (!interpreter::answers(q.query_type())) return interpreter::answer_query(g, task.history(), q.query_type());
         if (!pending) pending = pending_activities(task);
-        return interpreter::answer_query(g, task.history(), q.query_type(), *pending);
+        interpreter::query_answer a = interpreter::answer_query(g, task.history(), q.query_type(), *pending);
+        codec::encode(opts.codec.get(), a.answer);
+        return a;
     }
 
     // A query task (PollWorkflowTaskQueueResponse.query): answered at once, with no workflow task to
@@ -295,7 +297,8 @@ struct worker::impl {
         page_in_history(task);
         interpreter::decision d = interpreter::decide(*found->second, task.history(),
                                                       {.default_step_timeout = opts.default_step_timeout,
-                                                       .heartbeat_timeout = opts.heartbeat_timeout});
+                                                       .heartbeat_timeout = opts.heartbeat_timeout,
+                                                       .codec = opts.codec.get()});
         if (!d.ok()) {
             count(&counters::nondeterministic);
             opts.log("error", "workflow '" + task.workflow_execution().workflow_id() + "': " + d.nondeterminism);
@@ -370,12 +373,18 @@ struct worker::impl {
         running_steps.push_back(std::move(r));
     }
 
-    // Arguments: one JSON value per payload.
-    static json::array decode(const wf::PollActivityTaskQueueResponse& task, const erased_step&) {
+    // Arguments: one JSON value per payload, after the codec.
+    json::array decode(const wf::PollActivityTaskQueueResponse& task, const erased_step&) const {
+        ::temporal::api::common::v1::Payloads input = task.input();
+        try {
+            codec::decode(opts.codec.get(), input);
+        } catch (const std::exception& e) {
+            throw json::decode_error("$", "payloads this worker's codec decodes", e.what());
+        }
         json::array args;
-        for (int i = 0; i < task.input().payloads_size(); ++i) {
+        for (int i = 0; i < input.payloads_size(); ++i) {
             try {
-                args.push_back(json::parse(codec::from_payload(task.input().payloads(i))));
+                args.push_back(json::parse(codec::from_payload(input.payloads(i))));
             } catch (const std::exception& e) {
                 throw json::decode_error("$[" + std::to_string(i) + "]", "a json/plain payload", e.what());
             }
@@ -405,14 +414,23 @@ struct worker::impl {
             return;
         }
         if (out.ok()) {
-            count(&counters::steps_succeeded);
             wf::RespondActivityTaskCompletedRequest req;
             req.set_task_token(task.task_token());
             codec::to_payload(boost::json::serialize(out.output), *req.mutable_result()->add_payloads());
-            req.set_identity(conn.configuration().identity);
-            req.set_namespace_(opts.namespace_name);
-            respond("RespondActivityTaskCompleted", &connection::service::Stub::RespondActivityTaskCompleted, req);
-            return;
+            try {
+                codec::encode(opts.codec.get(), *req.mutable_result());
+            } catch (const std::exception& e) {  // the attempt fails; the worker goes on
+                out.what = kit::step_outcome::kind::failed;
+                out.error = e.what();
+                out.error_type = "weft.codec_error";
+            }
+            if (out.ok()) {
+                count(&counters::steps_succeeded);
+                req.set_identity(conn.configuration().identity);
+                req.set_namespace_(opts.namespace_name);
+                respond("RespondActivityTaskCompleted", &connection::service::Stub::RespondActivityTaskCompleted, req);
+                return;
+            }
         }
         std::string message = out.error, type = out.error_type;
         if (!step) {

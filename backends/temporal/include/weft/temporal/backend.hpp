@@ -47,6 +47,13 @@ struct temporal {
     using workflow_timed_out = temporal_detail::workflow_timed_out;
     using wait_timeout = temporal_detail::wait_timeout;
     using unsupported_payload = temporal_detail::unsupported_payload;
+
+    using payload = temporal_detail::payload;
+    using payload_codec = temporal_detail::payload_codec;
+    using codec_error = temporal_detail::codec_error;
+    static std::shared_ptr<const payload_codec> zlib_codec(int level = 6) { return temporal_detail::zlib_codec(level); }
+    static std::string serialize(const payload& p) { return temporal_detail::serialize(p); }
+    static payload parse_payload(std::string_view bytes) { return temporal_detail::parse_payload(bytes); }
 };
 
 namespace temporal_detail {

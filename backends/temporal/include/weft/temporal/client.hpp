@@ -22,6 +22,7 @@
 #include <weft/json.hpp>
 #include <weft/run.hpp>
 #include <weft/temporal/errors.hpp>
+#include <weft/temporal/payload_codec.hpp>
 
 namespace weft::temporal_detail {
 
@@ -36,6 +37,9 @@ struct options {
     std::string task_queue;  // runs start here unless start_options names one; a worker polls it
     std::string identity;    // shown in the server's history; empty: "<pid>@<host>" like the SDKs
     std::chrono::milliseconds timeout{10'000};  // deadline of each unary call
+    // Applied to every payload sent and read (weft/temporal/payload_codec.hpp); null: json/plain as is.
+    // Set in code only: a codec is code (keys, algorithms), not a setting.
+    std::shared_ptr<const payload_codec> codec;
 };
 
 // The temporal.* settings (WEFT_TEMPORAL_ADDRESS, ...): the table behind any_client.
