@@ -24,15 +24,14 @@ import tempfile
 import time
 import uuid
 import zlib
-from dataclasses import dataclass
 from typing import List, Sequence
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from temporalio import activity
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.converter import DataConverter, PayloadCodec
 from temporalio.worker import Worker
+from weft_peer import Invoice, Order, py_triple  # the Python mirrors of dags.hpp
 
 DAG_WORKER = os.path.abspath(sys.argv[1])
 PYTHON_QUEUE = "weft-test-python-steps"  # dags.hpp: py_triple's queue
@@ -79,24 +78,6 @@ class EncryptionCodec(PayloadCodec):
                 raise ValueError(f"unknown key id {key_id}")
             out.append(Payload.FromString(self.aes.decrypt(p.data[:12], p.data[12:], None)))
         return out
-
-
-@dataclass
-class Order:
-    customer: str
-    quantities: List[int]
-
-
-@dataclass
-class Invoice:
-    customer: str
-    items: int
-    cents: int
-
-
-@activity.defn(name="weft_test.py_triple")
-async def py_triple(n: int) -> int:
-    return n * 3
 
 
 def start_worker(queue, codec_arg):
