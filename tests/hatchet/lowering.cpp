@@ -69,3 +69,16 @@ TEST_CASE("step names that collide once lowercased are refused when the backend 
                       Catch::Contains("steps 'Fetch' and 'fetch' of workflow 'clash' differ only in upper/lower case"));
     static_assert(!std::is_same_v<decltype(clash), const weft::invalid_workflow>);
 }
+
+TEST_CASE("a failed task's error is hatchet-sdk's TaskRunError text, and reads back as type: message") {
+    // The engine stores what the worker sent; hatchet-sdk's deserialize splits the first line at ": ".
+    const std::string e = task_error("std::runtime_error", "weft: step 'a': two\nlines", "    at step 'a'");
+    CHECK(e == "std::runtime_error: weft: step 'a': two\\\nlines\n    at step 'a'");
+    CHECK(task_error_text(e) == "std::runtime_error: weft: step 'a': two\nlines");
+    CHECK(task_error("odd: type", "m", "") == "odd:::type: m\n");
+    CHECK(task_error_text("odd:::type: m\n") == "odd: type: m");
+    // As a Python worker writes it (TaskRunError.serialize(include_metadata=True)).
+    CHECK(task_error_text("ValueError: boom\nTraceback (most recent call last):\n  File \"w.py\"\n\n"
+                          "{\"__hatchet_error_metadata__\": {\"task_run_external_id\": \"x\"}}") == "ValueError: boom");
+    CHECK(task_error_text("no newline: as is") == "no newline: as is");
+}

@@ -2,7 +2,8 @@
 //
 //   hatchet_peer worker <sets> <slots> [name]  serves sets of workflows (comma-separated) until SIGTERM; prints
 //                                              "ready <worker id>" once the engine accepts it
-//        sets: python (hx-from-python), mixed (C++ steps of hx-mixed), fault (hx-fault), bench (hx-bench)
+//        sets: python (hx-from-python, hx-py-fail), mixed (C++ steps of hx-mixed), fault (hx-fault),
+//              bench (hx-bench)
 //   hatchet_peer run <case> <input JSON>       triggers a run, prints its output as one JSON line
 //        cases: python-served, mixed, fault
 //   hatchet_peer bench <runs> <parallel>       triggers hx-bench runs, then waits for all; prints
@@ -47,8 +48,10 @@ int worker(const std::string& set, int slots, std::string name) {
         std::size_t end = std::min(set.find(',', at), set.size());
         const std::string one = set.substr(at, end - at);
         at = end + 1;
-        if (one == "python") w.serve(hx::for_python);
-        else if (one == "mixed") serve_only(w, hx::mixed, {"greet", "shout"});
+        if (one == "python") {
+            w.serve(hx::for_python);
+            w.serve(hx::fail_for_python);
+        } else if (one == "mixed") serve_only(w, hx::mixed, {"greet", "shout"});
         else if (one == "fault") w.serve(hx::fault);
         else if (one == "bench") w.serve(hx::bench);
         else throw std::invalid_argument("unknown worker set " + one);

@@ -157,6 +157,9 @@ struct py_mid {
 };
 inline constexpr auto mixed = weft::workflow<"hx-mixed">(step<greet> >> step<py_mid> >> step<shout>);
 
+// Interop: a C++ step that fails, seen from Python (its exc_type is the C++ exception's type).
+inline constexpr auto fail_for_python = weft::workflow<"hx-py-fail">(step<out_of_stock>);
+
 // Benchmark: one no-op task per run.
 struct noop {
     static constexpr std::string_view name = "noop";

@@ -84,7 +84,7 @@ std::vector<step_status> steps_of(const graph_view& g, const std::optional<v1::G
                 s.attempts = s.state == step_state::pending ? 0
                              : s.state == step_state::failed ? g.policies[i].retry.max_attempts
                                                              : 1;
-                if (it->second.has_error()) s.error = it->second.error();
+                if (it->second.has_error()) s.error = task_error_text(it->second.error());
             }
         }
         out.push_back(std::move(s));
@@ -160,7 +160,7 @@ private:
             return failed_at_first(
                 [&](std::size_t i) -> std::optional<step_error> {
                     if (auto t = task(i); t && t->status() == v1::FAILED)
-                        return step_error{t->error(), wf_.graph.policies[i].retry.max_attempts};
+                        return step_error{task_error_text(t->error()), wf_.graph.policies[i].retry.max_attempts};
                     return std::nullopt;
                 },
                 std::make_exception_ptr(step_failed(std::string(wf_.graph.name), "the run failed with no failed task", 1)));
@@ -310,7 +310,7 @@ run_description backend_impl::describe(std::string_view id) {
         if (auto it = d.task_runs().find(name); it != d.task_runs().end()) {
             s.state = step_state_of(it->second.status());
             s.attempts = s.state == step_state::pending ? 0 : 1;  // at least; the engine does not say
-            if (it->second.has_error()) s.error = it->second.error();
+            if (it->second.has_error()) s.error = task_error_text(it->second.error());
             if (s.state == step_state::failed && out.failed_step.empty()) {
                 out.failed_step = name;
                 out.error = s.error;

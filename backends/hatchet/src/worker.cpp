@@ -269,7 +269,10 @@ struct hatchet::worker::impl {
 
     void report(const AssignedAction& a, const erased_step* step, kit::step_outcome& out, kit::task_context& ctx) {
         if (!step) {
-            send_event(a, STEP_EVENT_TYPE_FAILED, "weft: hatchet: this worker does not serve action '" + a.action_id() + "'", true);
+            send_event(a, STEP_EVENT_TYPE_FAILED,
+                       task_error("weft.unknown_step", "weft: hatchet: this worker does not serve action '" + a.action_id() + "'",
+                                  "    at worker '" + opts.worker_name + "'"),
+                       true);
             return;
         }
         const served_step& s = served(a);
@@ -279,6 +282,11 @@ struct hatchet::worker::impl {
         std::string payload = ok ? boost::json::serialize(task_output(std::move(out.output)))
                                  : "weft: hatchet: step '" + std::string(step->name()) + "' of workflow '" +
                                        std::string(step->workflow()) + "': " + out.error;
+        const std::string failure =  // exc_type for hatchet-sdk: the C++ exception's type, as other backends report it
+            ok ? std::string()
+               : task_error(out.error_type.empty() ? "weft.error" : out.error_type, payload,
+                            "    at step '" + std::string(step->name()) + "', attempt " + std::to_string(ctx.attempt) +
+                                ", worker '" + opts.worker_name + "'");
         if (ctx.cancelled) {
             // The engine cancelled this attempt (run cancelled, or the step's timeout): it has settled
             // the outcome already, and a late COMPLETED would be taken as the result (observed).
@@ -289,7 +297,7 @@ struct hatchet::worker::impl {
         } else {
             log("warning", payload + " (task run " + a.task_run_external_id() + ", attempt " +
                                std::to_string(ctx.attempt) + ")");
-            send_event(a, STEP_EVENT_TYPE_FAILED, std::move(payload), no_retry);
+            send_event(a, STEP_EVENT_TYPE_FAILED, failure, no_retry);
         }
         std::lock_guard lock(m);
         running.erase(a.task_run_external_id());

@@ -12,6 +12,8 @@
 //               it; otherwise {"$args": [the source parameters]}
 //   step output an object as is (what Python tasks return); any other value as {"$value": v}
 // No described struct has a member named "$args" or "$value", so neither form is ambiguous.
+// A failed task's error is hatchet-sdk's TaskRunError text, "<type>: <message>\n<trace>", so Python
+// callers read the C++ exception's type as exc_type.
 #pragma once
 
 #include <algorithm>
@@ -169,6 +171,50 @@ inline json::value step_value(const json::value& output) {
     if (const json::object* o = output.if_object())
         if (auto it = o->find("$value"); it != o->end() && o->size() == 1) return it->value();
     return output;
+}
+
+// A failed task's error as hatchet-sdk writes it (TaskRunError.serialize): "<type>: <message>\n<trace>",
+// ": " in the type as ":::", a newline in the message as a backslash and a newline. Its
+// TaskRunError.deserialize reads exc_type from the first line; text without a newline is a "HatchetError".
+inline std::string task_error(std::string_view type, std::string_view message, std::string_view trace) {
+    std::string out;
+    for (std::size_t i = 0; i < type.size(); ++i) {
+        if (type.substr(i, 2) == ": ") {
+            out += ":::";
+            ++i;
+        } else {
+            out += type[i];
+        }
+    }
+    out += ": ";
+    for (char c : message) {
+        if (c == '\n') out += '\\';
+        out += c;
+    }
+    out += '\n';
+    out += trace;
+    return out;
+}
+
+// "<type>: <message>" of an error in that form, from a weft or a Python worker (trace and metadata left
+// out); any other text as it is.
+inline std::string task_error_text(std::string_view error) {
+    std::string header;
+    for (std::size_t i = 0; i < error.size(); ++i) {
+        if (error[i] == '\\' && i + 1 < error.size() && error[i + 1] == '\n') {
+            header += '\n';
+            ++i;
+        } else if (error[i] == '\n') {
+            const std::size_t sep = header.find(": ");
+            if (sep == std::string::npos) return std::string(error);
+            std::string type = header.substr(0, sep);
+            for (std::size_t at; (at = type.find(":::")) != std::string::npos;) type.replace(at, 3, ": ");
+            return type + header.substr(sep);
+        } else {
+            header += error[i];
+        }
+    }
+    return std::string(error);
 }
 
 }  // namespace weft::hatchet_wire
