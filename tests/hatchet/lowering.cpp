@@ -70,6 +70,36 @@ TEST_CASE("step names that collide once lowercased are refused when the backend 
     static_assert(!std::is_same_v<decltype(clash), const weft::invalid_workflow>);
 }
 
+TEST_CASE("declared limits go into the plan: the workflow's concurrency, a step's rate limits") {
+    weft::hatchet::workflow_limits l = hx::limited_limits();
+    l.rate_limits["timed_nap"] = {{.key = "per-minute", .units = 2}};
+    auto plan = lower(weft::graph_of<std::decay_t<decltype(hx::limited)>>, &l);
+    REQUIRE(plan.concurrency.size() == 1);
+    CHECK(plan.concurrency[0].expression == "'all'");
+    CHECK(plan.concurrency[0].max_runs == 1);
+    CHECK(plan.concurrency[0].strategy == weft::hatchet::limit_strategy::group_round_robin);
+    REQUIRE(plan.tasks[0].rate_limits.size() == 1);
+    CHECK(plan.tasks[0].rate_limits[0].key == "per-minute");
+    CHECK(plan.tasks[0].rate_limits[0].units == 2);
+    CHECK(lower(weft::graph_of<std::decay_t<decltype(hx::limited)>>).concurrency.empty());
+}
+
+TEST_CASE("a declared limit Hatchet cannot take is refused, naming the workflow and the limit") {
+    using g = std::decay_t<decltype(hx::limited)>;
+    weft::hatchet::workflow_limits l;
+    l.rate_limits["nap"] = {{.key = "k"}};
+    CHECK_THROWS_WITH(lower(weft::graph_of<g>, &l),
+                      Catch::Contains("limits of workflow 'hx-limited'") && Catch::Contains("step 'nap'") &&
+                          Catch::Contains("its steps: timed_nap"));
+    l.rate_limits = {{"timed_nap", {{.key = "k", .units = 0}}}};
+    CHECK_THROWS_WITH(lower(weft::graph_of<g>, &l), Catch::Contains("rate limit 'k' of step 'timed_nap' takes 0 units"));
+    l.rate_limits.clear();
+    l.concurrency = {{.expression = "input.customer", .max_runs = 0}};
+    CHECK_THROWS_WITH(lower(weft::graph_of<g>, &l), Catch::Contains("'input.customer' has max_runs 0"));
+    l.concurrency = {{.expression = ""}};
+    CHECK_THROWS_WITH(lower(weft::graph_of<g>, &l), Catch::Contains("a concurrency limit has no expression"));
+}
+
 TEST_CASE("a failed task's error is hatchet-sdk's TaskRunError text, and reads back as type: message") {
     // The engine stores what the worker sent; hatchet-sdk's deserialize splits the first line at ": ".
     const std::string e = task_error("std::runtime_error", "weft: step 'a': two\nlines", "    at step 'a'");

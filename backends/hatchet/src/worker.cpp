@@ -65,6 +65,7 @@ struct hatchet::worker::impl {
                 kit::log_message(skeleton.settings().who, level, text);
             };
         if (opts.concurrency < 1) throw config_error("weft: hatchet: worker concurrency (slots) must be at least 1");
+        hatchet_detail::replaces_definitions(opts);  // a bad value fails here, not at start()
         skeleton.threads().on_stop([this] {
             std::lock_guard lock(m);
             if (listen_ctx) listen_ctx->TryCancel();
@@ -315,7 +316,7 @@ hatchet::worker::worker(worker_options opts) : impl_(std::make_unique<impl>(std:
 hatchet::worker::~worker() { stop(); }
 
 void hatchet::worker::serve(const graph_view& wf, std::span<const erased_step> steps) {
-    workflow_plan plan = lower(wf);
+    workflow_plan plan = hatchet_detail::plan_for(impl_->opts, wf);
     for (const erased_step& st : steps) {
         served_step s{st, {}};
         for (const task_plan& t : plan.tasks)
@@ -327,7 +328,16 @@ void hatchet::worker::serve(const graph_view& wf, std::span<const erased_step> s
 
 void hatchet::worker::start() {
     if (impl_->actions.empty()) throw config_error("weft: hatchet: the worker serves no steps; call serve() first");
-    for (const workflow_plan& p : impl_->plans) hatchet_detail::put_workflow(impl_->conn, p);
+    const bool put = hatchet_detail::replaces_definitions(impl_->opts);
+    for (const workflow_plan& p : impl_->plans) {
+        if (put) {
+            hatchet_detail::put_workflow(impl_->conn, p);
+        } else {
+            impl_->log(p.concurrency.empty() ? "info" : "warning",
+                       "not registering workflow '" + p.name + "' (replace_definitions = never): its steps run under the "
+                       "definition the engine has" + (p.concurrency.empty() ? std::string() : ", without the limits weft declares for it"));
+        }
+    }
     impl_->register_worker();
     impl_->log("info", "registered " + std::to_string(impl_->actions.size()) + " actions as worker " + impl_->id() +
                            " with " + std::to_string(impl_->opts.concurrency) + " slots");
