@@ -221,6 +221,15 @@ def main() -> None:
         fail(f"a throwing C++ step gave {box!r} ({[(x.exc_type, x.exc) for x in excs]!r}); wanted exc_type "
              "'std::runtime_error' and the exception's message")
     print(f"{PREFIX}: OK a C++ step's exception reaches Python as exc_type={excs[0].exc_type!r}: {excs[0].exc}")
+
+    # 1d. A bare list as the run input: the engine keeps only objects (it stores null), and the C++
+    # step says which form to send.
+    ref = hatchet.workflow(name="hx-py-fail").run([{"sku": "ink", "qty": 1}], wait_for_result=False)
+    box = bounded(ref.result, f"run {ref.workflow_run_id} of hx-py-fail (a list as input)")
+    excs = getattr(box.get("error"), "exceptions", [])
+    if [x.exc_type for x in excs] != ["weft.bad_payload"] or '{"$args": [...]}' not in excs[0].exc:
+        fail(f"a list as the run input gave {box!r}; wanted a bad payload that names the $args form")
+    print(f"{PREFIX}: OK a list as the run input is refused with the form to send: {excs[0].exc[:160]}")
     ref = from_python.run(Order(sku="cup", qty=1), wait_for_result=False)
     box = bounded(ref.result, "the run after the malformed one")
     if box.get("value", {}).get("shout") != {"text": "HELLO CUP", "total": 20}:

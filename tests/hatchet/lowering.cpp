@@ -39,6 +39,7 @@ TEST_CASE("run inputs and task outputs are JSON objects, unambiguously") {
     CHECK(source_args(object{{"sku", "tea"}}) == array{value(object{{"sku", "tea"}})});
     CHECK(source_args(object{{"$args", array{1, 2}}}) == array{1, 2});
     CHECK_THROWS_WITH(source_args(object{{"$args", 3}}), Catch::Contains("$.input[\"$args\"]"));
+    CHECK_THROWS_WITH(source_args(value(nullptr)), Catch::Contains("$.input") && Catch::Contains("{\"$args\": [...]}"));
     CHECK(task_output(5) == value(object{{"$value", 5}}));
     CHECK(task_output(object{{"a", 1}}) == value(object{{"a", 1}}));
     CHECK(step_value(object{{"$value", 5}}) == value(5));

@@ -218,6 +218,11 @@ inline json::value run_input(const json::array& args) {
 
 // The source steps' arguments, from a run input (weft's or a Python client's object).
 inline json::array source_args(const json::value& input) {
+    // The engine keeps only objects: it stores null for a bare array or scalar a caller sent.
+    if (input.is_null())
+        throw json::decode_error("$.input", "the run's input as a JSON object ({\"$args\": [...]} when the first step "
+                                            "does not take one struct; the engine drops an input that is not an object)",
+                                 "null");
     if (const json::object* o = input.if_object()) {
         if (auto it = o->find("$args"); it != o->end() && o->size() == 1) {
             if (const json::array* a = it->value().if_array()) return *a;
