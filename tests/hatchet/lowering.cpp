@@ -113,3 +113,14 @@ TEST_CASE("a failed task's error is hatchet-sdk's TaskRunError text, and reads b
                           "{\"__hatchet_error_metadata__\": {\"task_run_external_id\": \"x\"}}") == "ValueError: boom");
     CHECK(task_error_text("no newline: as is") == "no newline: as is");
 }
+
+TEST_CASE("replace_definitions is always or never; another value is refused, naming where it came from") {
+    weft::config c;
+    CHECK(weft::hatchet_detail::options_from(c).replace_definitions == "always");
+    c.set("hatchet.replace_definitions", "never", "WEFT_HATCHET_REPLACE_DEFINITIONS");
+    CHECK(weft::hatchet_detail::options_from(c).replace_definitions == "never");
+    c.set("hatchet.replace_definitions", "merge", "WEFT_HATCHET_REPLACE_DEFINITIONS");
+    CHECK_THROWS_WITH(weft::hatchet_detail::options_from(c),
+                      Catch::Contains("replace_definitions 'merge' (from WEFT_HATCHET_REPLACE_DEFINITIONS)") &&
+                          Catch::Contains("\"always\" and \"never\""));
+}
