@@ -48,7 +48,7 @@ struct hatchet {
         std::chrono::milliseconds timeout{10000};       // per unary call
         std::chrono::milliseconds poll_interval{100};   // how often a run handle reads GetRunDetails
         // Concurrency and rate limits registered with each workflow's definition, by workflow name:
-        // Hatchet's own knobs, which no other backend has (docs/hatchet.md, "Limits").
+        // Hatchet's own knobs, which no other backend has (docs/hatchet.md, "Limits and definitions").
         std::map<std::string, workflow_limits, std::less<>> limits;
         // Whether workers and clients register weft's definition when they start (PutWorkflow, which
         // becomes the latest version): "always", or "never" to keep the one registered elsewhere (by
