@@ -155,7 +155,7 @@ TEST_CASE("an idle worker heartbeats every 4 s and still gets work after 9 s", "
     CHECK(run.get() == 8);
 }
 
-TEST_CASE("a failing step fails the run with its error text", "[failures]") {
+TEST_CASE("a failing step fails the run with its exception's type and error text", "[failures]") {
     auto w = serving(1, nullptr, hx::fail);
     weft::client<weft::hatchet> client(hx::options_from_env());
     auto run = client.start(hx::fail, hx::order{"ink", 1});
@@ -166,6 +166,9 @@ TEST_CASE("a failing step fails the run with its error text", "[failures]") {
         FAIL("no exception");
     } catch (const weft::step_failed& e) {
         CHECK(e.step() == "reserve");
+        // "<type>: <message>", as on Celery and Temporal; the trace hatchet-sdk's form carries is left out.
+        CHECK_THAT(e.error(), Catch::StartsWith("std::runtime_error: weft: hatchet: step 'reserve'"));
+        CHECK(e.error().find('\n') == std::string::npos);
         CHECK_THAT(e.error(), Catch::Contains("out of stock: ink"));
         CHECK_THAT(e.error(), Catch::Contains("step 'reserve' of workflow 'hx-fail'"));
     }

@@ -4,7 +4,8 @@ Run through scripts/with-services --need hatchet python tests/hatchet/interop.py
 
 1. A Python client triggers hx-from-python, served by the C++ worker (hatchet_peer), and reads the
    typed result of each task; a malformed input fails the C++ step with the step and JSON path in the
-   error, and the same worker serves the next run.
+   error, and the same worker serves the next run. A throwing C++ step (hx-py-fail) reaches Python
+   with the C++ exception's type as exc_type.
 2. The C++ client (hatchet_peer run) triggers hx-python-served, served by a Python worker.
 3. One DAG with C++ and Python steps: hx-mixed = greet (C++) >> py_mid (Python) >> shout (C++).
    Routing is by action id ("hx-mixed:py_mid" is registered by the Python worker only). The Python
@@ -207,7 +208,28 @@ def main() -> None:
     err = " ".join([repr(e)] + [str(x) for x in getattr(e, "exceptions", [])])
     if "error" not in box or "step 'greet' of workflow 'hx-from-python'" not in err or "$[0].qty" not in err:
         fail(f"a malformed input gave {box!r}; wanted a failure naming step 'greet' and $[0].qty")
+    types = [x.exc_type for x in getattr(e, "exceptions", [])]
+    if types != ["weft.bad_payload"]:
+        fail(f"a malformed input failed with exc_type {types!r}; wanted ['weft.bad_payload']")
     print(f"{PREFIX}: OK malformed input fails the C++ step: {err[:200]}")
+
+    # 1c. A C++ step that throws: Python reads the C++ exception's type.
+    ref = hatchet.workflow(name="hx-py-fail").run({"sku": "ink", "qty": 1}, wait_for_result=False)
+    box = bounded(ref.result, f"run {ref.workflow_run_id} of hx-py-fail")
+    excs = getattr(box.get("error"), "exceptions", [])
+    if [x.exc_type for x in excs] != ["std::runtime_error"] or "out of stock: ink" not in excs[0].exc:
+        fail(f"a throwing C++ step gave {box!r} ({[(x.exc_type, x.exc) for x in excs]!r}); wanted exc_type "
+             "'std::runtime_error' and the exception's message")
+    print(f"{PREFIX}: OK a C++ step's exception reaches Python as exc_type={excs[0].exc_type!r}: {excs[0].exc}")
+
+    # 1d. A bare list as the run input: the engine keeps only objects (it stores null), and the C++
+    # step says which form to send.
+    ref = hatchet.workflow(name="hx-py-fail").run([{"sku": "ink", "qty": 1}], wait_for_result=False)
+    box = bounded(ref.result, f"run {ref.workflow_run_id} of hx-py-fail (a list as input)")
+    excs = getattr(box.get("error"), "exceptions", [])
+    if [x.exc_type for x in excs] != ["weft.bad_payload"] or '{"$args": [...]}' not in excs[0].exc:
+        fail(f"a list as the run input gave {box!r}; wanted a bad payload that names the $args form")
+    print(f"{PREFIX}: OK a list as the run input is refused with the form to send: {excs[0].exc[:160]}")
     ref = from_python.run(Order(sku="cup", qty=1), wait_for_result=False)
     box = bounded(ref.result, "the run after the malformed one")
     if box.get("value", {}).get("shout") != {"text": "HELLO CUP", "total": 20}:

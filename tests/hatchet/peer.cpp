@@ -2,7 +2,8 @@
 //
 //   hatchet_peer worker <sets> <slots> [name]  serves sets of workflows (comma-separated) until SIGTERM; prints
 //                                              "ready <worker id>" once the engine accepts it
-//        sets: python (hx-from-python), mixed (C++ steps of hx-mixed), fault (hx-fault), bench (hx-bench)
+//        sets: python (hx-from-python, hx-py-fail), mixed (C++ steps of hx-mixed), fault (hx-fault),
+//              bench (hx-bench), limited (hx-limited), limited-declared (hx-limited with weft's limits)
 //   hatchet_peer run <case> <input JSON>       triggers a run, prints its output as one JSON line
 //        cases: python-served, mixed, fault
 //   hatchet_peer bench <runs> <parallel>       triggers hx-bench runs, then waits for all; prints
@@ -10,7 +11,8 @@
 //   hatchet_peer enqueue <runs> <parallel>     triggers hx-bench runs and exits without waiting (the benchmark's
 //                                              queued-drain shape); prints {"runs": n, "seconds": s}
 //
-// Address and token file from WEFT_HATCHET_HOST_PORT / WEFT_HATCHET_TOKEN_FILE. With
+// Address and token file from WEFT_HATCHET_HOST_PORT / WEFT_HATCHET_TOKEN_FILE, replace_definitions
+// from WEFT_HATCHET_REPLACE_DEFINITIONS. With
 // OTEL_EXPORTER_OTLP_ENDPOINT set, spans go there (tests/hatchet/traces.py).
 #include "workflows.hpp"
 #ifdef WEFT_PEER_TRACES
@@ -40,6 +42,7 @@ void serve_only(weft::hatchet::worker& w, W wf, std::initializer_list<std::strin
 
 int worker(const std::string& set, int slots, std::string name) {
     weft::hatchet::worker_options o{hx::options_from_env()};
+    if (set.find("limited-declared") != std::string::npos) o.limits.emplace("hx-limited", hx::limited_limits());
     o.concurrency = slots;
     o.worker_name = std::move(name);
     weft::hatchet::worker w(o);
@@ -47,7 +50,10 @@ int worker(const std::string& set, int slots, std::string name) {
         std::size_t end = std::min(set.find(',', at), set.size());
         const std::string one = set.substr(at, end - at);
         at = end + 1;
-        if (one == "python") w.serve(hx::for_python);
+        if (one == "python") {
+            w.serve(hx::for_python);
+            w.serve(hx::fail_for_python);
+        } else if (one == "limited" || one == "limited-declared") w.serve(hx::limited);
         else if (one == "mixed") serve_only(w, hx::mixed, {"greet", "shout"});
         else if (one == "fault") w.serve(hx::fault);
         else if (one == "bench") w.serve(hx::bench);

@@ -8,6 +8,8 @@
 #include <weft/this_step.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -157,6 +159,34 @@ struct py_mid {
 };
 inline constexpr auto mixed = weft::workflow<"hx-mixed">(step<greet> >> step<py_mid> >> step<shout>);
 
+// Interop: a C++ step that fails, seen from Python (its exc_type is the C++ exception's type).
+inline constexpr auto fail_for_python = weft::workflow<"hx-py-fail">(step<out_of_stock>);
+
+// Limits (tests/hatchet/limits.py): a step that naps and says when it ran, so a test can tell whether
+// two runs overlapped; hatchet-sdk registers the workflow with a concurrency limit of 1.
+struct interval {
+    std::int64_t start_ms = 0, end_ms = 0;  // wall clock, ms since the epoch
+};
+BOOST_DESCRIBE_STRUCT(interval, (), (start_ms, end_ms))
+inline std::int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+struct timed_nap {
+    static constexpr std::string_view name = "timed_nap";
+    interval operator()(int ms) const {
+        interval i{wall_ms(), 0};
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        i.end_ms = wall_ms();
+        return i;
+    }
+};
+inline constexpr auto limited = weft::workflow<"hx-limited">(step<timed_nap>);
+// What weft declares for hx-limited, as the Python side does: one run at a time.
+inline weft::hatchet::workflow_limits limited_limits() {
+    return {.concurrency = {{.expression = "'all'", .max_runs = 1}}, .rate_limits = {}};
+}
+
 // Benchmark: one no-op task per run.
 struct noop {
     static constexpr std::string_view name = "noop";
@@ -177,6 +207,7 @@ inline weft::hatchet::options options_from_env() {
     weft::hatchet::options o;
     o.host_port = need("WEFT_HATCHET_HOST_PORT");
     o.token_file = need("WEFT_HATCHET_TOKEN_FILE");
+    if (const char* r = std::getenv("WEFT_HATCHET_REPLACE_DEFINITIONS"); r && *r) o.replace_definitions = r;
     return o;
 }
 

@@ -24,17 +24,18 @@ struct backend_impl::state {
     connection conn;
     std::mutex m;
     std::set<std::string, std::less<>> registered;  // workflow names put in this client's lifetime
+    bool put;  // replace_definitions: "never" leaves the engine's definitions as they are
 
     kit::step_watchers watchers;  // last: joined before the connection they read goes away
 
-    explicit state(hatchet::options o) : opts(std::move(o)), conn(opts) {}
+    explicit state(hatchet::options o) : opts(std::move(o)), conn(opts), put(replaces_definitions(opts)) {}
 
     void ensure_registered(const erased_workflow& wf) {
         {
             std::lock_guard lock(m);
-            if (registered.count(wf.graph.name)) return;
+            if (!put || registered.count(wf.graph.name)) return;
         }
-        put_workflow(conn, lower(wf.graph));
+        put_workflow(conn, plan_for(opts, wf.graph));
         std::lock_guard lock(m);
         registered.emplace(wf.graph.name);
     }
@@ -84,7 +85,7 @@ std::vector<step_status> steps_of(const graph_view& g, const std::optional<v1::G
                 s.attempts = s.state == step_state::pending ? 0
                              : s.state == step_state::failed ? g.policies[i].retry.max_attempts
                                                              : 1;
-                if (it->second.has_error()) s.error = it->second.error();
+                if (it->second.has_error()) s.error = task_error_text(it->second.error());
             }
         }
         out.push_back(std::move(s));
@@ -160,7 +161,7 @@ private:
             return failed_at_first(
                 [&](std::size_t i) -> std::optional<step_error> {
                     if (auto t = task(i); t && t->status() == v1::FAILED)
-                        return step_error{t->error(), wf_.graph.policies[i].retry.max_attempts};
+                        return step_error{task_error_text(t->error()), wf_.graph.policies[i].retry.max_attempts};
                     return std::nullopt;
                 },
                 std::make_exception_ptr(step_failed(std::string(wf_.graph.name), "the run failed with no failed task", 1)));
@@ -310,7 +311,7 @@ run_description backend_impl::describe(std::string_view id) {
         if (auto it = d.task_runs().find(name); it != d.task_runs().end()) {
             s.state = step_state_of(it->second.status());
             s.attempts = s.state == step_state::pending ? 0 : 1;  // at least; the engine does not say
-            if (it->second.has_error()) s.error = it->second.error();
+            if (it->second.has_error()) s.error = task_error_text(it->second.error());
             if (s.state == step_state::failed && out.failed_step.empty()) {
                 out.failed_step = name;
                 out.error = s.error;
@@ -344,15 +345,27 @@ run_description backend_impl::describe(std::string_view id) {
 }
 
 std::string backend_impl::register_workflow(const erased_workflow& wf, bool dry_run) {
-    const workflow_plan plan = lower(wf.graph);
+    // An explicit registration: it puts weft's definition whatever replace_definitions says.
+    const workflow_plan plan = plan_for(state_->opts, wf.graph);
     json::array tasks;
     for (const auto& t : plan.tasks) {
         json::array parents;
         for (auto& p : t.parents) parents.push_back(json::value(boost::json::string(p)));
-        tasks.push_back(json::object{{"readable_id", t.readable_id}, {"action", t.action}, {"parents", parents},
-                                     {"retries", t.retries}, {"timeout", t.timeout}, {"schedule_timeout", t.schedule_timeout}});
+        json::object task{{"readable_id", t.readable_id}, {"action", t.action}, {"parents", parents},
+                          {"retries", t.retries}, {"timeout", t.timeout}, {"schedule_timeout", t.schedule_timeout}};
+        json::array limits;
+        for (const auto& r : t.rate_limits) limits.push_back(json::object{{"key", r.key}, {"units", r.units}});
+        if (!limits.empty()) task.emplace("rate_limits", std::move(limits));
+        tasks.push_back(std::move(task));
     }
-    const std::string what = boost::json::serialize(json::object{{"workflow", plan.name}, {"tasks", tasks}});
+    json::object what_obj{{"workflow", plan.name}, {"tasks", tasks}};
+    json::array concurrency;
+    static constexpr std::string_view strategies[] = {"group_round_robin", "cancel_in_progress", "cancel_newest"};
+    for (const auto& c : plan.concurrency)
+        concurrency.push_back(json::object{{"expression", c.expression}, {"max_runs", c.max_runs},
+                                           {"limit_strategy", strategies[static_cast<int>(c.strategy)]}});
+    if (!concurrency.empty()) what_obj.emplace("concurrency", std::move(concurrency));
+    const std::string what = boost::json::serialize(what_obj);
     if (dry_run) return "hatchet: would put workflow " + what;
     const auto [version, id] = put_workflow(state_->conn, plan);
     return "hatchet: put workflow '" + plan.name + "' (workflow " + id + ", version " + version + "): " + what;
@@ -458,6 +471,15 @@ const kit::settings_table<hatchet::options>& table() {
                  if (s.value != "none")
                      throw config_error("weft: hatchet: tls_strategy '" + s.value + "' (from " + s.origin +
                                         ") is not supported (only \"none\": plaintext gRPC)");
+             }},
+            {"replace_definitions", &o::replace_definitions,
+             "\"always\": workers and clients register weft's definitions when they start; \"never\": keep the "
+             "engine's (e.g. one hatchet-sdk registered with limits)",
+             0,
+             [](const o& v, const config::setting& s) {
+                 if (v.replace_definitions != "always" && v.replace_definitions != "never")
+                     throw config_error("weft: hatchet: replace_definitions '" + s.value + "' (from " + s.origin +
+                                        ") is not one of \"always\" and \"never\"");
              }},
             {"tenant_id", {}, "accepted, unused: the token names the tenant"},
             {"api_url", {}, "accepted, unused"},

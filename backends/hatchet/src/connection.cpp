@@ -119,9 +119,38 @@ void connection::fail(std::string_view rpc, const grpc::Status& st) const {
                     st.error_code());
 }
 
+hatchet_wire::workflow_plan plan_for(const hatchet::options& o, const graph_view& wf) {
+    auto it = o.limits.find(wf.name);
+    return hatchet_wire::lower(wf, it == o.limits.end() ? nullptr : &it->second);
+}
+
+bool replaces_definitions(const hatchet::options& o) {
+    if (o.replace_definitions == "always") return true;
+    if (o.replace_definitions == "never") return false;
+    throw config_error("weft: hatchet: replace_definitions '" + o.replace_definitions +
+                       "' is not one of \"always\" (register weft's definitions) and \"never\" (keep the engine's)");
+}
+
+namespace {
+v1::ConcurrencyLimitStrategy strategy_of(hatchet_wire::limit_strategy s) {
+    switch (s) {
+    case hatchet_wire::limit_strategy::cancel_in_progress: return v1::CANCEL_IN_PROGRESS;
+    case hatchet_wire::limit_strategy::cancel_newest: return v1::CANCEL_NEWEST;
+    case hatchet_wire::limit_strategy::group_round_robin: break;
+    }
+    return v1::GROUP_ROUND_ROBIN;
+}
+}  // namespace
+
 std::pair<std::string, std::string> put_workflow(const connection& c, const hatchet_wire::workflow_plan& plan) {
     v1::CreateWorkflowVersionRequest req;
     req.set_name(plan.name);
+    for (const auto& l : plan.concurrency) {
+        v1::Concurrency* k = req.add_concurrency_arr();
+        k->set_expression(l.expression);
+        k->set_max_runs(l.max_runs);
+        k->set_limit_strategy(strategy_of(l.strategy));
+    }
     for (const auto& t : plan.tasks) {
         v1::CreateTaskOpts* o = req.add_tasks();
         o->set_readable_id(t.readable_id);
@@ -134,6 +163,11 @@ std::pair<std::string, std::string> put_workflow(const connection& c, const hatc
         if (t.backoff_max_seconds > 0) o->set_backoff_max_seconds(t.backoff_max_seconds);
         o->set_schedule_timeout(t.schedule_timeout);
         (*o->mutable_slot_requests())["default"] = 1;
+        for (const auto& r : t.rate_limits) {
+            v1::CreateTaskRateLimit* l = o->add_rate_limits();
+            l->set_key(r.key);
+            l->set_units(r.units);
+        }
     }
     auto resp = c.administer("v1.AdminService/PutWorkflow", &connection::admin::Stub::PutWorkflow, req);
     return {resp.id(), resp.workflow_id()};

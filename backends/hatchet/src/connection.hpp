@@ -91,6 +91,13 @@ private:
     std::unique_ptr<admin::Stub> admin_;
 };
 
+// The plan weft registers for `wf`: its lowering with the limits `o` declares for it.
+hatchet_wire::workflow_plan plan_for(const hatchet::options& o, const graph_view& wf);
+
+// Whether workers and clients put weft's definitions when they start (replace_definitions "always")
+// or leave the engine's as they are ("never"); config_error for any other value.
+bool replaces_definitions(const hatchet::options& o);
+
 // PutWorkflow for a plan (identical definitions keep the engine's current version): returns the
 // workflow version id and the workflow id.
 std::pair<std::string, std::string> put_workflow(const connection& c, const hatchet_wire::workflow_plan& plan);

@@ -65,6 +65,7 @@ struct hatchet::worker::impl {
                 kit::log_message(skeleton.settings().who, level, text);
             };
         if (opts.concurrency < 1) throw config_error("weft: hatchet: worker concurrency (slots) must be at least 1");
+        hatchet_detail::replaces_definitions(opts);  // a bad value fails here, not at start()
         skeleton.threads().on_stop([this] {
             std::lock_guard lock(m);
             if (listen_ctx) listen_ctx->TryCancel();
@@ -269,7 +270,10 @@ struct hatchet::worker::impl {
 
     void report(const AssignedAction& a, const erased_step* step, kit::step_outcome& out, kit::task_context& ctx) {
         if (!step) {
-            send_event(a, STEP_EVENT_TYPE_FAILED, "weft: hatchet: this worker does not serve action '" + a.action_id() + "'", true);
+            send_event(a, STEP_EVENT_TYPE_FAILED,
+                       task_error("weft.unknown_step", "weft: hatchet: this worker does not serve action '" + a.action_id() + "'",
+                                  "    at worker '" + opts.worker_name + "'"),
+                       true);
             return;
         }
         const served_step& s = served(a);
@@ -279,6 +283,11 @@ struct hatchet::worker::impl {
         std::string payload = ok ? boost::json::serialize(task_output(std::move(out.output)))
                                  : "weft: hatchet: step '" + std::string(step->name()) + "' of workflow '" +
                                        std::string(step->workflow()) + "': " + out.error;
+        const std::string failure =  // exc_type for hatchet-sdk: the C++ exception's type, as other backends report it
+            ok ? std::string()
+               : task_error(out.error_type.empty() ? "weft.error" : out.error_type, payload,
+                            "    at step '" + std::string(step->name()) + "', attempt " + std::to_string(ctx.attempt) +
+                                ", worker '" + opts.worker_name + "'");
         if (ctx.cancelled) {
             // The engine cancelled this attempt (run cancelled, or the step's timeout): it has settled
             // the outcome already, and a late COMPLETED would be taken as the result (observed).
@@ -289,7 +298,7 @@ struct hatchet::worker::impl {
         } else {
             log("warning", payload + " (task run " + a.task_run_external_id() + ", attempt " +
                                std::to_string(ctx.attempt) + ")");
-            send_event(a, STEP_EVENT_TYPE_FAILED, std::move(payload), no_retry);
+            send_event(a, STEP_EVENT_TYPE_FAILED, failure, no_retry);
         }
         std::lock_guard lock(m);
         running.erase(a.task_run_external_id());
@@ -307,7 +316,7 @@ hatchet::worker::worker(worker_options opts) : impl_(std::make_unique<impl>(std:
 hatchet::worker::~worker() { stop(); }
 
 void hatchet::worker::serve(const graph_view& wf, std::span<const erased_step> steps) {
-    workflow_plan plan = lower(wf);
+    workflow_plan plan = hatchet_detail::plan_for(impl_->opts, wf);
     for (const erased_step& st : steps) {
         served_step s{st, {}};
         for (const task_plan& t : plan.tasks)
@@ -319,7 +328,16 @@ void hatchet::worker::serve(const graph_view& wf, std::span<const erased_step> s
 
 void hatchet::worker::start() {
     if (impl_->actions.empty()) throw config_error("weft: hatchet: the worker serves no steps; call serve() first");
-    for (const workflow_plan& p : impl_->plans) hatchet_detail::put_workflow(impl_->conn, p);
+    const bool put = hatchet_detail::replaces_definitions(impl_->opts);
+    for (const workflow_plan& p : impl_->plans) {
+        if (put) {
+            hatchet_detail::put_workflow(impl_->conn, p);
+        } else {
+            impl_->log(p.concurrency.empty() ? "info" : "warning",
+                       "not registering workflow '" + p.name + "' (replace_definitions = never): its steps run under the "
+                       "definition the engine has" + (p.concurrency.empty() ? std::string() : ", without the limits weft declares for it"));
+        }
+    }
     impl_->register_worker();
     impl_->log("info", "registered " + std::to_string(impl_->actions.size()) + " actions as worker " + impl_->id() +
                            " with " + std::to_string(impl_->opts.concurrency) + " slots");

@@ -14,9 +14,9 @@
 //     int n = run.get();                         // polls GetRunDetails until the run is done
 //
 // Including this header registers the backend, so WEFT_BACKEND=hatchet selects it in any_client
-// (settings host_port, token, token_file, timeout_ms, poll_ms; tls_strategy must be "none"; tenant_id,
-// api_url and version, which scripts/services writes, are accepted and unused: the token names the
-// tenant). The token is never logged.
+// (settings host_port, token, token_file, timeout_ms, poll_ms, replace_definitions; tls_strategy must
+// be "none"; tenant_id, api_url and version, which scripts/services writes, are accepted and unused:
+// the token names the tenant). The token is never logged.
 #pragma once
 
 #include <chrono>
@@ -36,12 +36,25 @@ namespace weft {
 struct hatchet {
     static constexpr std::string_view name = "hatchet";
 
+    using limit_strategy = hatchet_wire::limit_strategy;
+    using concurrency_limit = hatchet_wire::concurrency_limit;
+    using rate_limit = hatchet_wire::rate_limit;
+    using workflow_limits = hatchet_wire::workflow_limits;
+
     struct options {
         std::string host_port = "127.0.0.1:7077";      // the engine's gRPC address (no TLS)
         std::string token;                              // the tenant's API token (a JWT); never logged
         std::string token_file;                         // read when `token` is empty
         std::chrono::milliseconds timeout{10000};       // per unary call
         std::chrono::milliseconds poll_interval{100};   // how often a run handle reads GetRunDetails
+        // Concurrency and rate limits registered with each workflow's definition, by workflow name:
+        // Hatchet's own knobs, which no other backend has (docs/hatchet.md, "Limits and definitions").
+        std::map<std::string, workflow_limits, std::less<>> limits;
+        // Whether workers and clients register weft's definition when they start (PutWorkflow, which
+        // becomes the latest version): "always", or "never" to keep the one registered elsewhere (by
+        // hatchet-sdk) as it is. The engine's gRPC API cannot read a definition back, so weft cannot
+        // tell what a replacement would drop.
+        std::string replace_definitions = "always";
     };
 
     struct worker_options : options {

@@ -6,16 +6,21 @@
 //     edges     -> parents (readable ids, in the step's declaration order)
 //     policy    -> retries = max_attempts - 1, backoff_factor = multiplier, backoff_max_seconds =
 //                  maximum, timeout = timeout (0: 24h, Hatchet has no "no limit")
+//     limits    -> concurrency_arr (the workflow's), rate_limits (a step's): Hatchet's own knobs, declared
+//                  in hatchet::options::limits, so re-registering keeps them (docs/hatchet.md)
 //
 // Payloads (Hatchet requires JSON objects for run inputs and task outputs):
 //   run input   one source parameter that encodes as an object: that object, as Python clients send
 //               it; otherwise {"$args": [the source parameters]}
 //   step output an object as is (what Python tasks return); any other value as {"$value": v}
 // No described struct has a member named "$args" or "$value", so neither form is ambiguous.
+// A failed task's error is hatchet-sdk's TaskRunError text, "<type>: <message>\n<trace>", so Python
+// callers read the C++ exception's type as exc_type.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +36,34 @@ struct ERROR_hatchet_step_names_collide_once_lowercased;
 
 namespace weft::hatchet_wire {
 
+// What Hatchet does with a run over a concurrency limit (v1 ConcurrencyLimitStrategy).
+enum class limit_strategy {
+    group_round_robin,   // it waits; groups take turns
+    cancel_in_progress,  // the oldest running run of the group is cancelled
+    cancel_newest,       // the new run is cancelled
+};
+
+// At most `max_runs` runs at once per value of `expression`, a CEL expression over the run
+// ("input.customer"; "'all'" puts every run in one group).
+struct concurrency_limit {
+    std::string expression;
+    int max_runs = 1;
+    limit_strategy strategy = limit_strategy::group_round_robin;
+};
+
+// A step takes `units` of the engine's rate limit `key` per attempt. The key is the engine's: create
+// it first (hatchet-sdk `hatchet.rate_limits.put(key, limit, duration)`).
+struct rate_limit {
+    std::string key;
+    int units = 1;
+};
+
+// Limits of one workflow, registered with its definition.
+struct workflow_limits {
+    std::vector<concurrency_limit> concurrency;                          // the workflow's
+    std::map<std::string, std::vector<rate_limit>, std::less<>> rate_limits;  // by step name
+};
+
 struct task_plan {
     std::string readable_id;
     std::string action;
@@ -40,11 +73,13 @@ struct task_plan {
     int backoff_max_seconds = 0;   // 0: not sent
     std::string timeout;           // Hatchet duration ("1500ms", "24h")
     std::string schedule_timeout;  // how long a task may wait for a worker
+    std::vector<rate_limit> rate_limits;
 };
 
 struct workflow_plan {
     std::string name;
     std::vector<task_plan> tasks;  // in a topological order
+    std::vector<concurrency_limit> concurrency;
 };
 
 inline std::string lowercase(std::string_view s) {
@@ -107,7 +142,39 @@ inline std::string duration(milliseconds d) {
     return std::to_string(d.count()) + "ms";
 }
 
-inline workflow_plan lower(const graph_view& wf) {
+// Puts the declared limits into the plan; a limit that names no step of the workflow, or a value
+// Hatchet would refuse or misread, is a config_error naming the workflow and the limit.
+inline void add_limits(const graph_view& wf, const workflow_limits& limits, workflow_plan& plan) {
+    const std::string of = "weft: hatchet: limits of workflow '" + std::string(wf.name) + "': ";
+    for (const concurrency_limit& c : limits.concurrency) {
+        if (c.expression.empty())
+            throw config_error(of + "a concurrency limit has no expression (a CEL expression such as "
+                                    "\"input.customer\", or \"'all'\" for one group)");
+        if (c.max_runs < 1)
+            throw config_error(of + "concurrency limit '" + c.expression + "' has max_runs " + std::to_string(c.max_runs) +
+                               "; it must be at least 1");
+        plan.concurrency.push_back(c);
+    }
+    for (const auto& [step, limits_of_step] : limits.rate_limits) {
+        auto t = std::find_if(plan.tasks.begin(), plan.tasks.end(), [&](const task_plan& x) { return x.readable_id == step; });
+        if (t == plan.tasks.end()) {
+            std::string steps;
+            for (const task_plan& p : plan.tasks) steps += (steps.empty() ? "" : ", ") + p.readable_id;
+            throw config_error(of + "a rate limit names step '" + step + "', which the workflow does not have (its steps: " +
+                               steps + ")");
+        }
+        for (const rate_limit& r : limits_of_step) {
+            if (r.key.empty()) throw config_error(of + "a rate limit of step '" + step + "' has no key");
+            if (r.units < 1)
+                throw config_error(of + "rate limit '" + r.key + "' of step '" + step + "' takes " + std::to_string(r.units) +
+                                   " units; it must take at least 1");
+            t->rate_limits.push_back(r);
+        }
+    }
+}
+
+// `limits` (may be null): the workflow's declared limits, checked against it.
+inline workflow_plan lower(const graph_view& wf, const workflow_limits* limits = nullptr) {
     auto check = [&](std::string_view what, std::string_view name) {
         if (!valid_name(name))
             throw config_error("weft: hatchet: " + std::string(what) + " name '" + std::string(name) + "' of workflow '" +
@@ -139,6 +206,7 @@ inline workflow_plan lower(const graph_view& wf) {
         t.schedule_timeout = "5m";
         plan.tasks.push_back(std::move(t));
     }
+    if (limits) add_limits(wf, *limits, plan);
     return plan;
 }
 
@@ -150,6 +218,11 @@ inline json::value run_input(const json::array& args) {
 
 // The source steps' arguments, from a run input (weft's or a Python client's object).
 inline json::array source_args(const json::value& input) {
+    // The engine keeps only objects: it stores null for a bare array or scalar a caller sent.
+    if (input.is_null())
+        throw json::decode_error("$.input", "the run's input as a JSON object ({\"$args\": [...]} when the first step "
+                                            "does not take one struct; the engine drops an input that is not an object)",
+                                 "null");
     if (const json::object* o = input.if_object()) {
         if (auto it = o->find("$args"); it != o->end() && o->size() == 1) {
             if (const json::array* a = it->value().if_array()) return *a;
@@ -169,6 +242,50 @@ inline json::value step_value(const json::value& output) {
     if (const json::object* o = output.if_object())
         if (auto it = o->find("$value"); it != o->end() && o->size() == 1) return it->value();
     return output;
+}
+
+// A failed task's error as hatchet-sdk writes it (TaskRunError.serialize): "<type>: <message>\n<trace>",
+// ": " in the type as ":::", a newline in the message as a backslash and a newline. Its
+// TaskRunError.deserialize reads exc_type from the first line; text without a newline is a "HatchetError".
+inline std::string task_error(std::string_view type, std::string_view message, std::string_view trace) {
+    std::string out;
+    for (std::size_t i = 0; i < type.size(); ++i) {
+        if (type.substr(i, 2) == ": ") {
+            out += ":::";
+            ++i;
+        } else {
+            out += type[i];
+        }
+    }
+    out += ": ";
+    for (char c : message) {
+        if (c == '\n') out += '\\';
+        out += c;
+    }
+    out += '\n';
+    out += trace;
+    return out;
+}
+
+// "<type>: <message>" of an error in that form, from a weft or a Python worker (trace and metadata left
+// out); any other text as it is.
+inline std::string task_error_text(std::string_view error) {
+    std::string header;
+    for (std::size_t i = 0; i < error.size(); ++i) {
+        if (error[i] == '\\' && i + 1 < error.size() && error[i + 1] == '\n') {
+            header += '\n';
+            ++i;
+        } else if (error[i] == '\n') {
+            const std::size_t sep = header.find(": ");
+            if (sep == std::string::npos) return std::string(error);
+            std::string type = header.substr(0, sep);
+            for (std::size_t at; (at = type.find(":::")) != std::string::npos;) type.replace(at, 3, ": ");
+            return type + header.substr(sep);
+        } else {
+            header += error[i];
+        }
+    }
+    return std::string(error);
 }
 
 }  // namespace weft::hatchet_wire
