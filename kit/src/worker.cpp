@@ -32,6 +32,12 @@ void attempt_started(const erased_step& step, const task_context& ctx) {
                      .worker = ctx.who->worker});
 }
 
+void stopped_by_shutdown(const erased_step& step, step_outcome& out) {
+    out.what = step_outcome::kind::failed;
+    out.error = "weft: step '" + std::string(step.name()) + "' was stopped by a worker shutdown: " + out.error;
+    out.error_type = std::string(worker_shutdown_type);
+}
+
 void attempt_ended(const erased_step& step, const task_context& ctx, const step_outcome& out, double ms) {
     if (!ctx.who) return;
     using telemetry::severity;

@@ -23,10 +23,19 @@ void worker_threads::request_stop() {
     std::vector<std::function<void()>> interrupts;
     {
         std::lock_guard l(m_);
+        if (!stopping_.load()) stop_at_ = std::chrono::steady_clock::now().time_since_epoch().count();
         if (!stopping_.exchange(true)) interrupts.swap(interrupts_);
     }
     wake_.notify_all();
     for (auto& f : interrupts) f();
+}
+
+bool worker_threads::drain_over() const noexcept {
+    if (!stopping()) return false;
+    const auto drain = std::chrono::milliseconds(drain_.load(std::memory_order_relaxed));
+    if (drain.count() <= 0) return true;
+    const std::chrono::steady_clock::time_point at{std::chrono::steady_clock::duration(stop_at_.load())};
+    return std::chrono::steady_clock::now() >= at + drain;
 }
 
 void worker_threads::stop() {

@@ -97,6 +97,25 @@ def run_python_worker() -> None:
     hatchet.worker("weft-interop-py", slots=4, workflows=[served, mixed]).start()
 
 
+def passed() -> None:
+    """The end of a script that passed: stop what it started, drop its logs, say OK."""
+    stop_all()
+    for path in LOGS.values():
+        if os.path.exists(path):
+            os.unlink(path)
+    print(f"{PREFIX}: OK")
+
+
+def run_script(main) -> None:
+    """Runs a script's main under the watchdog, then leaves without CPython's shutdown (gRPC threads)."""
+    signal.signal(signal.SIGALRM, lambda *_: fail(f"no verdict within {WATCHDOG_S}s (watchdog)"))
+    signal.alarm(WATCHDOG_S)
+    main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def start(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
     fd, path = tempfile.mkstemp(prefix=f"hatchet-interop-{name}-", suffix=".log")
     os.close(fd)

@@ -90,18 +90,8 @@ def main() -> None:
     phase(hatchet, env, "A", "limited", "never", want_overlap=False)
     phase(hatchet, env, "B", "limited", "always", want_overlap=True)
     phase(hatchet, env, "C", "limited-declared", "always", want_overlap=False)
-    io.stop_all()
-    for path in io.LOGS.values():
-        if os.path.exists(path):
-            os.unlink(path)
-    print(f"{io.PREFIX}: OK")
+    io.passed()
 
 
 if __name__ == "__main__":
-    import signal
-    signal.signal(signal.SIGALRM, lambda *_: io.fail(f"no verdict within {io.WATCHDOG_S}s (watchdog)"))
-    signal.alarm(io.WATCHDOG_S)
-    main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    io.run_script(main)

@@ -1,9 +1,10 @@
 // The C++ side of the Hatchet interop, fault and benchmark runs:
 //
-//   hatchet_peer worker <sets> <slots> [name]  serves sets of workflows (comma-separated) until SIGTERM; prints
-//                                              "ready <worker id>" once the engine accepts it
+//   hatchet_peer worker <sets> <slots> [name] [drain ms]  serves sets of workflows (comma-separated) until
+//                                              SIGTERM, then drains; prints "ready <worker id>" once the engine accepts it
 //        sets: python (hx-from-python, hx-py-fail), mixed (C++ steps of hx-mixed), fault (hx-fault),
 //              bench (hx-bench), limited (hx-limited), limited-declared (hx-limited with weft's limits)
+//              drain-a, drain-b (hx-drain-a, hx-drain-b)
 //   hatchet_peer run <case> <input JSON>       triggers a run, prints its output as one JSON line
 //        cases: python-served, mixed, fault
 //   hatchet_peer bench <runs> <parallel>       triggers hx-bench runs, then waits for all; prints
@@ -40,8 +41,9 @@ void serve_only(weft::hatchet::worker& w, W wf, std::initializer_list<std::strin
     w.serve(weft::graph_of<W>, keep);
 }
 
-int worker(const std::string& set, int slots, std::string name) {
+int worker(const std::string& set, int slots, std::string name, int drain_ms) {
     weft::hatchet::worker_options o{hx::options_from_env()};
+    o.drain_timeout = std::chrono::milliseconds(drain_ms);
     if (set.find("limited-declared") != std::string::npos) o.limits.emplace("hx-limited", hx::limited_limits());
     o.concurrency = slots;
     o.worker_name = std::move(name);
@@ -57,6 +59,8 @@ int worker(const std::string& set, int slots, std::string name) {
         else if (one == "mixed") serve_only(w, hx::mixed, {"greet", "shout"});
         else if (one == "fault") w.serve(hx::fault);
         else if (one == "bench") w.serve(hx::bench);
+        else if (one == "drain-a") w.serve(hx::drain_a);
+        else if (one == "drain-b") w.serve(hx::drain_b);
         else throw std::invalid_argument("unknown worker set " + one);
     }
     std::signal(SIGTERM, [](int) { stop_flag = true; });
@@ -125,7 +129,7 @@ int main(int argc, char** argv) try {
 #ifdef WEFT_PEER_TRACES
     weft::cli::export_traces("");  // from OTEL_EXPORTER_OTLP_ENDPOINT; flushed at exit
 #endif
-    if (a.size() >= 3 && a[0] == "worker") return worker(a[1], std::stoi(a[2]), a.size() > 3 ? a[3] : "weft-peer");
+    if (a.size() >= 3 && a[0] == "worker") return worker(a[1], std::stoi(a[2]), a.size() > 3 ? a[3] : "weft-peer", a.size() > 4 ? std::stoi(a[4]) : 0);
     if (a.size() == 3 && a[0] == "run") {
         if (a[1] == "python-served") print_run(hx::python_served, a[2]);
         else if (a[1] == "mixed") print_run(hx::mixed, a[2]);

@@ -108,6 +108,25 @@ struct bounded_nap {
 };
 inline constexpr auto timeouts = weft::workflow<"hx-timeout">(step<bounded_nap>);
 
+// The graceful drain test (drain.py): naps `ms` on its first attempt unless asked to stop (then it
+// throws), and returns the attempt it finished on.
+struct drain_nap {
+    static constexpr std::string_view name = "drain_nap";
+    static constexpr weft::step_policy policy{.retry = {.max_attempts = 2, .initial = weft::milliseconds(100)},
+                                              .timeout = weft::milliseconds(60000)};
+    int operator()(int ms) const {
+        if (weft::this_step::attempt() == 1)
+            for (int t = 0; t < ms; t += 10) {
+                if (weft::this_step::stop_requested()) throw std::runtime_error("drain_nap interrupted");
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+        return weft::this_step::attempt();
+    }
+};
+// One workflow per phase: the engine may still hand a task to a worker that just stopped.
+inline constexpr auto drain_a = weft::workflow<"hx-drain-a">(step<drain_nap>);
+inline constexpr auto drain_b = weft::workflow<"hx-drain-b">(step<drain_nap>);
+
 inline constexpr auto restart = weft::workflow<"hx-restart">(step<inc>);
 inline constexpr auto anyc = weft::workflow<"hx-any">(step<inc> >> step<twice>);
 

@@ -160,7 +160,7 @@ struct hatchet::worker::impl {
     void heartbeat_loop() {
         bool failing = false;
         std::chrono::milliseconds next{300};
-        while (skeleton.threads().sleep_for(next)) {
+        while (skeleton.background().sleep_for(next)) {  // on through a drain: the engine must see us
             HeartbeatRequest req;
             req.set_worker_id(id());
             *req.mutable_heartbeat_at() = now();
@@ -257,7 +257,7 @@ struct hatchet::worker::impl {
         // The run's trace context: the key "traceparent" of its metadata (hatchet_sdk's instrumentor).
         if (a.has_additional_metadata()) ctx.parent = kit::context_from_json(a.additional_metadata());
         ctx.who = &skeleton.settings().who;
-        ctx.worker = &skeleton.threads();  // a drain asks long steps to stop, as on every backend
+        ctx.worker = &skeleton.threads();  // a stop asks steps to stop once its drain is over, on every backend
         {
             std::lock_guard lock(m);
             running[a.task_run_external_id()] = &ctx;
@@ -342,7 +342,8 @@ void hatchet::worker::start() {
     impl_->log("info", "registered " + std::to_string(impl_->actions.size()) + " actions as worker " + impl_->id() +
                            " with " + std::to_string(impl_->opts.concurrency) + " slots");
     impl_->skeleton.fetcher("the assignment stream", [this] { return impl_->listen_once(); });
-    impl_->skeleton.threads().spawn([this] { impl_->heartbeat_loop(); });
+    impl_->skeleton.threads().drain_for(impl_->opts.drain_timeout);
+    impl_->skeleton.background().spawn([this] { impl_->heartbeat_loop(); });
     impl_->skeleton.slots(static_cast<unsigned>(impl_->opts.concurrency), [this](AssignedAction& a) { impl_->execute(a); });
     if (!wait_ready(std::max(impl_->opts.timeout, std::chrono::milliseconds(5000))))
         impl_->log("warning", "the engine has not accepted a heartbeat yet; assignments wait for it");
@@ -360,7 +361,9 @@ void hatchet::worker::run() {
 }
 
 void hatchet::worker::stop() {
-    impl_->skeleton.stop();
+    // Unsubscribe first: the engine then assigns nothing more to this worker (it would, to a closed
+    // stream, and the task would wait for its assignment timeout), while the steps in hand drain and
+    // report.
     if (!impl_->id().empty() && !std::exchange(impl_->unsubscribed, true)) {
         WorkerUnsubscribeRequest req;
         req.set_worker_id(impl_->id());
@@ -370,6 +373,7 @@ void hatchet::worker::stop() {
             // best effort: the engine also drops a worker whose heartbeats stop
         }
     }
+    impl_->skeleton.stop();
 }
 
 hatchet::worker::counters hatchet::worker::stats() const {

@@ -10,7 +10,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include <weft/kit/backoff.hpp>
@@ -36,9 +35,6 @@ std::chrono::milliseconds to_ms(const google::protobuf::Duration& d) {
     return milliseconds(d.seconds() * 1000 + d.nanos() / 1'000'000);
 }
 
-
-// The failure type of a step stopped by a worker's graceful stop (retryable: not the step's fault).
-constexpr std::string_view worker_shutdown_type = "weft.worker_shutdown";
 
 void application_failure(failure_v1::Failure& f, std::string message, std::string type, bool non_retryable) {
     f.set_message(std::move(message));
@@ -69,16 +65,9 @@ struct worker::impl {
         std::string token;
         milliseconds heartbeat_every{0};
         clock::time_point next_heartbeat, deadline;
-        bool asked_by_shutdown = false;  // the drain deadline passed while it ran
     };
     std::mutex running_mutex;
     std::list<running> running_steps;
-
-    // A graceful stop: set before the skeleton stops, read by the heartbeat thread, which outlives
-    // the skeleton's threads so steps finishing during the drain are not timed out by the server.
-    std::atomic<bool> draining{false}, heartbeats_done{false};
-    std::atomic<clock::rep> drain_deadline{clock::time_point::max().time_since_epoch().count()};
-    std::thread heartbeat_thread;
 
     mutable std::mutex stats_mutex;
     counters stats;
@@ -359,7 +348,7 @@ struct worker::impl {
         ctx.run_id = task.workflow_execution().workflow_id();
         if (task.has_header()) ctx.parent = codec::extract_trace(task.header());
         ctx.who = &skeleton.settings().who;
-        // No ctx.worker: a stop asks steps to stop only at the drain deadline (heartbeater()).
+        ctx.worker = &skeleton.threads();  // a stop asks steps to stop once its drain is over
         running r{.ctx = &ctx, .token = task.task_token()};
         const auto now = clock::now();
         if (task.has_heartbeat_timeout() && to_ms(task.heartbeat_timeout()).count() > 0) {
@@ -395,14 +384,9 @@ struct worker::impl {
     void report(const wf::PollActivityTaskQueueResponse& task, const erased_step* step, kit::step_outcome& out,
                 kit::task_context& ctx) {
         const std::string& name = task.activity_type().name();
-        bool shut_down = false;
         {
             std::lock_guard l(running_mutex);
-            running_steps.remove_if([&](const running& r) {
-                if (r.ctx != &ctx) return false;
-                shut_down = r.asked_by_shutdown;
-                return true;
-            });
+            running_steps.remove_if([&](const running& r) { return r.ctx == &ctx; });
         }
         if (ctx.cancelled) {
             count(&counters::steps_cancelled);
@@ -438,36 +422,25 @@ struct worker::impl {
             type = "weft.unknown_step";
         } else if (out.what == kit::step_outcome::kind::bad_payload) {
             message = "weft: step '" + name + "' cannot decode its arguments: " + out.error;
-        } else if (shut_down) {
-            // Not the step's fault: retryable whatever the step threw, so the server runs it again.
-            message = "weft: step '" + name + "' was stopped by a worker shutdown (drain timeout " +
-                      std::to_string(opts.drain_timeout.count()) + " ms): " + out.error;
-            type = std::string(worker_shutdown_type);
-            out.what = kit::step_outcome::kind::failed;
         }
         count(&counters::steps_failed);
         wf::RespondActivityTaskFailedRequest req;
         req.set_task_token(task.task_token());
-        application_failure(*req.mutable_failure(), std::move(message), std::move(type), !shut_down && !out.retryable());
+        application_failure(*req.mutable_failure(), std::move(message), std::move(type), !out.retryable());
         req.set_identity(conn.configuration().identity);
         req.set_namespace_(opts.namespace_name);
         respond("RespondActivityTaskFailed", &connection::service::Stub::RespondActivityTaskFailed, req);
     }
 
+    // On the skeleton's background threads: it goes on while a stop drains the steps.
     void heartbeater() {
-        while (!heartbeats_done) {
-            std::this_thread::sleep_for(milliseconds(100));
+        while (skeleton.background().sleep_for(milliseconds(100))) {
             std::vector<std::pair<kit::task_context*, std::string>> due;
             {
                 std::lock_guard l(running_mutex);
                 const auto now = clock::now();
-                const bool drained = draining && now.time_since_epoch().count() >= drain_deadline;
                 for (running& r : running_steps) {
                     if (now >= r.deadline) r.ctx->timed_out = true;
-                    if (drained && !r.asked_by_shutdown) {
-                        r.asked_by_shutdown = true;
-                        r.ctx->timed_out = true;  // stop_requested(): the step is asked to stop
-                    }
                     if (r.heartbeat_every.count() > 0 && now >= r.next_heartbeat && !r.ctx->cancelled) {
                         r.next_heartbeat = now + r.heartbeat_every;
                         due.emplace_back(r.ctx, r.token);
@@ -503,6 +476,7 @@ void worker::serve(const erased_step& step) { impl_->steps.emplace(std::string(s
 void worker::start() {
     impl& w = *impl_;
     if (w.started.exchange(true)) return;
+    w.skeleton.threads().drain_for(w.opts.drain_timeout);
     const unsigned concurrency = std::max(1u, w.opts.concurrency);
     bool serving = false;
     if (w.opts.workflows && !w.workflows.empty()) {
@@ -520,7 +494,7 @@ void worker::start() {
             kit::task_context ctx;
             kit::run_task(w, task, ctx);
         });
-        w.heartbeat_thread = std::thread([&w] { w.heartbeater(); });
+        w.skeleton.background().spawn([&w] { w.heartbeater(); });
         serving = true;
     }
     if (!serving)
@@ -532,14 +506,7 @@ void worker::run() {
     impl_->skeleton.threads().wait_until_stopped();
 }
 
-void worker::stop() {
-    impl& w = *impl_;
-    if (!w.draining.exchange(true))
-        w.drain_deadline = (clock::now() + w.opts.drain_timeout).time_since_epoch().count();
-    w.skeleton.stop();  // the slots finish and report what they hold, still heartbeating
-    w.heartbeats_done = true;
-    if (w.heartbeat_thread.joinable()) w.heartbeat_thread.join();
-}
+void worker::stop() { impl_->skeleton.stop(); }  // the slots report what they hold, heartbeats go on
 
 worker::counters worker::stats() const {
     std::lock_guard l(impl_->stats_mutex);

@@ -62,6 +62,10 @@ struct hatchet {
         int concurrency = 8;                            // steps run at once: the worker's slots (threads)
         std::map<std::string, std::string> labels;      // worker labels (affinity), e.g. {"runtime","weft"}
         std::chrono::milliseconds heartbeat{4000};      // the SDKs' interval; the engine wants < 5 s
+        // How long stop() lets running steps go on before it asks them to stop; heartbeats go on
+        // until every step has reported, and a step that fails once asked fails as
+        // weft.worker_shutdown, retryable (docs/hatchet.md, "Graceful stop"). 0: asked at once.
+        std::chrono::milliseconds drain_timeout{0};
         // Reconnect and re-send delays: capped exponential with jitter (max_attempts unused).
         retry_policy backoff{.initial = milliseconds(100), .multiplier = 2.0, .maximum = milliseconds(5000)};
         // level is "info", "warning" or "error"; never contains the token. Default: stderr.

@@ -49,7 +49,7 @@ public:
     std::atomic<bool> cancelled{false};   // the server cancelled this attempt; its outcome is moot
     std::atomic<bool> timed_out{false};   // a deadline the backend watches (heartbeats) passed
     clock::time_point deadline = clock::time_point::max();  // stop_requested() from then on
-    const worker_threads* worker = nullptr;                  // set: stop_requested() once it stops
+    const worker_threads* worker = nullptr;                  // set: stop_requested() once its drain is over
     const origin* who = nullptr;  // set: run_task reports the attempt in weft's log and metrics
     std::string run_id;           // the run this attempt belongs to, when the task says (begin sets it)
     // The trace context the task carried (begin extracts it from the backend's carrier): the
@@ -61,7 +61,7 @@ public:
 
     bool stop_requested() const override {
         return cancelled.load(std::memory_order_relaxed) || timed_out.load(std::memory_order_relaxed) ||
-               (worker && worker->stopping()) || (deadline != clock::time_point::max() && clock::now() >= deadline);
+               (worker && worker->drain_over()) || (deadline != clock::time_point::max() && clock::now() >= deadline);
     }
 };
 
@@ -74,6 +74,11 @@ void attempt_ended(const erased_step& step, const task_context& ctx, const step_
 // when neither exists and no exporter is installed), and its status from the outcome.
 telemetry::span attempt_span(const erased_step& step, const task_context& ctx);
 void attempt_span_ended(telemetry::span& s, const step_outcome& out);
+
+// The failure type of an attempt that failed after a graceful stop's drain asked it to stop: not the
+// step's fault, so retryable whatever the step threw, and the server gives it to another worker.
+inline constexpr std::string_view worker_shutdown_type = "weft.worker_shutdown";
+void stopped_by_shutdown(const erased_step& step, step_outcome& out);
 
 // One task through the pipeline. `hooks` is the backend's, with:
 //     const erased_step* find(const Task&)                   // nullptr: this worker does not serve it
@@ -114,6 +119,9 @@ void run_task(Hooks& hooks, Task& task, task_context& ctx) {
         out.error = e.what();
         out.error_type = bad_payload_type;
     }
+    if (!out.ok() && out.what != step_outcome::kind::bad_payload && ctx.worker && ctx.worker->drain_over() &&
+        !ctx.cancelled)
+        stopped_by_shutdown(*step, out);
     attempt_ended(*step, ctx, out, clock.ms());
     attempt_span_ended(span, out);
     hooks.report(task, step, out, ctx);  // in the span: what report sends on carries it
@@ -144,6 +152,9 @@ public:
     };
 
     explicit worker_skeleton(options o) : opts_(std::move(o)) {}
+    // Threads that go on until the slots have finished what they hold, so a drain does not starve
+    // them: heartbeats that keep the server from timing out a draining step. Stopped last.
+    worker_threads& background() noexcept { return background_; }
     ~worker_skeleton() { stop(); }
 
     // A thread that calls `fetch_once` until stop(). One call blocks for at most a poll (or the life
@@ -210,6 +221,7 @@ public:
         ready_.notify_all();
         room_.notify_all();
         threads_.stop();
+        background_.stop();
     }
 
 private:
@@ -228,7 +240,8 @@ private:
     std::condition_variable ready_, room_;
     std::deque<Task> queue_;
     std::size_t running_ = 0, reserved_ = 0;
-    worker_threads threads_;  // last: joined before the queue goes
+    worker_threads background_;
+    worker_threads threads_;  // last: joined before the queue goes (and before background_)
 };
 
 }  // namespace weft::kit

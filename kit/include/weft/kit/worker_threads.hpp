@@ -41,8 +41,17 @@ public:
     void stop();
     bool running() const noexcept { return !threads_.empty() && !stopping(); }
 
+    // A graceful stop's grace for running steps: stop() asks the threads to finish at once, and steps
+    // (task_context::stop_requested) only `d` later, so they may finish and report first. 0, the
+    // default (and the Python Temporal SDK's graceful_shutdown_timeout): at once.
+    void drain_for(std::chrono::milliseconds d) noexcept { drain_.store(d.count(), std::memory_order_relaxed); }
+    // A stop was requested and its drain time has passed: running steps are asked to stop.
+    bool drain_over() const noexcept;
+
 private:
     std::atomic<bool> stopping_{false};
+    std::atomic<std::chrono::milliseconds::rep> drain_{0};
+    std::atomic<std::chrono::steady_clock::rep> stop_at_{0};  // steady_clock ticks of request_stop()
     mutable std::mutex m_;
     std::mutex join_m_;  // one stop() joins at a time
     mutable std::condition_variable wake_;
