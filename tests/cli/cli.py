@@ -203,7 +203,7 @@ def local_only():
     journal = os.path.join(journal_dir, "journal.db")
     checks = cli_json("doctor", "--backend", "durable", over={"WEFT_DURABLE_JOURNAL": journal})
     by = {c["name"]: c for c in checks}
-    check(by["durable.schema"]["ok"] and "schema version 1" in by["durable.schema"]["detail"], checks)
+    check(by["durable.schema"]["ok"] and "schema version 2" in by["durable.schema"]["detail"], checks)
     check(by["durable.writable"]["ok"], checks)
     if os.geteuid() != 0:  # root writes anywhere: the read-only case cannot fail for it
         os.chmod(journal, 0o444)
