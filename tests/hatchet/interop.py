@@ -153,8 +153,9 @@ def bounded(fn, what: str):
     return box
 
 
-def peer_run(case: str, payload: dict, env: dict[str, str]) -> dict:
-    r = subprocess.run([PEER, "run", case, json.dumps(payload)], env=env, capture_output=True, text=True,
+def peer_run(case: str, payload: dict, env: dict[str, str], metadata: dict | None = None) -> dict:
+    argv = [PEER, "run", case, json.dumps(payload)] + ([json.dumps(metadata)] if metadata else [])
+    r = subprocess.run(argv, env=env, capture_output=True, text=True,
                        timeout=RUN_S + 10)
     if r.returncode != 0:
         fail(f"hatchet_peer run {case} failed ({r.returncode}): {r.stderr.strip()}")
@@ -213,6 +214,24 @@ def main() -> None:
     if box.get("value", {}).get("shout") != {"text": "HELLO CUP", "total": 20}:
         fail(f"after a malformed input the worker answered {box!r}")
     print(f"{PREFIX}: OK the C++ worker serves the next run")
+
+    # 1c. Run metadata from a Python caller (additional_metadata) reaches both C++ steps; a number
+    # arrives as its JSON text, and weft's own keys (the trace context here) are not shown.
+    from hatchet_sdk import TriggerWorkflowOptions
+    untyped_meta = hatchet.workflow(name="hx-metadata")
+    ref = untyped_meta.run({"sku": "tea", "qty": 2}, wait_for_result=False, options=TriggerWorkflowOptions(
+        additional_metadata={"tenant": f"acme{nonce}", "attempt_of": 7, "traceparent": "not-a-step-key"}))
+    box = bounded(ref.result, f"run {ref.workflow_run_id} of hx-metadata")
+    want = {"text": f"acme{nonce}|attempt_of=7;tenant=acme{nonce};", "total": 2}
+    if box.get("value", {}).get("metadata_all") != want:
+        fail(f"hx-metadata from Python returned {box!r}, wanted metadata_all = {want!r}")
+    print(f"{PREFIX}: OK Python additional_metadata -> every C++ step: {want['text']}")
+
+    # 1d. Run metadata from a C++ client (run_options::metadata) reaches the C++ steps.
+    got = peer_run("metadata", {"sku": "tea", "qty": 5}, env, {"tenant": "globex", "trace_id": "t-42"})
+    if got != {"text": "globex|tenant=globex;trace_id=t-42;", "total": 5}:
+        fail(f"hx-metadata from a C++ client returned {got!r}")
+    print(f"{PREFIX}: OK C++ run_options::metadata -> every C++ step: {got['text']}")
 
     # 2. C++ client -> Python worker.
     got = peer_run("python-served", {"sku": "tea", "qty": 2}, env)

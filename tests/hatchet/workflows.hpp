@@ -7,6 +7,8 @@
 #include <weft/json.hpp>
 #include <weft/this_step.hpp>
 
+#include "../metadata_text.hpp"
+
 #include <atomic>
 #include <stdexcept>
 #include <string>
@@ -156,6 +158,18 @@ struct py_mid {
     receipt operator()(const receipt&) const { throw std::logic_error("py_mid runs in Python"); }
 };
 inline constexpr auto mixed = weft::workflow<"hx-mixed">(step<greet> >> step<py_mid> >> step<shout>);
+
+// Interop: the run's metadata (a Python caller's additional_metadata, or run_options::metadata),
+// as the first step and its child read it.
+struct metadata_first {
+    static constexpr std::string_view name = "metadata_first";
+    receipt operator()(const order& o) const { return {metadata_text::tenant(), o.qty}; }
+};
+struct metadata_all {
+    static constexpr std::string_view name = "metadata_all";
+    receipt operator()(const receipt& r) const { return {r.text + "|" + metadata_text::entries(), r.total}; }
+};
+inline constexpr auto metadata = weft::workflow<"hx-metadata">(step<metadata_first> >> step<metadata_all>);
 
 // Benchmark: one no-op task per run.
 struct noop {
