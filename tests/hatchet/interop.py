@@ -75,7 +75,9 @@ def define(hatchet):
     @served.task(parents=[py_first], execution_timeout=timedelta(seconds=30))
     def py_second(input: Order, ctx: Context) -> dict:
         p = ctx.task_output(py_first)
-        return {"text": p["text"] + "!", "total": p["total"] + 1}
+        # A weft client's run metadata, as a Python step reads it (weft's own keys are there too).
+        tenant = (ctx.additional_metadata or {}).get("tenant", "")
+        return {"text": p["text"] + "!" + tenant, "total": p["total"] + 1}
 
     # Only the Python step of hx-mixed: its parent's output arrives under its readable id.
     mixed = hatchet.workflow(name="hx-mixed")
@@ -237,6 +239,9 @@ def main() -> None:
     got = peer_run("python-served", {"sku": "tea", "qty": 2}, env)
     if got != {"text": "py tea!", "total": 201}:
         fail(f"hx-python-served returned {got!r}")
+    got = peer_run("python-served", {"sku": "tea", "qty": 2}, env, {"tenant": "initech"})
+    if got != {"text": "py tea!initech", "total": 201}:
+        fail(f"hx-python-served with run metadata returned {got!r}: the Python step did not read it")
     print(f"{PREFIX}: OK C++ client -> Python worker: {got}")
 
     # 3. One DAG, C++ and Python steps.
