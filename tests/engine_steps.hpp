@@ -12,6 +12,8 @@
 
 #include <weft/weft.hpp>
 
+#include "metadata_text.hpp"
+
 namespace engine_steps {
 
 using namespace std::chrono_literals;
@@ -79,5 +81,12 @@ struct gate { static constexpr std::string_view name = "gate";
 struct downstream { static constexpr std::string_view name = "downstream";
     int operator()(int x) const { ++downstream_calls; return x; } };
 inline constexpr auto gated = weft::workflow<"gated">(step<root> >> step<gate> >> step<downstream>);
+
+// The first step reads one key, its child every entry: both see the run's metadata.
+struct tenant_of { static constexpr std::string_view name = "tenant_of";
+    std::string operator()(int) const { return metadata_text::tenant(); } };
+struct metadata_seen { static constexpr std::string_view name = "metadata_seen";
+    std::string operator()(const std::string& tenant) const { return tenant + "|" + metadata_text::entries(); } };
+inline constexpr auto metadata_echo = weft::workflow<"metadata_echo">(step<tenant_of> >> step<metadata_seen>);
 
 }  // namespace engine_steps

@@ -85,14 +85,29 @@ const workflow_entry& find_workflow(std::span<const workflow_entry> wfs, std::st
 
 std::string dump(const json::value& v) { return boost::json::serialize(v); }
 
-// --attr name=value, as run_options::attributes.
-std::vector<std::pair<std::string, std::string>> attributes_of(const std::vector<std::string>& attrs) {
+// name=value options: --attr (run_options::attributes) and --meta (run_options::metadata).
+std::vector<std::pair<std::string, std::string>> pairs_of(const std::vector<std::string>& values, std::string_view flag,
+                                                          std::string_view example) {
     std::vector<std::pair<std::string, std::string>> out;
-    for (const std::string& a : attrs) {
+    for (const std::string& a : values) {
         const auto eq = a.find('=');
         if (eq == std::string::npos || eq == 0)
-            throw usage_error("weft: --attr '" + a + "': expected name=value, e.g. --attr region=eu");
+            throw usage_error("weft: " + std::string(flag) + " '" + a + "': expected name=value, e.g. " + std::string(flag) +
+                              " " + std::string(example));
         out.emplace_back(a.substr(0, eq), a.substr(eq + 1));
+    }
+    return out;
+}
+std::vector<std::pair<std::string, std::string>> attributes_of(const std::vector<std::string>& attrs) {
+    return pairs_of(attrs, "--attr", "region=eu");
+}
+run_metadata metadata_of(const std::vector<std::string>& meta) {
+    run_metadata out;
+    for (auto& [k, v] : pairs_of(meta, "--meta", "tenant=acme")) out.insert_or_assign(std::move(k), std::move(v));
+    try {
+        check_metadata(out);
+    } catch (const std::invalid_argument& e) {
+        throw usage_error(e.what());
     }
     return out;
 }
@@ -437,6 +452,8 @@ int main(int argc, char** argv, std::span<const workflow_entry> wfs) {
     std::vector<std::string> route_attrs;
     run->add_option("--key", route_key, "what the run is about (tenant, document id): a router keeps one key on one backend");
     run->add_option("--attr", route_attrs, "a fact routing rules may test, name=value (repeatable)");
+    std::vector<std::string> run_meta;
+    run->add_option("--meta", run_meta, "run metadata every step reads (this_step::metadata), name=value (repeatable)");
 
     // A router's decisions and counts (docs/migration.md).
     auto* flags_cmd = app.add_subcommand("flags", "a router's flags");
@@ -554,7 +571,7 @@ int main(int argc, char** argv, std::span<const workflow_entry> wfs) {
                 throw usage_error("weft: workflow '" + workflow + "' takes an input: pass --input JSON or --input @file");
             const json::value in = input.empty() ? json::value(nullptr) : read_input(input);
             std::shared_ptr<progress> shown;
-            run_options opts{.key = route_key, .attributes = attributes_of(route_attrs)};
+            run_options opts{.key = route_key, .attributes = attributes_of(route_attrs), .metadata = metadata_of(run_meta)};
             if (!no_wait && g.output != "json") {
                 shown = std::make_shared<progress>(e.wf->graph, isatty(2) != 0);
                 opts.on_step = [shown](const step_event& ev) { shown->on_step(ev); };

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include <weft/metadata.hpp>
+
 namespace weft {
 
 enum class step_state : std::uint8_t { pending, running, retrying, succeeded, failed, cancelled, skipped };
@@ -92,8 +94,12 @@ struct run_options {
     // What the run is about (a tenant, a document id), for a backend that routes runs: runs with the
     // same key go to the same place. Empty: each run is routed on its own.
     std::string key;
-    // More facts a routing rule may test (region, plan, ...), by name.
+    // More facts a routing rule may test (region, plan, ...), by name. They choose the backend and
+    // go no further; what the steps should read goes in metadata.
     std::vector<std::pair<std::string, std::string>> attributes;
+    // Travels with the run to every step, which reads it with weft::this_step::metadata(): a tenant,
+    // a trace or request id. Keys must be non-empty and not begin with "weft_" (check_metadata).
+    run_metadata metadata;
 };
 
 // A step failed for good (its retries exhausted): the run fails with the step's name and error.

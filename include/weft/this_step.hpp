@@ -4,10 +4,14 @@
 //         if (weft::this_step::stop_requested()) throw std::runtime_error("stopped");
 //         ...
 //     }
+//     const auto tenant = weft::this_step::metadata("tenant");   // the run's metadata, if set
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string_view>
+
+#include <weft/metadata.hpp>
 
 namespace weft {
 
@@ -18,6 +22,7 @@ public:
     std::string_view workflow;
     std::string_view step;
     int attempt = 1;
+    const run_metadata* metadata = nullptr;  // the run's; nullptr: none
 
 protected:
     ~step_context() = default;
@@ -46,6 +51,17 @@ inline bool stop_requested() { return detail::current_step && detail::current_st
 inline int attempt() { return detail::current_step ? detail::current_step->attempt : 0; }
 inline std::string_view name() { return detail::current_step ? detail::current_step->step : std::string_view{}; }
 inline std::string_view workflow() { return detail::current_step ? detail::current_step->workflow : std::string_view{}; }
+// The run's metadata (run_options::metadata, or the backend's carrier when another client started
+// the run); empty outside a step or when the run has none. Valid while the step runs.
+inline const run_metadata& metadata() {
+    static const run_metadata none;
+    return detail::current_step && detail::current_step->metadata ? *detail::current_step->metadata : none;
+}
+inline std::optional<std::string_view> metadata(std::string_view key) {
+    const run_metadata& m = metadata();
+    if (auto it = m.find(key); it != m.end()) return std::string_view(it->second);
+    return std::nullopt;
+}
 }  // namespace this_step
 
 }  // namespace weft

@@ -136,6 +136,11 @@ def main():
             @app.task(name="weft.py.tsum")
             def tsum(xs):
                 return sum(xs)
+
+            @app.task(name="weft.py.tenant", bind=True)
+            def tenant(self, s):
+                # Celery puts message headers on task.request: weft's run metadata is one of them.
+                return s + "|py:" + (getattr(self.request, "weft_metadata", None) or {{}}).get("tenant", "<none>")
         """))
     sys.path.insert(0, tmp)
     import weft_interop_tasks as tasks  # noqa: E402
@@ -232,6 +237,33 @@ def main():
         out = peer_client("client", "mixed", CQ, PQ, "2", "3")
         check(out.get("result") == "n=10", out)
         check(set(out["steps"].values()) == {"succeeded"}, out["steps"])
+
+    @case
+    def python_headers_weft_metadata_reach_every_cpp_step_of_a_chain():
+        # Only the first message carries the header (Celery does not copy it down a chain): the C++
+        # worker sends it on. A number arrives as its JSON text.
+        res = chain(cpp_sig("weft.test.tenant_of", 1), app.signature("weft.test.metadata_seen", queue=CQ)).apply_async(
+            headers={"weft_metadata": {"tenant": "acme", "shard": 7}})
+        track(res)
+        got = res.get(timeout=T)
+        check(got == "acme|shard=7;tenant=acme;", f"got {got!r}")
+
+    @case
+    def a_weft_metadata_header_that_is_not_an_object_fails_the_task_clearly():
+        res = app.send_task("weft.test.tenant_of", (1,), queue=CQ, headers={"weft_metadata": "tenant=acme"})
+        task_ids.append(res.id)
+        try:
+            res.get(timeout=T)
+            raise Check("get() did not raise")
+        except ValueError as e:
+            check("malformed Celery message: headers.weft_metadata is string" in str(e), str(e))
+        check(cpp.poll() is None, "the C++ worker died")
+        check(send_cpp("weft.test.tenant_of", 1).get(timeout=T) == "<none>", "the next task without metadata")
+
+    @case
+    def a_cpp_clients_run_metadata_reaches_cpp_and_python_steps():
+        out = peer_client("client", "metadata", CQ, PQ, "1")
+        check(out.get("result") == "globex|py:globex|tenant=globex;trace_id=t-42;", out)
 
     @case
     def a_cpp_client_runs_fan_out_and_fan_in_as_chain_chord_chain_across_both_workers():

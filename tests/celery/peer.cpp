@@ -2,6 +2,7 @@
 //
 //   celery_peer worker <queue> <concurrency> [visibility_timeout_s restore_interval_ms [prefetch_multiplier]]
 //   celery_peer client <case> <cpp_queue> <py_queue> [args...]     prints one JSON line
+//        (case metadata: run_options::metadata {"tenant": "globex", "trace_id": "t-42"})
 //   celery_peer anyclient <x> <y>                                   WEFT_BACKEND=celery through any_client
 //
 // The Redis URL (with its password) comes from WEFT_REDIS_URL. The worker also reads
@@ -22,6 +23,8 @@
 #include <map>
 #include <mutex>
 #include <thread>
+
+#include "../metadata_text.hpp"
 
 using weft::step;
 
@@ -107,6 +110,20 @@ struct noop {
     static constexpr std::string_view name = "weft.bench.noop";
     int operator()(int x) const { return x; }
 };
+// The run's metadata as a first step and a later one read it.
+struct tenant_of {
+    static constexpr std::string_view name = "weft.test.tenant_of";
+    std::string operator()(int) const { return metadata_text::tenant(); }
+};
+struct metadata_seen {
+    static constexpr std::string_view name = "weft.test.metadata_seen";
+    std::string operator()(const std::string& before) const { return before + "|" + metadata_text::entries(); }
+};
+// Python appends the tenant it reads from task.request.weft_metadata (interop.py).
+struct py_tenant {
+    static constexpr std::string_view name = "weft.py.tenant";
+    std::string operator()(const std::string&) const { throw std::logic_error("weft.py.tenant runs in Python"); }
+};
 }  // namespace steps
 
 constexpr auto wf_add = weft::workflow<"add">(step<steps::add>);
@@ -129,6 +146,11 @@ constexpr auto wf_chain3 = weft::workflow<"chain3">(step<steps::noop> >> step<st
 constexpr auto wf_slow_mixed =
     weft::workflow<"slow_mixed">(step<steps::slow> >> step<steps::py_double> >> step<steps::to_text>);
 constexpr auto wf_mixed = weft::workflow<"mixed">(step<steps::add> >> step<steps::py_double> >> step<steps::to_text>);
+// C++ >> Python >> C++: the metadata crosses the Python step to the last C++ one.
+constexpr auto wf_metadata =
+    weft::workflow<"metadata">(step<steps::tenant_of> >> step<steps::py_tenant> >> step<steps::metadata_seen>);
+// What the C++ worker serves of it (a Python caller chains these two itself).
+constexpr auto wf_metadata_cpp = weft::workflow<"metadata_cpp">(step<steps::tenant_of> >> step<steps::metadata_seen>);
 
 namespace {
 
@@ -173,6 +195,7 @@ int run_worker(int argc, char** argv) {
     w.serve(wf_noop);
     w.serve(wf_chain3);
     w.serve(wf_sleepy);
+    w.serve(wf_metadata_cpp);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGINT, on_signal);
     w.start();
@@ -198,7 +221,7 @@ int run_client(int argc, char** argv) {
     weft::celery::options o;
     o.broker_url = redis_url();
     o.queue = argv[3];
-    o.routes = {{"weft.py.mul", argv[4]}, {"weft.py.double", argv[4]}};
+    o.routes = {{"weft.py.mul", argv[4]}, {"weft.py.double", argv[4]}, {"weft.py.tenant", argv[4]}};
     o.result_expires = std::chrono::seconds(600);
     weft::client<weft::celery> client(o);
     weft::json::object out;
@@ -210,6 +233,11 @@ int run_client(int argc, char** argv) {
             if (!r.wait_for(timeout)) throw std::runtime_error("timed out");
             out["result"] = r.get();
             out["state"] = weft::to_string(r.state());
+        } else if (which == "metadata") {
+            auto r = client.start(wf_metadata, std::stoi(argv[5]), {.metadata = {{"tenant", "globex"}, {"trace_id", "t-42"}}});
+            out["id"] = r.id();
+            if (!r.wait_for(timeout)) throw std::runtime_error("timed out");
+            out["result"] = r.get();
         } else if (which == "mixed") {
             auto r = client.start(wf_mixed, {std::stoi(argv[5]), std::stoi(argv[6])});
             out["id"] = r.id();

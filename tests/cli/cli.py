@@ -194,6 +194,12 @@ def local_only():
     check(done["state"] == "succeeded", done)
     check_output(done["output"])
     check([s["state"] for s in done["steps"]] == ["succeeded"] * 5, done)
+    # --meta: run metadata every step reads; a key weft keeps is a usage error.
+    tagged = cli_json("run", "cli_metadata", "--input", "1", "--meta", "tenant=acme", "--meta", "request_id=r-1")
+    check(tagged["state"] == "succeeded" and tagged["output"] == "acme", tagged)
+    check(cli_json("run", "cli_metadata", "--input", "1")["output"] == "<none>", "a run without --meta")
+    reserved = cli("run", "cli_metadata", "--input", "1", "--meta", "weft_x=1", expect=2)
+    check("'weft_x' is weft's own" in reserved.stderr, reserved.stderr)
     w = cli("worker", expect=2)
     check("has no workers" in w.stderr, w.stderr)
     d = cli("doctor")
@@ -203,7 +209,7 @@ def local_only():
     journal = os.path.join(journal_dir, "journal.db")
     checks = cli_json("doctor", "--backend", "durable", over={"WEFT_DURABLE_JOURNAL": journal})
     by = {c["name"]: c for c in checks}
-    check(by["durable.schema"]["ok"] and "schema version 1" in by["durable.schema"]["detail"], checks)
+    check(by["durable.schema"]["ok"] and "schema version 2" in by["durable.schema"]["detail"], checks)
     check(by["durable.writable"]["ok"], checks)
     if os.geteuid() != 0:  # root writes anywhere: the read-only case cannot fail for it
         os.chmod(journal, 0o444)

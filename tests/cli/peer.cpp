@@ -43,9 +43,15 @@ struct refuse {
     static constexpr weft::step_policy policy{.retry = {.max_attempts = 2, .initial = std::chrono::milliseconds(50)}};
     int operator()(int x) const { throw std::invalid_argument("refusing " + std::to_string(x)); }
 };
+// What a step reads of the run's metadata (--meta).
+struct tenant {
+    static constexpr std::string_view name = "cli.tenant";
+    std::string operator()(int) const { return std::string(weft::this_step::metadata("tenant").value_or("<none>")); }
+};
 }  // namespace cli_steps
 
 constexpr auto waiting = weft::workflow<"cli_waiting">(weft::step<cli_steps::wait_for_cancel> >> weft::step<cli_steps::after_wait>);
 constexpr auto refusing = weft::workflow<"cli_refusing">(weft::step<cli_steps::refuse>);
+constexpr auto tenanted = weft::workflow<"cli_metadata">(weft::step<cli_steps::tenant>);
 
-int main(int argc, char** argv) { return weft::cli::main(argc, argv, corpus::workflow, waiting, refusing); }
+int main(int argc, char** argv) { return weft::cli::main(argc, argv, corpus::workflow, waiting, refusing, tenanted); }

@@ -366,3 +366,55 @@ TEST_CASE("a workflow handed over without its JSON steps is refused with what to
 }
 
 }  // namespace
+
+namespace {
+
+TEST_CASE("a durable run's metadata reaches every step and is recorded with the run in the journal") {
+    journal_file j("metadata");
+    weft::client<weft::durable> client({.journal = j.path, .threads = 2});
+    auto run = client.start(metadata_echo, 1, {.metadata = {{"tenant", "acme"}, {"trace", "t-1"}}});
+    CHECK(run.get() == "acme|tenant=acme;trace=t-1;");
+    CHECK(query(j.path, "SELECT metadata FROM runs WHERE id = '" + run.id() + "'") == R"({"tenant":"acme","trace":"t-1"})");
+    CHECK(client.start(metadata_echo, 1).get() == "<none>|");
+    CHECK_THROWS_WITH(client.start(metadata_echo, 1, {.metadata = {{"weft_x", "1"}}}), Catch::Contains("'weft_x'"));
+}
+
+// A resumed run reads the metadata it was started with, not the resuming client's.
+struct metadata_after_gate { static constexpr std::string_view name = "metadata_after_gate";
+    std::string operator()(int) const { return metadata_text::entries(); } };
+constexpr auto resumable_metadata = weft::workflow<"resumable_metadata">(step<root> >> step<gate> >> step<metadata_after_gate>);
+
+TEST_CASE("a run resumed by another client reads the metadata it was started with") {
+    journal_file j("resume_metadata");
+    gate_open = false;
+    std::string id;
+    {
+        weft::client<weft::durable> first({.journal = j.path, .resume = false});
+        auto run = first.start(resumable_metadata, 7, {.metadata = {{"tenant", "acme"}}});
+        while (run.step("gate").state != step_state::running) std::this_thread::sleep_for(1ms);
+        id = run.id();
+    }
+    gate_open = true;
+    weft::client<weft::durable> second({.journal = j.path});
+    auto resumed = second.resume(resumable_metadata, {.metadata = {{"tenant", "someone else"}}});
+    REQUIRE(resumed.size() == 1);
+    CHECK(resumed[0].id() == id);
+    CHECK(resumed[0].get() == "tenant=acme;");
+}
+
+TEST_CASE("a schema version 1 journal is upgraded in place; its runs have no metadata") {
+    journal_file j("version1");
+    {
+        weft::client<weft::durable> client({.journal = j.path});
+        CHECK(client.start(diamond, 2).get() == "n=2 sum=3");
+    }
+    // What a version 1 journal looked like: no metadata column.
+    query(j.path, "ALTER TABLE runs DROP COLUMN metadata");
+    query(j.path, "PRAGMA user_version = 1");
+    weft::client<weft::durable> client({.journal = j.path});
+    CHECK(client.start(metadata_echo, 1, {.metadata = {{"tenant", "acme"}}}).get() == "acme|tenant=acme;");
+    CHECK(query(j.path, "PRAGMA user_version") == "2");
+    CHECK(query(j.path, "SELECT count(*) FROM runs WHERE metadata IS NULL") == "1");
+}
+
+}  // namespace

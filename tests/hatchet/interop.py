@@ -76,7 +76,9 @@ def define(hatchet):
     @served.task(parents=[py_first], execution_timeout=timedelta(seconds=30))
     def py_second(input: Order, ctx: Context) -> dict:
         p = ctx.task_output(py_first)
-        return {"text": p["text"] + "!", "total": p["total"] + 1}
+        # A weft client's run metadata, as a Python step reads it (weft's own keys are there too).
+        tenant = (ctx.additional_metadata or {}).get("tenant", "")
+        return {"text": p["text"] + "!" + tenant, "total": p["total"] + 1}
 
     # Only the Python step of hx-mixed: its parent's output arrives under its readable id.
     mixed = hatchet.workflow(name="hx-mixed")
@@ -173,8 +175,9 @@ def bounded(fn, what: str):
     return box
 
 
-def peer_run(case: str, payload: dict, env: dict[str, str]) -> dict:
-    r = subprocess.run([PEER, "run", case, json.dumps(payload)], env=env, capture_output=True, text=True,
+def peer_run(case: str, payload: dict, env: dict[str, str], metadata: dict | None = None) -> dict:
+    argv = [PEER, "run", case, json.dumps(payload)] + ([json.dumps(metadata)] if metadata else [])
+    r = subprocess.run(argv, env=env, capture_output=True, text=True,
                        timeout=RUN_S + 10)
     if r.returncode != 0:
         fail(f"hatchet_peer run {case} failed ({r.returncode}): {r.stderr.strip()}")
@@ -255,10 +258,31 @@ def main() -> None:
         fail(f"after a malformed input the worker answered {box!r}")
     print(f"{PREFIX}: OK the C++ worker serves the next run")
 
+    # 1c. Run metadata from a Python caller (additional_metadata) reaches both C++ steps; a number
+    # arrives as its JSON text, and weft's own keys (the trace context here) are not shown.
+    from hatchet_sdk import TriggerWorkflowOptions
+    untyped_meta = hatchet.workflow(name="hx-metadata")
+    ref = untyped_meta.run({"sku": "tea", "qty": 2}, wait_for_result=False, options=TriggerWorkflowOptions(
+        additional_metadata={"tenant": f"acme{nonce}", "attempt_of": 7, "traceparent": "not-a-step-key"}))
+    box = bounded(ref.result, f"run {ref.workflow_run_id} of hx-metadata")
+    want = {"text": f"acme{nonce}|attempt_of=7;tenant=acme{nonce};", "total": 2}
+    if box.get("value", {}).get("metadata_all") != want:
+        fail(f"hx-metadata from Python returned {box!r}, wanted metadata_all = {want!r}")
+    print(f"{PREFIX}: OK Python additional_metadata -> every C++ step: {want['text']}")
+
+    # 1d. Run metadata from a C++ client (run_options::metadata) reaches the C++ steps.
+    got = peer_run("metadata", {"sku": "tea", "qty": 5}, env, {"tenant": "globex", "trace_id": "t-42"})
+    if got != {"text": "globex|tenant=globex;trace_id=t-42;", "total": 5}:
+        fail(f"hx-metadata from a C++ client returned {got!r}")
+    print(f"{PREFIX}: OK C++ run_options::metadata -> every C++ step: {got['text']}")
+
     # 2. C++ client -> Python worker.
     got = peer_run("python-served", {"sku": "tea", "qty": 2}, env)
     if got != {"text": "py tea!", "total": 201}:
         fail(f"hx-python-served returned {got!r}")
+    got = peer_run("python-served", {"sku": "tea", "qty": 2}, env, {"tenant": "initech"})
+    if got != {"text": "py tea!initech", "total": 201}:
+        fail(f"hx-python-served with run metadata returned {got!r}: the Python step did not read it")
     print(f"{PREFIX}: OK C++ client -> Python worker: {got}")
 
     # 3. One DAG, C++ and Python steps.

@@ -2,11 +2,12 @@
 //
 //   hatchet_peer worker <sets> <slots> [name] [drain ms]  serves sets of workflows (comma-separated) until
 //                                              SIGTERM, then drains; prints "ready <worker id>" once the engine accepts it
-//        sets: python (hx-from-python, hx-py-fail), mixed (C++ steps of hx-mixed), fault (hx-fault),
+//        sets: python (hx-from-python, hx-py-fail, hx-metadata), mixed (C++ steps of hx-mixed), fault (hx-fault),
 //              bench (hx-bench), limited (hx-limited), limited-declared (hx-limited with weft's limits)
 //              drain-a, drain-b (hx-drain-a, hx-drain-b)
-//   hatchet_peer run <case> <input JSON>       triggers a run, prints its output as one JSON line
-//        cases: python-served, mixed, fault
+//   hatchet_peer run <case> <input JSON> [metadata JSON]   triggers a run (with that run metadata),
+//                                              prints its output as one JSON line
+//        cases: python-served, mixed, fault, metadata
 //   hatchet_peer bench <runs> <parallel>       triggers hx-bench runs, then waits for all; prints
 //                                              {"runs": n, "seconds": s}
 //   hatchet_peer enqueue <runs> <parallel>     triggers hx-bench runs and exits without waiting (the benchmark's
@@ -25,6 +26,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -55,6 +57,7 @@ int worker(const std::string& set, int slots, std::string name, int drain_ms) {
         if (one == "python") {
             w.serve(hx::for_python);
             w.serve(hx::fail_for_python);
+            w.serve(hx::metadata);
         } else if (one == "limited" || one == "limited-declared") w.serve(hx::limited);
         else if (one == "mixed") serve_only(w, hx::mixed, {"greet", "shout"});
         else if (one == "fault") w.serve(hx::fault);
@@ -74,9 +77,14 @@ int worker(const std::string& set, int slots, std::string name, int drain_ms) {
 }
 
 template <class W>
-void print_run(W wf, const std::string& input) {
+void print_run(W wf, const std::string& input, const std::string& metadata) {
     weft::client<weft::hatchet> c(hx::options_from_env());
-    auto r = c.start(wf, weft::json::decode<typename W::input>(input));
+    weft::run_options opts;
+    if (!metadata.empty()) {
+        const auto m = weft::json::decode<std::map<std::string, std::string>>(metadata);
+        opts.metadata.insert(m.begin(), m.end());
+    }
+    auto r = c.start(wf, weft::json::decode<typename W::input>(input), std::move(opts));
     if (!r.wait_for(std::chrono::seconds(90))) throw std::runtime_error("run " + r.id() + " did not finish in 90 s");
     std::cout << weft::json::encode(r.get()) << std::endl;
 }
@@ -130,16 +138,18 @@ int main(int argc, char** argv) try {
     weft::cli::export_traces("");  // from OTEL_EXPORTER_OTLP_ENDPOINT; flushed at exit
 #endif
     if (a.size() >= 3 && a[0] == "worker") return worker(a[1], std::stoi(a[2]), a.size() > 3 ? a[3] : "weft-peer", a.size() > 4 ? std::stoi(a[4]) : 0);
-    if (a.size() == 3 && a[0] == "run") {
-        if (a[1] == "python-served") print_run(hx::python_served, a[2]);
-        else if (a[1] == "mixed") print_run(hx::mixed, a[2]);
-        else if (a[1] == "fault") print_run(hx::fault, a[2]);
+    if ((a.size() == 3 || a.size() == 4) && a[0] == "run") {
+        const std::string metadata = a.size() == 4 ? a[3] : "";
+        if (a[1] == "python-served") print_run(hx::python_served, a[2], metadata);
+        else if (a[1] == "mixed") print_run(hx::mixed, a[2], metadata);
+        else if (a[1] == "fault") print_run(hx::fault, a[2], metadata);
+        else if (a[1] == "metadata") print_run(hx::metadata, a[2], metadata);
         else throw std::invalid_argument("unknown case " + a[1]);
         return 0;
     }
     if (a.size() == 3 && a[0] == "bench") return bench(std::stoi(a[1]), std::stoi(a[2]));
     if (a.size() == 3 && a[0] == "enqueue") return enqueue(std::stoi(a[1]), std::stoi(a[2]));
-    std::cerr << "usage: hatchet_peer worker <set> <slots> [name] | run <case> <input JSON> | bench|enqueue <runs> <parallel>\n";
+    std::cerr << "usage: hatchet_peer worker <set> <slots> [name] | run <case> <input JSON> [metadata JSON] | bench|enqueue <runs> <parallel>\n";
     return 2;
 } catch (const std::exception& e) {
     std::cerr << "hatchet_peer: " << e.what() << std::endl;

@@ -7,6 +7,8 @@
 #include <weft/json.hpp>
 #include <weft/this_step.hpp>
 
+#include "../metadata_text.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -205,6 +207,18 @@ inline constexpr auto limited = weft::workflow<"hx-limited">(step<timed_nap>);
 inline weft::hatchet::workflow_limits limited_limits() {
     return {.concurrency = {{.expression = "'all'", .max_runs = 1}}, .rate_limits = {}};
 }
+
+// Interop: the run's metadata (a Python caller's additional_metadata, or run_options::metadata),
+// as the first step and its child read it.
+struct metadata_first {
+    static constexpr std::string_view name = "metadata_first";
+    receipt operator()(const order& o) const { return {metadata_text::tenant(), o.qty}; }
+};
+struct metadata_all {
+    static constexpr std::string_view name = "metadata_all";
+    receipt operator()(const receipt& r) const { return {r.text + "|" + metadata_text::entries(), r.total}; }
+};
+inline constexpr auto metadata = weft::workflow<"hx-metadata">(step<metadata_first> >> step<metadata_all>);
 
 // Benchmark: one no-op task per run.
 struct noop {

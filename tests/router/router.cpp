@@ -287,3 +287,17 @@ TEST_CASE("shadow runs: the same output matches, a diverging one is caught, the 
     CHECK_THAT(metrics, Catch::Contains(R"(weft_shadow_runs_total{backend="durable",workflow="stamped",outcome="mismatched"} 3)"));
     CHECK_THAT(metrics, Catch::Contains(R"(weft_shadow_runs_total{backend="durable",workflow="charged",outcome="skipped"} 1)"));
 }
+
+TEST_CASE("run metadata passes through the router to the routed backend and to a shadow, which then matches") {
+    tmpdir d("metadata");
+    const std::string shadow =
+        R"(, "weft.shadow.metadata_echo": {"state": "ENABLED", "variants": {"on": "durable"}, "defaultVariant": "on"})";
+    write(d.file("flags.json"), route("metadata_echo", 0, shadow));
+    weft::client<weft::router> client(router_config(d, d.file("flags.json")));
+    auto run = client.start(metadata_echo, 1, {.key = "k", .metadata = {{"tenant", "acme"}}});
+    CHECK(run.get() == "acme|tenant=acme;");
+    CHECK(backend_of(run.id()) == "local");
+    client.drain_shadows();
+    CHECK(client.shadows("metadata_echo").matched == 1);  // the shadow's steps read the same metadata
+    CHECK_THROWS_WITH(client.start(metadata_echo, 1, {.metadata = {{"traceparent", "x"}}}), Catch::Contains("weft's own"));
+}

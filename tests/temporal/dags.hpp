@@ -11,6 +11,8 @@
 #include <boost/describe.hpp>
 #include <weft/weft.hpp>
 
+#include "../metadata_text.hpp"
+
 namespace dags {
 
 using namespace std::chrono_literals;
@@ -169,9 +171,21 @@ inline constexpr auto noop_wf = weft::workflow<"weft_noop">(weft::step<noop>);
 // weft_two_sinks: two last steps; the run's output is the tuple of their results, in node order.
 inline constexpr auto two_sinks = weft::workflow<"weft_two_sinks">(weft::step<seed> >> (weft::step<square>, weft::step<cube>));
 
+// weft_metadata: the run's metadata (a Python caller's memo, or run_options::metadata) as the first
+// step and its child read it.
+struct tenant_of {
+    static constexpr std::string_view name = "weft_test.tenant_of";
+    std::string operator()(int) const { return metadata_text::tenant(); }
+};
+struct metadata_seen {
+    static constexpr std::string_view name = "weft_test.metadata_seen";
+    std::string operator()(const std::string& tenant) const { return tenant + "|" + metadata_text::entries(); }
+};
+inline constexpr auto metadata = weft::workflow<"weft_metadata">(weft::step<tenant_of> >> weft::step<metadata_seen>);
+
 template <class F>
 void for_each_workflow(F&& f) {
-    f(chain), f(fan), f(retry), f(fail), f(slow), f(timeout), f(mixed), f(chain10), f(noop_wf), f(two_sinks);
+    f(chain), f(fan), f(retry), f(fail), f(slow), f(timeout), f(mixed), f(chain10), f(noop_wf), f(two_sinks), f(metadata);
 }
 
 // Two versions of one workflow type whose second step differs (the live nondeterminism test). The first

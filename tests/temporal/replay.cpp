@@ -235,3 +235,37 @@ TEST_CASE("queries are answered from the history, on running and closed runs", "
           "Query handler for 'no_such_query' expected but not found, known queries: [__stack_trace "
           "__temporal_workflow_metadata weft.steps]");
 }
+
+TEST_CASE("the start's memo becomes every scheduled step's weft_metadata header, the same bytes on every replay", "[temporal][replay]") {
+    const history::History original = load("chain");
+    const weft::graph_view& g = graph_for(original);
+    int first_task = 0;
+    while (original.events(first_task).event_type() != enums::EVENT_TYPE_WORKFLOW_TASK_STARTED) ++first_task;
+    history::History h = prefix(original, first_task + 1);
+    auto& memo = *h.mutable_events(0)->mutable_workflow_execution_started_event_attributes()->mutable_memo()->mutable_fields();
+    auto json_payload = [](const std::string& data) {
+        ::temporal::api::common::v1::Payload p;
+        (*p.mutable_metadata())["encoding"] = "json/plain";
+        p.set_data(data);
+        return p;
+    };
+    memo["tenant"] = json_payload(R"("acme")");
+    memo["shard"] = json_payload("7");                              // a Python int: its JSON text
+    memo["weft_steps"] = json_payload(R"(["weft_test.count_items"])");  // weft's own: not metadata
+    (*memo["nothing"].mutable_metadata())["encoding"] = "binary/null";  // None: left out
+
+    const interpreter::decision d = interpreter::decide(g, h);
+    REQUIRE(d.ok());
+    REQUIRE(d.commands.size() == 1);
+    const auto& header = d.commands[0].schedule_activity_task_command_attributes().header().fields();
+    REQUIRE(header.count("weft_metadata") == 1);
+    CHECK(header.at("weft_metadata").data() == R"({"shard":"7","tenant":"acme"})");
+    const interpreter::decision again = interpreter::decide(g, h);
+    REQUIRE(again.commands.size() == 1);
+    CHECK(bytes(again.commands[0]) == bytes(d.commands[0]));
+
+    // Without a memo of the caller's, no header field: recorded histories replay unchanged.
+    const interpreter::decision plain = interpreter::decide(g, prefix(original, first_task + 1));
+    REQUIRE(plain.commands.size() == 1);
+    CHECK(plain.commands[0].schedule_activity_task_command_attributes().header().fields().count("weft_metadata") == 0);
+}

@@ -4,7 +4,8 @@ workers.
     weft_peer.py client --task-queue Q
         A Python client starts the weft workflow "weft_chain" with a dataclass and reads its typed
         result; then starts it with a wrong-typed input (the bad payload fault) and reports the failure;
-        then starts a good run again (the worker kept serving). Prints one JSON verdict line.
+        then starts a good run again (the worker kept serving); then starts "weft_metadata" with a memo,
+        which its C++ steps read as the run's metadata. Prints one JSON verdict line.
     weft_peer.py steps --ready-file F [--max-seconds N]
         A Python activity worker serving the step "weft_test.py_triple" of weft_mixed on its own task
         queue (weft-test-python-steps), until SIGTERM or --max-seconds.
@@ -74,6 +75,10 @@ async def client_main(args):
     again = await client.execute_workflow("weft_chain", Order("cy", [1]), id=f"py-again-{uuid.uuid4()}",
                                           task_queue=args.task_queue, result_type=Invoice)
     verdict["again"] = {"customer": again.customer, "cents": again.cents}
+    # (b) run metadata: the start's memo reaches every C++ step; a number arrives as its JSON text.
+    verdict["metadata"] = await client.execute_workflow(
+        "weft_metadata", 1, id=f"py-metadata-{uuid.uuid4()}", task_queue=args.task_queue,
+        memo={"tenant": "acme", "shard": 7}, result_type=str)
     print(json.dumps(verdict), flush=True)
     return 0
 

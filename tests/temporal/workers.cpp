@@ -120,6 +120,14 @@ TEST_CASE("a fan-out/fan-in DAG runs on the C++ workers and joins its branches i
     }
 }
 
+TEST_CASE("run metadata set by a weft client reaches every step, through the memo and each step's header", "[workers]") {
+    served_queue q;
+    auto run = q.client().start(dags::metadata, 1, {.metadata = {{"tenant", "globex"}, {"trace_id", "t-42"}}});
+    CHECK(run.get() == "globex|tenant=globex;trace_id=t-42;");
+    CHECK(q.client().start(dags::metadata, 1).get() == "<none>|");
+    CHECK_THROWS_WITH(q.client().start(dags::metadata, 1, {.metadata = {{"weft_steps", "x"}}}), Catch::Contains("weft's own"));
+}
+
 TEST_CASE("a DAG with two sinks returns the tuple of their results", "[workers]") {
     served_queue q;
     auto run = q.client().start(dags::two_sinks, 3);  // seed 4 -> 16 and 64
@@ -256,6 +264,7 @@ TEST_CASE("a Python client starts a weft workflow and reads its typed result; a 
     CHECK_THAT(message, Catch::Contains("weft_test.count_items"));
     CHECK_THAT(message, Catch::Contains("$[0].quantities"));
     CHECK(verdict.at("again").at("cents").as_int64() == 300);
+    CHECK(verdict.at("metadata").as_string() == "acme|shard=7;tenant=acme;");  // memo -> both C++ steps
     CHECK(q.worker.stats().steps_failed == 1);
 }
 

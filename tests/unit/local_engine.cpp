@@ -236,3 +236,26 @@ TEST_CASE("many concurrent runs each get their own result") {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_CASE("every step of a run reads the metadata it was started with; a run without any reads none") {
+    weft::client<weft::local> client;
+    auto with = client.start(metadata_echo, 1, {.metadata = {{"tenant", "acme"}, {"trace", "t-1"}}});
+    auto without = client.start(metadata_echo, 1);
+    CHECK(with.get() == "acme|tenant=acme;trace=t-1;");
+    CHECK(without.get() == "<none>|");
+    CHECK(weft::this_step::metadata().empty());  // outside a step
+    CHECK_FALSE(weft::this_step::metadata("tenant"));
+}
+
+TEST_CASE("any_client on local passes metadata through; an empty or reserved key is refused at start") {
+    weft::any_client client(weft::config::parse("", "metadata.conf"));  // WEFT_BACKEND unset: local
+    CHECK(client.start(metadata_echo, 1, {.metadata = {{"tenant", "globex"}}}).get() == "globex|tenant=globex;");
+    CHECK_THROWS_WITH(client.start(metadata_echo, 1, {.metadata = {{"weft_steps", "x"}}}),
+                      Catch::Contains("run metadata key 'weft_steps' is weft's own"));
+    CHECK_THROWS_WITH(client.start(metadata_echo, 1, {.metadata = {{"", "x"}}}),
+                      Catch::Contains("run metadata has an empty key"));
+}
+
+}  // namespace

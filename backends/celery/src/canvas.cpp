@@ -76,6 +76,9 @@ message continuation(const feed& from, const signature& sig, std::vector<signatu
     if (auto gi = option("group_index"); gi && gi->is_int64()) n.group_index = gi->get_int64();
     if (auto t = option("time_limit"); t && t->is_number()) n.hard_time_limit = t->to_number<double>();
     if (auto t = option("soft_time_limit"); t && t->is_number()) n.soft_time_limit = t->to_number<double>();
+    n.metadata = from.metadata;
+    if (auto h = option("headers"); h && h->is_object())
+        if (auto md = member(h->get_object(), "weft_metadata"); md && md->is_object()) n.metadata = *md;
     if (auto ch = option("chord"); ch && ch->is_object()) n.chord = signature::from_value(*ch);
     // A chord body may carry the rest of its chain in its options (weft's canvas puts it there).
     if (auto ch = option("chain"); rest.empty() && ch && ch->is_array())

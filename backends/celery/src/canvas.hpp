@@ -22,9 +22,12 @@ struct feed {
     std::optional<std::string> parent_id;  // the task that sends it; none from a client
     std::string queue;                     // for a signature that names none
     json::array args;                      // put before a mutable signature's args: [retval], or a run's input
+    json::value metadata;                  // the run's (headers.weft_metadata), for a signature that has none
 };
 
-// The message for one plain signature; `rest`: the chain after it, next step last.
+// The message for one plain signature; `rest`: the chain after it, next step last. Its
+// headers.weft_metadata is the signature's options.headers.weft_metadata (where weft's client puts
+// it, and Python's canvas sends it from), else the feed's: a run's metadata reaches every step.
 message continuation(const feed& from, const signature& sig, std::vector<signature> rest);
 
 // Sending one element: the messages to push, after the chord sizes (group id, header count) are

@@ -1,6 +1,7 @@
 // The Celery client: lowering an erased workflow to one message, and a run handle that reads the
 // Redis result backend the way AsyncResult does (SUBSCRIBE to the meta key's channel, then GET).
 #include <weft/celery.hpp>
+#include <weft/kit/metadata.hpp>
 #include <weft/kit/remote_run.hpp>
 #include <weft/kit/settings.hpp>
 #include <weft/kit/step_watcher.hpp>
@@ -316,8 +317,9 @@ backend_impl::backend_impl(celery::options opts) : state_(std::make_shared<state
 backend_impl::~backend_impl() = default;
 
 std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
+    check_metadata(opts.metadata);
     batch commands;
-    auto run = prepare(wf, input, commands);
+    auto run = prepare(wf, input, commands, opts.metadata);
     send(wf, commands);
     watch(wf, *run, std::move(opts));
     return run;
@@ -596,7 +598,8 @@ std::vector<std::shared_ptr<run_control>> backend_impl::start_many(const erased_
 
 // What starts one run, appended to `commands`: its record and its chords' sizes for the result
 // backend, its messages for the broker.
-std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, const void* input, batch& commands) {
+std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, const void* input, batch& commands,
+                                                   const run_metadata& metadata) {
     const graph_view& g = wf.graph;
     auto plan = lower_to_stages(g.size(), g.topological_order, [&](std::size_t i) { return g.parent_count(i); },
                                 [&](std::size_t i, std::size_t k) { return g.parent(i, k); });
@@ -608,6 +611,13 @@ std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, co
     // The run id names the backend and the workflow (run_id); the other tasks' ids derive from it.
     std::vector<std::string> ids = task_ids(g, run_id{celery::name, g.name, new_id()}.str());
     feed from{ids[stages[0][0]], std::nullopt, state_->opts.queue, wf.codec->encode_input(input).as_array()};
+    // The run's metadata rides on every signature too: a Python worker sends the next step from its
+    // signature's options, and headers there become the message's headers.
+    json::object headers;
+    if (!metadata.empty()) {
+        from.metadata = kit::metadata_object(metadata);
+        headers["weft_metadata"] = from.metadata;
+    }
     // A parallel stage's members in the order its join declares its parents (= group_index order).
     for (std::size_t s = 0; s + 1 < stages.size(); ++s)
         for (std::size_t k = 0, join = stages[s + 1][0]; k < wf.graph.parent_count(join); ++k) stages[s][k] = wf.graph.parent(join, k);
@@ -622,6 +632,7 @@ std::shared_ptr<run_control> backend_impl::prepare(const erased_workflow& wf, co
         if (wf.graph.policies[i].priority) s.options["priority"] = wf.graph.policies[i].priority;
         if (wf.graph.policies[i].timeout.count() > 0)
             s.options["time_limit"] = std::chrono::duration<double>(wf.graph.policies[i].timeout).count();
+        if (!headers.empty()) s.options["headers"] = headers;
         return s;
     });
     // The client applies the first element itself, as Python's apply_async does; the rest rides in

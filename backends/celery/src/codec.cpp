@@ -282,6 +282,7 @@ std::string encode_envelope(const message& m) {
                          {"stamped_headers", nullptr}, {"stamps", json::object{}}};
     if (m.traceparent) headers["traceparent"] = *m.traceparent;
     if (m.tracestate) headers["tracestate"] = *m.tracestate;
+    if (m.metadata.is_object()) headers["weft_metadata"] = m.metadata;
     json::object delivery_info{{"exchange", m.exchange}, {"routing_key", m.queue}};
     if (m.redelivered) headers["redelivered"] = delivery_info["redelivered"] = true;
     json::object properties{{"correlation_id", m.id}, {"reply_to", m.reply_to}, {"delivery_mode", 2},
@@ -343,6 +344,13 @@ void decode_envelope(std::string_view text, message& m) {
         // Lenient: a trace header that is not a string is someone else's business, not a bad task.
         if (auto tp = member(headers, "traceparent"); tp && tp->is_string()) m.traceparent = std::string(tp->get_string());
         if (auto ts = member(headers, "tracestate"); ts && ts->is_string()) m.tracestate = std::string(ts->get_string());
+        // Strict: weft's own header, which the steps read.
+        if (auto md = member(headers, "weft_metadata"); md && !md->is_null()) {
+            if (!md->is_object())
+                throw wire_error("headers.weft_metadata is " + json::detail::describe(*md) +
+                                 ", not an object of strings (set it as headers={\"weft_metadata\": {\"key\": \"value\"}})");
+            m.metadata = json::value(*md, boost::json::storage_ptr());  // out of the arena
+        }
 
         if (!p || !p->is_object()) throw wire_error("the envelope has no properties object");
         const auto& props = p->get_object();

@@ -68,6 +68,9 @@ struct message {
     // (Celery copies them onto task.request, where its getter reads them).
     std::optional<std::string> traceparent;
     std::optional<std::string> tracestate;
+    // The run's metadata, headers.weft_metadata: an object of strings, or null for none (a Python
+    // caller sets it with apply_async(headers={"weft_metadata": {...}})). Decoding refuses anything else.
+    json::value metadata;
     // body
     json::array args;
     json::object kwargs;

@@ -6,6 +6,7 @@
 // as pidbox.cpp writes them; the control commands themselves are answered here (`control`).
 #include <weft/celery.hpp>
 #include <weft/kit/backoff.hpp>
+#include <weft/kit/metadata.hpp>
 #include <weft/kit/worker.hpp>
 #include "canvas.hpp"
 #include "chord.hpp"
@@ -269,7 +270,7 @@ struct celery::worker::impl {
         for (auto& n : out.messages) publish(c, n);
     }
     static feed feed_of(const message& m, const json::value& retval) {
-        feed f{m.root_id, m.id, m.queue, {}};
+        feed f{m.root_id, m.id, m.queue, {}, m.metadata};
         f.args.push_back(retval);
         return f;
     }
@@ -556,6 +557,7 @@ struct celery::worker::impl {
             if (auto r = run_id::parse(ctx.run_id); r && r->backend == celery::name) ctx.workflow = r->workflow;
             ctx.who = &w.who;
             if (m.traceparent) ctx.parent = telemetry::extract(*m.traceparent, m.tracestate.value_or(""));
+            if (m.metadata.is_object()) kit::read_metadata(m.metadata.get_object(), ctx.run_meta);
             registered = w.revokes.running(m, ctx.cancelled, unix_now());
             ++w.processed;
             if (auto t = w.totals.find(m.task); t != w.totals.end()) ++t->second;

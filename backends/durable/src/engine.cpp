@@ -1,5 +1,6 @@
 #include "engine.hpp"
 
+#include <weft/kit/metadata.hpp>
 #include <weft/kit/step_runner.hpp>
 #include <weft/telemetry.hpp>
 
@@ -57,6 +58,7 @@ public:
         workflow = r.wf.graph.name;
         step = r.wf.graph.names[node];
         attempt = attempt_no;
+        metadata = &r.opts.metadata;
     }
     // The engine stopping asks as well: the step runs again in the process that resumes the run.
     bool stop_requested() const override { return threads_.stopping() || run_.stop_requested(node_, attempt); }
@@ -250,6 +252,7 @@ std::shared_ptr<live_run> engine::find(std::string_view id) const {
 }
 
 std::shared_ptr<live_run> engine::start(const erased_workflow& wf, const void* input, run_options opts) {
+    check_metadata(opts.metadata);
     if (opts_.resume) resume_once(wf);
     json::value in = wf.codec->encode_input(input);
     const millis now = now_ms();
@@ -261,6 +264,7 @@ std::shared_ptr<live_run> engine::start(const erased_workflow& wf, const void* i
     row.owner = owner_;
     row.lease_until = now + opts_.lease.count();
     row.created_at = now;
+    if (!opts.metadata.empty()) row.metadata = text_of(kit::metadata_object(opts.metadata));
     journal_->insert_run(row);  // recorded before anything runs: from here on, a crash loses nothing
 
     auto r = std::make_shared<live_run>(wf, row.id, std::move(in.as_array()), std::move(opts));
@@ -309,6 +313,18 @@ std::shared_ptr<live_run> engine::take_over(const erased_workflow& wf, const run
         throw durable::journal_error("weft: durable: the journal '" + journal_->path() + "' holds an input of run " + row.id +
                                          " that is not a JSON array: restore the file from a backup",
                                      journal_->path(), 11);
+    // The run's metadata is what it was started with, whatever the process resuming it passes.
+    opts.metadata.clear();
+    if (!row.metadata.empty()) {
+        const json::value m = parse_recorded(*journal_, row.metadata, "the metadata", row.id);
+        try {
+            kit::read_metadata(m, "the journal's runs.metadata", opts.metadata);
+        } catch (const std::invalid_argument& e) {
+            throw durable::journal_error(std::string(e.what()) + " (run " + row.id + " in '" + journal_->path() +
+                                             "'): restore the file from a backup",
+                                         journal_->path(), 11);
+        }
+    }
     auto r = std::make_shared<live_run>(wf, row.id, std::move(input.as_array()), std::move(opts));
     std::vector<step_record> records = journal_->steps_of(row.id);
     std::vector<task> now;

@@ -17,7 +17,8 @@ std::atomic<crash_hook> hook{nullptr};
 
 // 'weft' in ASCII: marks the file as a weft journal for whoever opens it later.
 constexpr int application_id = 0x77656674;
-constexpr int schema_version = 1;
+// 2 added runs.metadata; a version 1 journal is upgraded in place when opened (one ALTER TABLE).
+constexpr int schema_version = 2;
 
 constexpr const char* schema = R"sql(
 CREATE TABLE runs(
@@ -34,7 +35,8 @@ CREATE TABLE runs(
   lease_until INTEGER,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
-  finished_at INTEGER
+  finished_at INTEGER,
+  metadata TEXT
 );
 CREATE INDEX runs_unfinished ON runs(workflow, created_at) WHERE state = 'running';
 CREATE INDEX runs_finished ON runs(finished_at) WHERE state <> 'running';
@@ -255,10 +257,25 @@ void journal::open_checked(const durable::options& opts) {
         t.commit("creating its tables");
         return;
     }
-    auto& v = prepare("PRAGMA user_version");
-    v.step("reading its version");
-    const auto version = v.integer(0);
-    v.done();
+    auto read_version = [&](std::string_view doing) {
+        auto& v = prepare("PRAGMA user_version");
+        v.step(doing);
+        const auto version = v.integer(0);
+        v.done();
+        return version;
+    };
+    auto version = read_version("reading its version");
+    if (version == 1) {
+        constexpr std::string_view doing = "adding the column runs.metadata (schema version 1 to 2)";
+        tx t(*this, doing);
+        version = read_version(doing);  // another process may have upgraded it since
+        if (version == 1) {
+            exec("ALTER TABLE runs ADD COLUMN metadata TEXT", doing);
+            exec(("PRAGMA user_version = " + std::to_string(schema_version)).c_str(), doing);
+            version = schema_version;
+        }
+        t.commit(doing);
+    }
     if (version != schema_version)
         throw durable::journal_error("weft: durable: the journal '" + path_ + "' has schema version " + std::to_string(version) +
                                          ", this weft reads version " + std::to_string(schema_version) +
@@ -333,17 +350,17 @@ void journal::fail(int rc, std::string_view doing) const {
 
 void journal::insert_run(const run_row& r) {
     std::lock_guard l(m_);
-    prepare("INSERT INTO runs(id, workflow, dag_hash, input, state, owner, lease_until, created_at, updated_at) "
-            "VALUES(?, ?, ?, ?, 'running', ?, ?, ?, ?)")
+    prepare("INSERT INTO runs(id, workflow, dag_hash, input, state, owner, lease_until, created_at, updated_at, metadata) "
+            "VALUES(?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)")
         .bind(1, r.id).bind(2, r.workflow).bind(3, r.dag_hash).bind(4, r.input).bind(5, r.owner)
-        .bind(6, r.lease_until).bind(7, r.created_at).bind(8, r.created_at)
+        .bind(6, r.lease_until).bind(7, r.created_at).bind(8, r.created_at).bind_or_null(9, r.metadata)
         .run("recording a new run");
 }
 
 std::optional<run_row> journal::read_run(std::string_view id) {
     std::lock_guard l(m_);
     auto& s = prepare("SELECT workflow, dag_hash, input, state, output, failed_step, error, attempts, owner, lease_until, "
-                      "created_at, finished_at FROM runs WHERE id = ?");
+                      "created_at, finished_at, metadata FROM runs WHERE id = ?");
     s.bind(1, id);
     if (!s.step("reading a run")) {
         s.done();
@@ -363,6 +380,7 @@ std::optional<run_row> journal::read_run(std::string_view id) {
     r.lease_until = s.integer(9);
     r.created_at = s.integer(10);
     r.finished_at = s.integer(11);
+    r.metadata = s.text(12);
     s.done();
     return r;
 }

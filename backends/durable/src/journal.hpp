@@ -34,6 +34,7 @@ struct run_row {
     std::string owner;                   // the process driving it; empty: none
     millis lease_until = 0;
     millis created_at = 0, finished_at = 0;
+    std::string metadata;                // a JSON object of strings; empty: the run has none
 };
 
 // A step's committed result: what every process uses from then on.

@@ -2,6 +2,7 @@
 // one TriggerWorkflowRun per run, and a run handle that polls GetRunDetails (as the Python SDK's
 // result() does) for the run's status, each task's status and the sinks' outputs.
 #include "connection.hpp"
+#include <weft/kit/metadata.hpp>
 #include <weft/kit/remote_run.hpp>
 #include <weft/kit/settings.hpp>
 #include <weft/kit/step_watcher.hpp>
@@ -201,12 +202,13 @@ constexpr const char* sinks_key = "weft_sinks";
 
 // `trace`: the run span's context, under the key hatchet_sdk's OpenTelemetry instrumentor reads
 // (only traceparent: it carries no tracestate). The engine hands the run's metadata to every step.
-std::string run_metadata(const graph_view& g, const telemetry::span_context* trace) {
+// The caller's run_options::metadata goes beside weft's keys (check_metadata keeps them apart).
+std::string additional_metadata(const graph_view& g, const telemetry::span_context* trace, const weft::run_metadata& caller) {
     json::array steps, sinks;
     for (auto n : g.names) steps.push_back(json::value(n));
     for (auto i : g.sinks) sinks.push_back(json::value(g.names[i]));
     const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
-    json::object m;
+    json::object m = kit::metadata_object(caller);
     m[workflow_key] = g.name;
     m[created_key] = std::to_string(now.count());
     m[steps_key] = boost::json::serialize(steps);
@@ -217,12 +219,13 @@ std::string run_metadata(const graph_view& g, const telemetry::span_context* tra
 }  // namespace
 
 std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
+    check_metadata(opts.metadata);
     state_->ensure_registered(wf);
     v1::TriggerWorkflowRunRequest req;
     req.set_workflow_name(std::string(wf.graph.name));
     req.set_input(boost::json::serialize(run_input(wf.codec->encode_input(input).as_array())));
     telemetry::span span = telemetry::run_span(hatchet::name, wf.graph.name, {});
-    req.set_additional_metadata(run_metadata(wf.graph, span.context()));
+    req.set_additional_metadata(additional_metadata(wf.graph, span.context(), opts.metadata));
     auto resp = state_->conn.administer("v1.AdminService/TriggerWorkflowRun",
                                         &connection::admin::Stub::TriggerWorkflowRun, req);
     span.set("weft.run_id", run_id{hatchet::name, wf.graph.name, resp.external_id()}.str());

@@ -6,6 +6,7 @@
 
 #include <weft/kit/backoff.hpp>
 #include <weft/kit/carrier.hpp>
+#include <weft/kit/metadata.hpp>
 #include <weft/kit/worker.hpp>
 
 #include <boost/json/serialize.hpp>
@@ -255,7 +256,10 @@ struct hatchet::worker::impl {
         ctx.attempt = a.retry_count() + 1;
         ctx.run_id = run_id{hatchet::name, step.workflow(), a.workflow_run_id()}.str();  // the id clients show
         // The run's trace context: the key "traceparent" of its metadata (hatchet_sdk's instrumentor).
-        if (a.has_additional_metadata()) ctx.parent = kit::context_from_json(a.additional_metadata());
+        if (a.has_additional_metadata()) {
+            ctx.parent = kit::context_from_json(a.additional_metadata());
+            read_run_metadata(a, ctx);
+        }
         ctx.who = &skeleton.settings().who;
         ctx.worker = &skeleton.threads();  // a stop asks steps to stop once its drain is over, on every backend
         {
@@ -264,6 +268,17 @@ struct hatchet::worker::impl {
             ++stats.started;
         }
         send_event(a, STEP_EVENT_TYPE_STARTED, "");
+    }
+
+    // The rest of the run's metadata is what the step reads (this_step::metadata). The engine keeps
+    // it as a JSON object; anything else is logged and the step sees none.
+    void read_run_metadata(const AssignedAction& a, kit::task_context& ctx) {
+        if (a.additional_metadata().empty()) return;
+        try {
+            kit::read_metadata(json::parse(a.additional_metadata()), "the run's additional_metadata", ctx.run_meta);
+        } catch (const std::exception& e) {
+            log("warning", "task run " + a.task_run_external_id() + ": " + e.what() + "; its step sees no metadata");
+        }
     }
 
     json::array decode(const AssignedAction& a, const erased_step&) const { return arguments(served(a), a.action_payload()); }

@@ -63,6 +63,7 @@ public:
         workflow = run.graph().name;
         step = run.graph().names[node];
         attempt = static_cast<int>(attempt_no);
+        metadata = &run.metadata();
     }
     bool stop_requested() const override {
         return run_.stop_requested(node_, static_cast<std::uint32_t>(attempt));
@@ -594,6 +595,7 @@ void run_core::report_end() const {
 // ---- starting runs, and the backend behind any_client -------------------------------------------
 
 std::shared_ptr<run_control> start(engine& eng, const erased_workflow& wf, const void* input, run_options opts) {
+    check_metadata(opts.metadata);
     auto r = std::make_shared<run_core>(eng, wf, input, std::move(opts));
     r->start(r);
     return r;

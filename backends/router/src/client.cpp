@@ -87,6 +87,7 @@ public:
         weft::backend* candidate;
         std::shared_ptr<run_control> primary;
         std::vector<std::string> ignore;  // JSON pointers that may differ (the shadow flag's compareIgnore)
+        run_metadata metadata;            // the primary's: its steps may read it, so the shadow's get it too
     };
 
     shadow_pool(unsigned threads, unsigned capacity, std::chrono::seconds timeout)
@@ -167,7 +168,7 @@ private:
         const erased_workflow& wf = *j.wf;
         std::shared_ptr<run_control> shadow;
         try {
-            shadow = j.candidate->start(wf, j.input.get(), {});
+            shadow = j.candidate->start(wf, j.input.get(), {.metadata = j.metadata});
         } catch (const std::exception& e) {
             count(wf, *j.candidate, "failed", std::string("the shadow run did not start: ") + e.what(), {},
                   j.primary->id());
@@ -452,6 +453,7 @@ router::decision backend_impl::decide(std::string_view workflow, std::string_vie
 }
 
 std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
+    check_metadata(opts.metadata);  // a misuse, refused before any backend is tried (not a fallback)
     if (opts.key.empty()) opts.key = random_key();  // unkeyed: each run is bucketed on its own
     const router::decision d = decide(wf.graph.name, opts.key, opts.attributes);
     std::size_t i = index_of(names_, d.backend);
@@ -491,7 +493,8 @@ std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, cons
             if (auto set = flags_->current(); const json::object* meta = set->metadata(shadow_flag))
                 if (auto* v = meta->if_contains("compareIgnore"); v && v->is_string())
                     ignore = ignore_list(v->get_string(), shadow_flag);
-            shadows_->push({&wf, wf.codec->copy_input(input), backends_[i].get(), &candidate, run, std::move(ignore)});
+            shadows_->push({&wf, wf.codec->copy_input(input), backends_[i].get(), &candidate, run, std::move(ignore),
+                            opts.metadata});
         }
     }
     return run;

@@ -227,14 +227,17 @@ backend_impl::~backend_impl() = default;
 constexpr std::string_view steps_memo = "weft_steps";
 
 std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
+    check_metadata(opts.metadata);
     std::vector<std::string> args;
     const json::value values = wf.codec->encode_input(input);
     for (const json::value& v : values.as_array()) args.push_back(boost::json::serialize(v));
     const std::string id = run_id{temporal::name, wf.graph.name, connection::request_id()}.str();
     json::array steps;
     for (auto n : wf.graph.names) steps.push_back(json::value(n));
-    workflow_execution run = state_->client.start_json(
-        wf.graph.name, args, {.workflow_id = id, .memo = {{std::string(steps_memo), boost::json::serialize(steps)}}});
+    start_options so{.workflow_id = id, .memo = {{std::string(steps_memo), boost::json::serialize(steps)}}};
+    // The run's metadata: one memo field per key, as a Python caller's memo={...} (codec.hpp).
+    for (const auto& [k, v] : opts.metadata) so.memo.emplace_back(k, boost::json::serialize(json::value(v)));
+    workflow_execution run = state_->client.start_json(wf.graph.name, args, so);
     return handle(wf, std::move(run), std::move(opts));
 }
 

@@ -6,6 +6,9 @@
 #include <weft/config.hpp>
 #include <weft/json.hpp>
 #include <weft/kit/carrier.hpp>
+#include <weft/kit/metadata.hpp>
+
+#include <boost/json/serialize.hpp>
 
 namespace weft::temporal_detail::codec {
 
@@ -73,6 +76,41 @@ std::optional<telemetry::span_context> extract_trace(const common::Header& h) {
     auto it = h.fields().find(std::string(tracer_header));
     if (it == h.fields().end() || encoding_of(it->second) != "json/plain") return std::nullopt;
     return kit::context_from_json(it->second.data());
+}
+
+run_metadata metadata_of_memo(const common::Memo& memo) {
+    json::object fields;
+    for (const auto& [k, p] : memo.fields()) {
+        const std::string enc = encoding_of(p);
+        if (enc == "json/plain") {
+            try {
+                fields[k] = json::parse(p.data());
+            } catch (const std::exception&) {  // not JSON after all: its text
+                fields[k] = p.data();
+            }
+        } else if (enc == "binary/plain") {
+            fields[k] = p.data();
+        }
+    }
+    run_metadata m;
+    kit::read_metadata(fields, m);
+    return m;
+}
+
+void inject_metadata(const run_metadata& m, common::Header& h) {
+    if (!m.empty()) to_payload(boost::json::serialize(kit::metadata_object(m)), (*h.mutable_fields())[std::string(metadata_header)]);
+}
+
+void extract_metadata(const common::Header& h, run_metadata& out) {
+    auto it = h.fields().find(std::string(metadata_header));
+    if (it == h.fields().end()) return;
+    json::value v;
+    try {
+        v = json::parse(from_payload(it->second));
+    } catch (const std::exception& e) {
+        throw std::invalid_argument("weft: the step's header '" + std::string(metadata_header) + "' is not JSON: " + e.what());
+    }
+    kit::read_metadata(v, "the step's header '" + std::string(metadata_header) + "'", out);
 }
 
 failure from_failure(const ::temporal::api::failure::v1::Failure& f) {

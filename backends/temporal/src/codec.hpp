@@ -11,6 +11,7 @@
 #include <temporal/api/common/v1/message.pb.h>
 #include <temporal/api/failure/v1/message.pb.h>
 
+#include <weft/metadata.hpp>
 #include <weft/temporal/errors.hpp>
 #include <weft/temporal/payload_codec.hpp>
 #include <weft/trace.hpp>
@@ -33,6 +34,20 @@ inline constexpr std::string_view tracer_header = "_tracer-data";
 void inject_trace(const telemetry::span_context& c, common::Header& h);
 // nullopt when the header is absent or does not hold a valid traceparent (never throws).
 std::optional<telemetry::span_context> extract_trace(const common::Header& h);
+
+// A run's metadata. The caller puts it in the start's memo, one field per key (a Python caller's
+// `memo={...}`; weft's own fields, weft_*, are not metadata). Activity tasks do not see the memo, so
+// the workflow worker copies it into the header of every step it schedules, as the field
+// "weft_metadata": a json/plain payload of an object of strings.
+inline constexpr std::string_view metadata_header = "weft_metadata";
+// The memo's fields as metadata: a json/plain string as it is, other JSON as its text (7 -> "7"),
+// binary/plain as its bytes; binary/null and other encodings are left out. A function of the memo
+// alone: the same history schedules the same headers.
+run_metadata metadata_of_memo(const common::Memo& memo);
+// Sets the header field (nothing when `m` is empty).
+void inject_metadata(const run_metadata& m, common::Header& h);
+// The header field's entries into `out`; throws std::invalid_argument when it is not an object.
+void extract_metadata(const common::Header& h, run_metadata& out);
 
 // A Failure as weft reads it, including the SDKs' encoded attributes (message and stack trace moved
 // into a json/plain payload when the failure converter encodes common attributes).

@@ -36,6 +36,7 @@ struct state {
     std::vector<node_state> nodes;
     const common::Payloads* input = nullptr;
     const common::Header* header = nullptr;  // the start's: its trace context goes on to every step
+    run_metadata metadata;                   // the start's memo's: it goes on to every step
     std::string task_queue;
     bool cancel_requested = false;
     bool closed = false;
@@ -69,6 +70,7 @@ state replay(const graph_view& g, const history::History& h) {
             const auto& a = e.workflow_execution_started_event_attributes();
             s.input = &a.input();
             if (a.has_header()) s.header = &a.header();
+            if (a.has_memo()) s.metadata = codec::metadata_of_memo(a.memo());
             s.task_queue = a.task_queue().name();
             break;
         }
@@ -182,6 +184,7 @@ void schedule(const graph_view& g, const state& s, std::size_t n, const decide_o
     if (s.header)
         if (auto t = s.header->fields().find(std::string(codec::tracer_header)); t != s.header->fields().end())
             (*a.mutable_header()->mutable_fields())[t->first] = t->second;
+    if (!s.metadata.empty()) codec::inject_metadata(s.metadata, *a.mutable_header());
     auto& input = *a.mutable_input();
     if (g.parent_count(n) == 0) {
         if (s.input) input = *s.input;

@@ -346,7 +346,14 @@ struct worker::impl {
         ctx.attempt = task.attempt();
         ctx.workflow = task.workflow_type().name();  // the caller's type: a Python workflow may call a weft step
         ctx.run_id = task.workflow_execution().workflow_id();
-        if (task.has_header()) ctx.parent = codec::extract_trace(task.header());
+        if (task.has_header()) {
+            ctx.parent = codec::extract_trace(task.header());
+            try {  // a header weft did not write: said, and the step sees no metadata
+                codec::extract_metadata(task.header(), ctx.run_meta);
+            } catch (const std::exception& e) {
+                opts.log("warning", "activity '" + task.activity_id() + "' of '" + ctx.run_id + "': " + e.what());
+            }
+        }
         ctx.who = &skeleton.settings().who;
         ctx.worker = &skeleton.threads();  // a stop asks steps to stop once its drain is over
         running r{.ctx = &ctx, .token = task.task_token()};

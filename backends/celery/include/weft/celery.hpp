@@ -118,7 +118,8 @@ private:
     struct batch {  // what starts runs: commands for the result backend, then for the broker
         std::vector<std::vector<std::string>> results, broker;
     };
-    std::shared_ptr<run_control> prepare(const erased_workflow& wf, const void* input, batch& commands);
+    std::shared_ptr<run_control> prepare(const erased_workflow& wf, const void* input, batch& commands,
+                                         const run_metadata& metadata = {});
     void send(const erased_workflow& wf, batch& commands);
     void watch(const erased_workflow& wf, const run_control& run, run_options opts);
     std::shared_ptr<state> state_;

@@ -58,6 +58,12 @@ public:
     // The attempt's own span context (run_task sets it when tracing): for what a backend sends on
     // after run_task returns (Celery's continuation), to make current while it does.
     std::optional<telemetry::span_context> span;
+    // The run's metadata, as the task carried it (begin fills it); this_step::metadata() reads it.
+    run_metadata run_meta;
+
+    task_context() noexcept { metadata = &run_meta; }
+    task_context(const task_context&) = delete;
+    task_context& operator=(const task_context&) = delete;
 
     bool stop_requested() const override {
         return cancelled.load(std::memory_order_relaxed) || timed_out.load(std::memory_order_relaxed) ||

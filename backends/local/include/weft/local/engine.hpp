@@ -51,6 +51,7 @@ public:
     void start(std::shared_ptr<run_core> self);
 
     const graph_view& graph() const noexcept { return graph_; }
+    const run_metadata& metadata() const noexcept { return opts_.metadata; }
     std::chrono::system_clock::time_point created() const noexcept { return created_; }
     // When the run closed; nothing while it runs.
     std::optional<std::chrono::system_clock::time_point> finished() const;
