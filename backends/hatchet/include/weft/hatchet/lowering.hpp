@@ -155,8 +155,10 @@ inline void add_limits(const graph_view& wf, const workflow_limits& limits, work
                                "; it must be at least 1");
         plan.concurrency.push_back(c);
     }
-    for (const auto& [step, limits_of_step] : limits.rate_limits) {
-        auto t = std::find_if(plan.tasks.begin(), plan.tasks.end(), [&](const task_plan& x) { return x.readable_id == step; });
+    for (const auto& entry : limits.rate_limits) {
+        const auto& [step, limits_of_step] = entry;  // clang 14 cannot capture a structured binding
+        auto t = std::find_if(plan.tasks.begin(), plan.tasks.end(),
+                              [&](const task_plan& x) { return x.readable_id == entry.first; });
         if (t == plan.tasks.end()) {
             std::string steps;
             for (const task_plan& p : plan.tasks) steps += (steps.empty() ? "" : ", ") + p.readable_id;
