@@ -25,7 +25,7 @@ from datetime import timedelta
 
 import temporalio.api.enums.v1 as enums
 import temporalio.api.sdk.v1 as sdk
-from temporalio.client import Client, WorkflowFailureError, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowFailureError, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -125,6 +125,14 @@ async def queries(client):
         except WorkflowQueryFailedError as e:
             check("no_such_query" in str(e) and "known queries" in str(e) and "weft.steps" in str(e),
                   f"an unknown query fails at once, naming the known ones: {e}")
+        try:
+            await bounded(h.execute_update("bump", 1), "an update")
+            check(False, "an update on a weft workflow fails")
+        except WorkflowUpdateFailedError as e:
+            check("bump" in str(e.cause) and "expected but not found" in str(e.cause),
+                  f"an update is rejected at once, as an SDK workflow without the handler rejects it: {e.cause}")
+        # A signal is taken and read by nothing: the run completes as before (checked below).
+        await bounded(h.signal("poke", 1), "a signal")
         cli = os.environ.get("WEFT_HARNESS_TEMPORAL_CLI")
         check(bool(cli), "WEFT_HARNESS_TEMPORAL_CLI is set (scripts/services up writes it)")
         if cli:

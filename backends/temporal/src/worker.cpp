@@ -15,6 +15,7 @@
 #include <weft/kit/backoff.hpp>
 #include <weft/kit/worker.hpp>
 
+#include <temporal/api/update/v1/message.pb.h>
 #include <temporal/api/workflowservice/v1/service.grpc.pb.h>
 
 #include "codec.hpp"
@@ -312,9 +313,32 @@ struct worker::impl {
                 application_failure(*r.mutable_failure(), a.error, "weft.unknown_query", true);
             }
         }
+        reject_updates(task, req);
         req.set_identity(conn.configuration().identity);
         req.set_namespace_(opts.namespace_name);
         respond("RespondWorkflowTaskCompleted", &connection::service::Stub::RespondWorkflowTaskCompleted, req);
+    }
+
+    // Updates: a weft DAG has no update handlers, so each one is rejected at once, as an SDK worker
+    // rejects an update it has no handler for (unanswered, the caller would wait for its timeout).
+    void reject_updates(const wf::PollWorkflowTaskQueueResponse& task, wf::RespondWorkflowTaskCompletedRequest& req) {
+        namespace update = ::temporal::api::update::v1;
+        for (const auto& m : task.messages()) {
+            update::Request request;
+            if (!m.body().Is<update::Request>() || !m.body().UnpackTo(&request)) continue;
+            update::Rejection rejection;
+            rejection.set_rejected_request_message_id(m.id());
+            if (m.has_event_id()) rejection.set_rejected_request_sequencing_event_id(m.event_id());
+            const std::string error = "Update handler for '" + request.input().name() +
+                                      "' expected but not found, known updates: [] (weft workflows take no updates)";
+            *rejection.mutable_rejected_request() = std::move(request);
+            application_failure(*rejection.mutable_failure(), error, "weft.unknown_update", true);
+            auto& out = *req.add_messages();
+            out.set_id(m.protocol_instance_id() + "/reject");
+            out.set_protocol_instance_id(m.protocol_instance_id());
+            out.mutable_body()->PackFrom(rejection);
+            count(&counters::updates_rejected);
+        }
     }
 
     // ------------------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ public:
     struct counters {
         std::uint64_t workflow_tasks = 0, history_pages = 0, nondeterministic = 0, steps_succeeded = 0,
                       steps_failed = 0, steps_cancelled = 0, heartbeats = 0, poll_errors = 0,
-                      queries = 0;
+                      queries = 0, updates_rejected = 0;
     };
     counters stats() const;
 
