@@ -159,6 +159,11 @@ async def one_codec(name, codec, codec_arg, wrong_arg, plain_client):
                 check(d.get("step") == "weft_test.doomed" and d.get("attempts") == 2,
                       f"{name}: a failed run's details decode through the codec: {d}")
 
+            # The memo (run metadata) is codec-encoded by the Python SDK too: the steps still read it.
+            meta = await asyncio.wait_for(client.execute_workflow(
+                "weft_metadata", 1, id=f"codec-meta-{uuid.uuid4()}", task_queue=queue, memo={"tenant": "acme"}), T)
+            check(meta == "acme|tenant=acme;", f"{name}: run metadata in a codec-encoded memo reaches the steps: {meta!r}")
+
             steps = await asyncio.wait_for(client.get_workflow_handle(wid).query("weft.steps"), T)
             check([s["state"] for s in steps] == ["succeeded"] * 3, f"{name}: a query answer through the codec: {steps}")
 

@@ -264,7 +264,9 @@ run_description backend_impl::describe(std::string_view id) {
     };
     if (auto m = info.memo().fields().find(std::string(steps_memo)); m != info.memo().fields().end()) {
         try {
-            const json::value names = json::parse(codec::from_payload(m->second));
+            ::temporal::api::common::v1::Payload p = m->second;
+            codec::decode(state_->client.configuration().codec.get(), p);
+            const json::value names = json::parse(codec::from_payload(p));
             for (auto& n : names.as_array()) step(n.as_string());
         } catch (const std::exception&) {  // not weft's memo after all: the history's activities only
         }

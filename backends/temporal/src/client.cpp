@@ -110,7 +110,12 @@ workflow_execution client::start_json(std::string_view workflow_type, const std:
     for (const auto& a : args) codec::to_payload(a, *input->add_payloads());
     codec::encode(s.codec.get(), *input);
     if (opts.execution_timeout.count() > 0) set_duration(*req.mutable_workflow_execution_timeout(), opts.execution_timeout);
-    for (const auto& [key, json] : opts.memo) codec::to_payload(json, (*req.mutable_memo()->mutable_fields())[key]);
+    // Each memo field through the codec too, as the Python SDK encodes memos.
+    for (const auto& [key, json] : opts.memo) {
+        auto& field = (*req.mutable_memo()->mutable_fields())[key];
+        codec::to_payload(json, field);
+        codec::encode(s.codec.get(), field);
+    }
     // The run's span: its context goes in the start header, where Python's TracingInterceptor reads
     // it, and which weft's workflow interpreter passes on to each step it schedules.
     telemetry::span span = telemetry::run_span("temporal", workflow_type, opts.workflow_id);

@@ -52,7 +52,8 @@ std::optional<std::size_t> node_by_name(const graph_view& g, std::string_view na
 
 std::string event_ref(const history::HistoryEvent& e) { return "history event " + std::to_string(e.event_id()); }
 
-state replay(const graph_view& g, const history::History& h) {
+// `memo_codec`: for the memo, which the Python SDK encodes with its payload codec.
+state replay(const graph_view& g, const history::History& h, const payload_codec* memo_codec = nullptr) {
     state s;
     s.nodes.resize(g.names.size());
     std::vector<std::pair<std::int64_t, std::size_t>> by_scheduled;  // scheduled event id -> node
@@ -70,7 +71,16 @@ state replay(const graph_view& g, const history::History& h) {
             const auto& a = e.workflow_execution_started_event_attributes();
             s.input = &a.input();
             if (a.has_header()) s.header = &a.header();
-            if (a.has_memo()) s.metadata = codec::metadata_of_memo(a.memo());
+            if (a.has_memo()) {
+                ::temporal::api::common::v1::Memo memo = a.memo();
+                for (auto& [k, p] : *memo.mutable_fields()) {
+                    try {
+                        codec::decode(memo_codec, p);
+                    } catch (const std::exception&) {  // unreadable: left out, as other encodings are
+                    }
+                }
+                s.metadata = codec::metadata_of_memo(memo);
+            }
             s.task_queue = a.task_queue().name();
             break;
         }
@@ -296,7 +306,7 @@ void complete(const graph_view& g, const state& s, const decide_options& o, comm
 
 decision decide(const graph_view& g, const history::History& events, const decide_options& o) {
     decision d;
-    state s = replay(g, events);
+    state s = replay(g, events, o.codec);
     if (!s.nondeterminism.empty()) {
         d.nondeterminism = "weft: the history of workflow '" + std::string(g.name) + "' does not match its graph: " +
                            s.nondeterminism;
