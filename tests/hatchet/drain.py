@@ -60,13 +60,7 @@ def result_of(ref) -> int:
 
 
 def main() -> None:
-    io.PEER = sys.argv[1] if len(sys.argv) > 1 else ""
-    if not io.PEER or not os.access(io.PEER, os.X_OK):
-        io.fail("usage: drain.py <path to hatchet_peer>")
-    env = io.hatchet_smoke.hatchet_env()
-    os.environ.update(env)
-    from hatchet_sdk import Hatchet
-    hatchet = Hatchet()
+    env, hatchet = io.connect("drain.py")
     # A: the drain outlasts the step.
     first = worker(env, "a", 10000)
     ref = hatchet.workflow(name="hx-drain-a").run({"$args": [4000]}, wait_for_result=False)

@@ -108,6 +108,18 @@ def passed() -> None:
     print(f"{PREFIX}: OK")
 
 
+def connect(script: str):
+    """A script's start: the peer binary from argv, the engine's environment, and a hatchet-sdk client."""
+    global PEER
+    PEER = sys.argv[1] if len(sys.argv) > 1 else ""
+    if not PEER or not os.access(PEER, os.X_OK):
+        fail(f"usage: {script} <path to hatchet_peer>")
+    env = hatchet_smoke.hatchet_env()
+    os.environ.update(env)
+    from hatchet_sdk import Hatchet
+    return env, Hatchet()
+
+
 def run_script(main) -> None:
     """Runs a script's main under the watchdog, then leaves without CPython's shutdown (gRPC threads)."""
     signal.signal(signal.SIGALRM, lambda *_: fail(f"no verdict within {WATCHDOG_S}s (watchdog)"))

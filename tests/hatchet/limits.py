@@ -78,13 +78,7 @@ def phase(hatchet, env: dict[str, str], name: str, worker_set: str, replace: str
 
 
 def main() -> None:
-    io.PEER = sys.argv[1] if len(sys.argv) > 1 else ""
-    if not io.PEER or not os.access(io.PEER, os.X_OK):
-        io.fail("usage: limits.py <path to hatchet_peer>")
-    env = io.hatchet_smoke.hatchet_env()
-    os.environ.update(env)
-    from hatchet_sdk import Hatchet
-    hatchet = Hatchet()
+    env, hatchet = io.connect("limits.py")
 
     register_from_python(hatchet)
     phase(hatchet, env, "A", "limited", "never", want_overlap=False)
