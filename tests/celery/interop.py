@@ -69,9 +69,11 @@ def wait_llen(client, key, n):
     return client.llen(key)
 
 
-def cpp_worker(queue, *extra, log_path, url=URL, concurrency=2, keyprefix=None, result_url=None):
+def cpp_worker(queue, *extra, log_path, url=URL, concurrency=2, keyprefix=None, result_url=None, drain_ms=None):
     """extra: visibility_timeout_s restore_interval_ms [prefetch_multiplier]"""
     env = dict(os.environ, WEFT_TEST_DEAD_LETTER=DEAD, WEFT_REDIS_URL=url)
+    if drain_ms is not None:
+        env["WEFT_TEST_DRAIN_MS"] = str(drain_ms)
     if keyprefix:
         env["WEFT_TEST_KEYPREFIX"] = keyprefix
     if result_url:
@@ -511,6 +513,34 @@ def main():
         m = meta(res.id)
         check(m["status"] == "REVOKED", m)
         check(not unacked_mentions(res.id), "still unacked after the terminate")
+
+    def drained(drain_ms, step_ms, name):
+        """SIGTERM 1 s into weft.test.sleepy(step_ms) on a worker with drain_ms: (seconds to exit, ms worked)."""
+        q = f"weft-drain-{name}-{RUN}"
+        w = cpp_worker(q, log_path=os.path.join(tmp, f"drain-{name}.log"), drain_ms=drain_ms)
+        res = app.send_task("weft.test.sleepy", (step_ms,), queue=q)
+        task_ids.append(res.id)
+        deadline = time.monotonic() + T
+        while not unacked_mentions(res.id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # running now
+        t0 = time.monotonic()
+        stop(w)
+        took = time.monotonic() - t0
+        return took, res.get(timeout=T)
+
+    @case
+    def sigterm_drains_a_running_cpp_step_and_stores_its_own_result():
+        # Celery's warm shutdown: the running task finishes before the worker exits.
+        took, worked = drained(10000, 3000, "long")
+        check(worked >= 2900, f"the step was stopped early: it worked {worked} ms of 3000")
+        check(1.5 <= took < 8, f"the drain should last as long as the step (about 2 s), took {took:.1f} s")
+
+    @case
+    def a_drain_deadline_asks_the_running_step_to_stop():
+        took, worked = drained(500, 30000, "short")
+        check(worked < 5000, f"the step went on past the drain deadline: it worked {worked} ms")
+        check(took < 4, f"the drain should end at its 0.5 s deadline, took {took:.1f} s")
 
     @case
     def cancelling_a_run_keeps_its_pending_python_step_from_running():

@@ -184,6 +184,7 @@ int run_worker(int argc, char** argv) {
     if (const char* node = std::getenv("WEFT_TEST_NODENAME")) o.hostname = node;
     if (const char* ev = std::getenv("WEFT_TEST_TASK_EVENTS")) o.task_events = std::string(ev) == "1";
     if (const char* hb = std::getenv("WEFT_TEST_HEARTBEAT_MS")) o.heartbeat_interval = std::chrono::milliseconds(std::stol(hb));
+    if (const char* d = std::getenv("WEFT_TEST_DRAIN_MS")) o.drain_timeout = std::chrono::milliseconds(std::stol(d));
     weft::celery::worker w(o);
     w.serve(wf_add);
     w.serve(wf_fail);

@@ -1095,6 +1095,7 @@ void celery::worker::start() {
     impl& w = *impl_;
     std::lock_guard lock(w.threads_m);
     if (std::exchange(w.started, true)) return;
+    w.threads.drain_for(w.opts.drain_timeout);
     w.threads.on_stop([&w] {
         { std::lock_guard l(w.work_m); }  // no consumer misses the wake-up between its check and wait
         w.work_cv.notify_all();

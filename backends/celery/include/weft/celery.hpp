@@ -79,6 +79,10 @@ struct celery {
         // `celery events`, Flower and Python workers' gossip use to see the worker; sent, as
         // Celery's are, whether task events are on or not. 0: none (Celery's --without-heartbeat).
         std::chrono::milliseconds heartbeat_interval{2000};
+        // How long stop() lets running steps go on before it asks them to stop (this_step::
+        // stop_requested), as Celery's warm shutdown waits for running tasks and its soft shutdown
+        // bounds that; every outcome is reported. 0: asked at once.
+        std::chrono::milliseconds drain_timeout{0};
         // level is "info", "warning" or "error"; messages never contain a password. Default: stderr.
         std::function<void(std::string_view level, std::string_view text)> log;
     };
