@@ -118,6 +118,17 @@ def unacked_mentions(tid, client=r):
     return any(tid.encode() in v for v in client.hvals("unacked"))
 
 
+def wait_unacked(ids, client=r):
+    """Waits (at most T) until workers hold every task of `ids` in kombu's unacked; whether they do."""
+    deadline = time.monotonic() + T
+    while time.monotonic() < deadline:
+        vals = client.hvals("unacked")
+        if all(any(t.encode() in v for v in vals) for t in ids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="weft-celery-interop-")
     with open(os.path.join(tmp, "weft_interop_tasks.py"), "w") as f:
@@ -498,9 +509,7 @@ def main():
     def python_revoke_with_terminate_stops_a_running_cpp_step():
         res = app.send_task("weft.test.sleepy", (10000,), queue=CQ)
         task_ids.append(res.id)
-        deadline = time.monotonic() + T
-        while not unacked_mentions(res.id) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_unacked([res.id])
         time.sleep(0.3)  # running now
         t0 = time.monotonic()
         res.revoke(terminate=True)
@@ -520,9 +529,7 @@ def main():
         w = cpp_worker(q, log_path=os.path.join(tmp, f"drain-{name}.log"), drain_ms=drain_ms)
         res = app.send_task("weft.test.sleepy", (step_ms,), queue=q)
         task_ids.append(res.id)
-        deadline = time.monotonic() + T
-        while not unacked_mentions(res.id) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_unacked([res.id])
         time.sleep(1.0)  # running now
         t0 = time.monotonic()
         stop(w)
@@ -579,10 +586,7 @@ def main():
         p = r_iso.pubsub()
         p.subscribe("celery-task-meta-" + tid)
         res = iso_app.send_task("weft.test.slow", (2500,), queue=KQ, task_id=tid)
-        deadline = time.monotonic() + T
-        while not unacked_mentions(tid, r_iso) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        check(unacked_mentions(tid, r_iso), "the message never showed up in unacked")
+        check(wait_unacked([tid], r_iso), "the message never showed up in unacked")
         time.sleep(0.3)
         os.kill(k1.pid, signal.SIGKILL)
         k1.wait(timeout=10)
@@ -713,10 +717,7 @@ def main():
         k1 = cpp_worker(RQ, log_path=os.path.join(tmp, "restore1.log"), url=ISO_URL)
         res = iso_app.send_task("weft.test.slow", (1500,), queue=RQ)
         iso_ids.append(res.id)
-        deadline = time.monotonic() + T
-        while not unacked_mentions(res.id, r_iso) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        check(unacked_mentions(res.id, r_iso), "the message never showed up in unacked")
+        check(wait_unacked([res.id], r_iso), "the message never showed up in unacked")
         os.kill(k1.pid, signal.SIGKILL)
         k1.wait(timeout=10)
         pyr = start([sys.executable, "-m", "celery", "-A", "weft_restore_tasks", "worker", "--pool=solo", "-Q",
@@ -738,15 +739,6 @@ def main():
         finally:
             stop(k2)
 
-
-    def wait_unacked(ids, client):
-        deadline = time.monotonic() + T
-        while time.monotonic() < deadline:
-            vals = client.hvals("unacked")
-            if all(any(t.encode() in v for v in vals) for t in ids):
-                return True
-            time.sleep(0.05)
-        return False
 
     def successes(p, n, within):
         """SUCCESS publications per task id seen on pubsub `p` until n ids have one, plus a grace period."""
