@@ -185,6 +185,9 @@ int drive(const std::string& from, const std::string& to, const std::string& fla
     std::deque<started> in_flight;
     std::vector<started> done;
     std::atomic<bool> starting{true};
+    // Set once every starter has returned: a starter may still be inside start() when `starting`
+    // goes false, and its run must still find a waiter.
+    std::atomic<bool> started_all{false};
     std::atomic<int> phase{0};
     std::atomic<int> seq{0};
     std::vector<std::chrono::steady_clock::time_point> changed(4);
@@ -196,6 +199,7 @@ int drive(const std::string& from, const std::string& to, const std::string& fla
         waiters.emplace_back([&] {
             for (;;) {
                 std::optional<started> s;
+                const bool all = started_all;  // read first: an empty queue after it is final
                 {
                     std::lock_guard l(m);
                     if (!in_flight.empty()) {
@@ -204,7 +208,7 @@ int drive(const std::string& from, const std::string& to, const std::string& fla
                     }
                 }
                 if (!s) {
-                    if (!starting) return;
+                    if (all) return;
                     std::this_thread::sleep_for(std::chrono::milliseconds(5));
                     continue;
                 }
@@ -276,6 +280,7 @@ int drive(const std::string& from, const std::string& to, const std::string& fla
     sleep_s(phase_s);
     starting = false;
     for (auto& t : starters) t.join();
+    started_all = true;
     for (auto& t : waiters) t.join();
 
     // Where each run went, against the flag in force: a run started 400 ms after a change (the
