@@ -92,8 +92,13 @@ inline constexpr bool has_hidden_members = !boost::mp11::mp_empty<
 // Converts to any field type, so `T{field<0>{}, ..., field<N-1>{}}` compiles exactly when the
 // aggregate T has at least N fields (a conversion to the field's type is preferred to brace elision).
 struct any_field {
+    // Never called, but defined: clang instantiates constexpr constructors the probe names (such as
+    // std::optional<U>'s from U&&), which odr-uses the conversion, and a declaration alone is then a
+    // hard error for a U with internal linkage (a type in an anonymous namespace).
     template <class U>
-    operator U() const noexcept;  // only named in unevaluated operands
+    operator U() const noexcept {
+        __builtin_unreachable();
+    }
 };
 template <std::size_t>
 using field = any_field;
