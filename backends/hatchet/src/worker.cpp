@@ -211,31 +211,6 @@ struct hatchet::worker::impl {
         }
     }
 
-    // The step's arguments: the run input for a first step, else its parents' outputs in order.
-    static json::array arguments(const served_step& s, const std::string& payload) {
-        json::value p;
-        try {
-            p = json::parse(payload);
-        } catch (const json::decode_error& e) {
-            throw json::decode_error("$", "the assignment's action_payload as JSON", e.what());
-        }
-        const json::object* o = p.if_object();
-        if (!o) throw json::decode_error("$", "an object as action_payload", json::detail::describe(p));
-        if (s.parents.empty()) {
-            auto it = o->find("input");
-            return source_args(it == o->end() ? json::value(json::object{}) : it->value());
-        }
-        const json::object* parents = nullptr;
-        if (auto it = o->find("parents"); it != o->end()) parents = it->value().if_object();
-        json::array args;
-        for (const std::string& name : s.parents) {
-            const json::value* v = parents ? parents->if_contains(name) : nullptr;
-            if (!v) throw json::decode_error("$.parents." + name, "the output of parent step '" + name + "'", "nothing");
-            args.push_back(step_value(*v));
-        }
-        return args;
-    }
-
     // "$[1].qty" of the argument array, said in the run's terms.
     static std::string where(const served_step& s, const std::string& path) {
         if (path.rfind("$[", 0) != 0) return "";
@@ -281,7 +256,9 @@ struct hatchet::worker::impl {
         }
     }
 
-    json::array decode(const AssignedAction& a, const erased_step&) const { return arguments(served(a), a.action_payload()); }
+    json::array decode(const AssignedAction& a, const erased_step&) const {
+        return action_arguments(served(a).parents, a.action_payload());
+    }
 
     void report(const AssignedAction& a, const erased_step* step, kit::step_outcome& out, kit::task_context& ctx) {
         if (!step) {

@@ -246,6 +246,33 @@ inline json::value step_value(const json::value& output) {
     return output;
 }
 
+// A step's arguments from an assignment's action_payload ({"input": ..., "parents": {...}}): the run
+// input for a first step, else its parents' outputs in `parents` order (readable ids). Throws
+// json::decode_error with the path of what is missing or malformed.
+inline json::array action_arguments(const std::vector<std::string>& parents, std::string_view payload) {
+    json::value p;
+    try {
+        p = json::parse(payload);
+    } catch (const json::decode_error& e) {
+        throw json::decode_error("$", "the assignment's action_payload as JSON", e.what());
+    }
+    const json::object* o = p.if_object();
+    if (!o) throw json::decode_error("$", "an object as action_payload", json::detail::describe(p));
+    if (parents.empty()) {
+        auto it = o->find("input");
+        return source_args(it == o->end() ? json::value(json::object{}) : it->value());
+    }
+    const json::object* outputs = nullptr;
+    if (auto it = o->find("parents"); it != o->end()) outputs = it->value().if_object();
+    json::array args;
+    for (const std::string& name : parents) {
+        const json::value* v = outputs ? outputs->if_contains(name) : nullptr;
+        if (!v) throw json::decode_error("$.parents." + name, "the output of parent step '" + name + "'", "nothing");
+        args.push_back(step_value(*v));
+    }
+    return args;
+}
+
 // A failed task's error as hatchet-sdk writes it (TaskRunError.serialize): "<type>: <message>\n<trace>",
 // ": " in the type as ":::", a newline in the message as a backslash and a newline. Its
 // TaskRunError.deserialize reads exc_type from the first line; text without a newline is a "HatchetError".
