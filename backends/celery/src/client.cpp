@@ -63,12 +63,20 @@ struct backend_impl::state {
         return opts.global_keyprefix + priority_list(queue, priority);
     }
 
+    // Connected on first use, and again after the connection broke (Redis restarted, a reply timed
+    // out): that call throws, the next one reconnects.
     redis_connection& broker_connection() {
-        if (!broker_conn) broker_conn = std::make_unique<redis_connection>(broker, opts.timeout);
+        if (!broker_conn || broker_conn->broken()) {
+            broker_conn.reset();
+            broker_conn = std::make_unique<redis_connection>(broker, opts.timeout);
+        }
         return *broker_conn;
     }
     redis_connection& result_connection() {
-        if (!result_conn) result_conn = std::make_unique<redis_connection>(results, opts.timeout);
+        if (!result_conn || result_conn->broken()) {
+            result_conn.reset();
+            result_conn = std::make_unique<redis_connection>(results, opts.timeout);
+        }
         return *result_conn;
     }
 

@@ -127,6 +127,8 @@ redis_connection::redis_connection(const redis_url& url, std::chrono::millisecon
 
 redis_connection::~redis_connection() = default;
 
+bool redis_connection::broken() const noexcept { return impl_->c->err != 0; }
+
 void redis_connection::set_timeout(std::chrono::milliseconds timeout) {
     if (redisSetTimeout(impl_->c, to_timeval(timeout)) != REDIS_OK)
         throw redis_error("weft: cannot set the socket timeout for Redis at " + url_.redacted());

@@ -75,6 +75,9 @@ public:
     std::optional<redis_reply> read(std::chrono::milliseconds wait);
 
     const redis_url& url() const noexcept { return url_; }
+    // hiredis refuses every command on a context after an I/O error or a timeout (a reply may still
+    // be on its way): such a connection is replaced, never reused.
+    bool broken() const noexcept;
 
 private:
     struct impl;
