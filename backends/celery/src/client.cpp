@@ -1,10 +1,12 @@
 // The Celery client: lowering an erased workflow to one message, and a run handle that reads the
 // Redis result backend the way AsyncResult does (SUBSCRIBE to the meta key's channel, then GET).
 #include <weft/celery.hpp>
+#include <weft/kit/backoff.hpp>
 #include <weft/kit/metadata.hpp>
 #include <weft/kit/remote_run.hpp>
 #include <weft/kit/settings.hpp>
 #include <weft/kit/step_watcher.hpp>
+#include <weft/telemetry.hpp>
 #include <weft/trace.hpp>
 
 #include "canvas.hpp"
@@ -18,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <thread>
 #include <unistd.h>
 
 namespace weft::celery_detail {
@@ -271,8 +274,29 @@ private:
 
     // SUBSCRIBE to every sink's channel first, then GET, then rely on PUBLISH (as Python's
     // ResultConsumer does); a GET every second covers a lost connection.
+    // While Redis is unreachable (restarting) the wait goes on, subscribed again with backoff, until
+    // `timeout`: a start() already proved the URL and password.
     std::optional<outcome> await(std::chrono::milliseconds timeout) const override {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        kit::backoff away;
+        const std::string run_id = id();
+        for (;;) {
+            try {
+                return watch(deadline);
+            } catch (const redis_error& e) {
+                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+                if (left.count() <= 0) return std::nullopt;
+                const auto delay = away.failed();
+                if (away.worth_logging())
+                    telemetry::emit({.level = telemetry::severity::warning, .event = "fetch.failed", .backend = "celery",
+                                     .run_id = run_id, .error = e.what(),
+                                     .message = "waiting for the run's result: Redis is unreachable; trying again"});
+                std::this_thread::sleep_for(std::min(delay, left));
+            }
+        }
+    }
+
+    std::optional<outcome> watch(std::chrono::steady_clock::time_point deadline) const {
         redis_connection sub(st_->results, st_->opts.timeout);
         std::vector<std::string> cmd{"SUBSCRIBE"};
         for (auto s : wf_.graph.sinks) cmd.push_back(st_->meta(ids_[s]));

@@ -2,10 +2,12 @@
 // one TriggerWorkflowRun per run, and a run handle that polls GetRunDetails (as the Python SDK's
 // result() does) for the run's status, each task's status and the sinks' outputs.
 #include "connection.hpp"
+#include <weft/kit/backoff.hpp>
 #include <weft/kit/metadata.hpp>
 #include <weft/kit/remote_run.hpp>
 #include <weft/kit/settings.hpp>
 #include <weft/kit/step_watcher.hpp>
+#include <weft/telemetry.hpp>
 #include <weft/trace.hpp>
 
 #include <boost/json/serialize.hpp>
@@ -141,10 +143,26 @@ private:
     }
 
     // Polls GetRunDetails every poll_interval until the run is done or `timeout` passes.
+    // While the engine is unreachable (restarting) the wait goes on, with backoff, until `timeout`.
     std::optional<outcome> await(std::chrono::milliseconds timeout) const override {
         const auto deadline = std::chrono::steady_clock::now() + timeout;
+        kit::backoff away;
         for (;;) {
-            if (auto d = details(); d && d->done()) return outcome_of(*d);
+            try {
+                if (auto d = details(); d && d->done()) return outcome_of(*d);
+                away.succeeded();
+            } catch (const rpc_error& e) {
+                if (e.code() != grpc::StatusCode::UNAVAILABLE) throw;
+                const auto delay = away.failed();
+                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+                if (left.count() <= 0) return std::nullopt;
+                if (away.worth_logging())
+                    telemetry::emit({.level = telemetry::severity::warning, .event = "fetch.failed", .backend = "hatchet",
+                                     .run_id = id_, .error = e.what(),
+                                     .message = "waiting for the run's result: the engine is unreachable; trying again"});
+                std::this_thread::sleep_for(std::min(delay, left));
+                continue;
+            }
             auto now = std::chrono::steady_clock::now();
             if (now >= deadline) return std::nullopt;
             std::this_thread::sleep_for(

@@ -1,7 +1,12 @@
 #include <weft/temporal/client.hpp>
+#include <weft/kit/backoff.hpp>
 #include <weft/kit/settings.hpp>
+#include <weft/telemetry.hpp>
 
 #include <temporal/api/workflowservice/v1/service.grpc.pb.h>
+
+#include <algorithm>
+#include <thread>
 
 #include "codec.hpp"
 #include "connection.hpp"
@@ -136,6 +141,7 @@ std::string client::result_json(const workflow_execution& start, std::chrono::mi
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     workflow_execution run = start;
     std::string page;
+    kit::backoff away;  // the server restarting: the wait goes on, as the Python SDK's retries do
     for (;;) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0)
@@ -155,7 +161,21 @@ std::string client::result_json(const workflow_execution& start, std::chrono::mi
         wf::GetWorkflowExecutionHistoryResponse resp;
         grpc::Status st = impl_->conn.stub().GetWorkflowExecutionHistory(&ctx, req, &resp);
         if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) continue;  // the loop checks the caller's deadline
+        if (st.error_code() == grpc::StatusCode::UNAVAILABLE) {
+            const auto delay = away.failed();
+            if (away.worth_logging())
+                telemetry::emit({.level = telemetry::severity::warning, .event = "fetch.failed", .backend = "temporal",
+                                 .run_id = run.workflow_id, .error = st.error_message(),
+                                 .message = "waiting for the run's result: the server is unreachable; trying again"});
+            std::this_thread::sleep_for(std::min(delay, left));
+            continue;
+        }
         if (!st.ok()) codec::throw_rpc_error("GetWorkflowExecutionHistory", st);
+        if (away.failures()) {
+            telemetry::emit({.level = telemetry::severity::info, .event = "fetch.recovered", .backend = "temporal",
+                             .run_id = run.workflow_id, .message = "the server answers again; waiting for the run's result"});
+            away.succeeded();
+        }
         if (resp.history().events_size() == 0) {
             page = resp.next_page_token();
             continue;
