@@ -748,9 +748,31 @@ const kit::settings_table<celery::options>& table() {
         }};
     return t;
 }
+
+// A worker's own settings, beside the shared ones: what Python sets in broker_transport_options and
+// worker_prefetch_multiplier, so `weft worker` can be tuned as `celery worker` is.
+const kit::settings_table<celery::worker_options>& worker_table() {
+    using o = celery::worker_options;
+    static const kit::settings_table<o> t{
+        "celery",
+        {
+            {"visibility_timeout", &o::visibility_timeout,
+             "a message held this long by a worker that died is delivered again (kombu's visibility_timeout)"},
+            {"restore_interval_ms", &o::restore_interval, "how often a worker sweeps unacked for such messages"},
+            {"prefetch_multiplier", &o::prefetch_multiplier,
+             "a worker holds at most concurrency x this many messages; 0: no limit", 100000},
+            {"dead_letter", &o::dead_letter, "the Redis list for messages that cannot run"},
+        }};
+    return t;
+}
 }  // namespace
 
 celery::options options_from(const config& c) { return table().read(c); }
-std::vector<setting_doc> settings() { return table().docs(); }
+std::vector<setting_doc> settings() {
+    auto docs = table().docs();
+    for (auto& d : worker_table().docs()) docs.push_back(std::move(d));
+    return docs;
+}
+celery::worker_options worker_settings_from(const config& c) { return worker_table().read(c); }
 
 }  // namespace weft::celery_detail

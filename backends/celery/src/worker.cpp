@@ -1149,7 +1149,7 @@ celery::worker::counters celery::worker::stats() const {
 }
 
 celery::worker_options celery_detail::worker_options_from(const config& c, const worker_settings& s) {
-    celery::worker_options o;
+    celery::worker_options o = worker_settings_from(c);
     static_cast<celery::options&>(o) = options_from(c);
     if (!s.queues.empty()) o.queues = s.queues;
     if (s.concurrency) o.concurrency = s.concurrency;

@@ -214,6 +214,7 @@ namespace celery_detail {
 // The worker `weft::cli`'s worker command runs: the configuration's options, the command line's
 // queues and concurrency.
 celery::worker_options worker_options_from(const config& c, const worker_settings& s);
+celery::worker_options worker_settings_from(const config& c);  // the worker-only settings (client.cpp's table)
 inline const bool registered_worker = register_worker<celery::worker>(celery::name, &worker_options_from);
 }  // namespace celery_detail
 
