@@ -16,18 +16,8 @@
 #include <weft/run_description.hpp>
 #include <weft/telemetry.hpp>
 #include <weft/weft.hpp>
-#if WEFT_TEST_CELERY
-#include <weft/celery.hpp>
-#endif
-#if WEFT_TEST_TEMPORAL
-#include <weft/temporal.hpp>
-#endif
-#if WEFT_TEST_HATCHET
-#include <weft/hatchet.hpp>
-#endif
-#if WEFT_TEST_DURABLE
-#include <weft/durable.hpp>
-#endif
+
+#include "../exec_log.hpp"
 
 #include <boost/describe.hpp>
 
@@ -36,7 +26,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -70,17 +59,10 @@ struct result {
 };
 BOOST_DESCRIBE_STRUCT(result, (), (seq, key, score))
 
-// Each execution appends "<seq> <step> <side>" (one write, O_APPEND: lines do not interleave).
+// Each execution appends "<seq> <step> <side>" to the execution log.
 inline void record(int seq, std::string_view step) {
-    const char* path = std::getenv("WEFT_TEST_EXEC_LOG");
     const char* side = std::getenv("WEFT_TEST_SIDE");
-    if (!path) return;
-    const std::string line = std::to_string(seq) + " " + std::string(step) + " " + (side ? side : "?") + "\n";
-    const int fd = ::open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
-    if (fd < 0) throw std::runtime_error(std::string("cannot open ") + path);
-    const ssize_t n = ::write(fd, line.data(), line.size());
-    ::close(fd);
-    if (n != ssize_t(line.size())) throw std::runtime_error("short write to the execution log");
+    test_exec_log::append(std::to_string(seq) + " " + std::string(step) + " " + (side ? side : "?"));
 }
 
 inline long expected_weight(const job& j) { return long(j.key.size()) * 3 + j.seq % 11; }
