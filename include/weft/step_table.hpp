@@ -28,6 +28,9 @@ struct erased_step {
     // Decodes `args` as the step's parameters, calls it and encodes its result; invoke checks the
     // count first. Per step type, not per workflow node: a step's code is the same in every workflow.
     json::value (*call)(const json::array& args);
+    // The member names of the step's parameter when it takes one described struct, else empty: a
+    // caller that passes arguments by name (Celery's kwargs) can fill those members, and nothing else.
+    std::span<const std::string_view> fields{};
 
     std::string_view workflow() const noexcept { return graph->name; }
     std::string_view name() const noexcept { return graph->names[node]; }
@@ -70,10 +73,29 @@ struct json_hook<S, std::tuple<Ps...>, std::index_sequence<K...>> {
     }
 };
 
+template <class P>
+inline constexpr auto field_names = [] {
+    using members = public_members<P>;
+    std::array<std::string_view, boost::mp11::mp_size<members>::value> out{};
+    std::size_t i = 0;
+    boost::mp11::mp_for_each<members>([&](auto d) { out[i++] = d.name; });
+    return out;
+}();
+
+template <class Params>
+constexpr std::span<const std::string_view> fields_of() {
+    if constexpr (std::tuple_size_v<Params> == 1) {
+        using P = std::remove_cvref_t<std::tuple_element_t<0, Params>>;
+        if constexpr (described_struct_v<P>) return field_names<P>;
+    }
+    return {};
+}
+
 // Constant data, so an erased_workflow can point at it (<weft/codec.hpp>'s json_erasure).
 template <class W>
 inline constexpr auto step_table_of = []<class... Ns, std::size_t... I>(meta::tlist<Ns...>, std::index_sequence<I...>) {
-    return std::array<erased_step, W::size>{erased_step{&graph_of<W>, I, &json_hook<typename Ns::step_type>::call}...};
+    return std::array<erased_step, W::size>{erased_step{&graph_of<W>, I, &json_hook<typename Ns::step_type>::call,
+                                                        fields_of<typename step_traits<typename Ns::step_type>::params>()}...};
 }(typename W::nodes{}, std::make_index_sequence<W::size>{});
 
 }  // namespace detail

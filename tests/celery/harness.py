@@ -1,8 +1,10 @@
 """What the Celery integration scripts share: checks that fail a case, and the processes they start
 (each stopped by its PID, never by name)."""
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import traceback
 
@@ -34,6 +36,26 @@ def stop(p, sig=signal.SIGTERM):
         except subprocess.TimeoutExpired:
             os.kill(p.pid, signal.SIGKILL)
             p.wait(timeout=10)
+
+
+def cpp_worker(peer, queue, *extra, log_path, env, concurrency=2, timeout=30):
+    """Starts tests/celery/peer.cpp's worker on `queue`; returns it once it logs "ready"."""
+    log = open(log_path, "w")
+    p = start([peer, "worker", queue, str(concurrency), *extra], env=env, log=log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "ready" in open(log_path).read():
+            return p
+        check(p.poll() is None, f"the C++ worker exited with {p.returncode}: {open(log_path).read()[-2000:]}")
+        time.sleep(0.05)
+    raise Check("the C++ worker did not start")
+
+
+def py_worker(module, queue, node, log_path, env, pool="solo", concurrency=1):
+    """Starts a Python Celery worker of `module` (importable through env's PYTHONPATH) on `queue`."""
+    return start([sys.executable, "-m", "celery", "-A", module, "worker", f"--pool={pool}", f"--concurrency={concurrency}",
+                  "-Q", queue, "-n", node, "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO"],
+                 env=env, log=open(log_path, "w"))
 
 
 class Cases(list):
@@ -75,3 +97,45 @@ def stop_all(failures, cpp_log, py_log, password):
         print("---- C++ worker log (tail)\n" + log[-3000:])
         print("---- Python worker log (tail)\n" + open(py_log).read()[-3000:])
     return failures
+
+
+def queue_keys(*queues):
+    """kombu's lists of `queues`: each plain list and its priority lists."""
+    return [q + sfx for q in queues for sfx in ("", "\x06\x163", "\x06\x166", "\x06\x169")]
+
+
+def delete_run(r, task_ids, before_keys, run, extra=()):
+    """Deletes what a run made on `r`: the metas of `task_ids` and of every chain, chord and group
+    member linked to them (found among the metas not in `before_keys`), their chord keys, the
+    kombu bindings naming `run`, and the keys in `extra`."""
+    ours = set(task_ids)
+    new = {}
+    for k in r.scan_iter(match="celery-task-meta-*"):
+        if k not in before_keys:
+            try:
+                new[k] = json.loads(r.get(k) or b"{}")
+            except ValueError:
+                pass
+    grew = True
+    while grew:
+        grew = False
+        for m in new.values():
+            linked = set()
+            if m.get("task_id") in ours:
+                linked.add(m.get("group_id"))
+                for child in m.get("children") or []:
+                    try:
+                        linked.add(child[0][0])
+                    except (TypeError, IndexError):
+                        pass
+            elif m.get("parent_id") in ours or m.get("group_id") in ours:
+                linked.add(m.get("task_id"))
+            linked.discard(None)
+            if not linked <= ours:
+                ours |= linked
+                grew = True
+    doomed = list(extra) + ["celery-task-meta-" + t for t in ours]
+    doomed += [f"celery-taskset-meta-{g}{x}" for g in ours for x in ("", ".j", ".s", ".t", ".d", ".c")]
+    doomed += list(r.scan_iter(match=f"_kombu.binding*{run}*"))
+    for i in range(0, len(doomed), 500):
+        r.delete(*doomed[i:i + 500])

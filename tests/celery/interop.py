@@ -22,7 +22,8 @@ import uuid
 
 import redis
 
-from harness import Cases, Check, check, run_cases, start, stop, stop_all
+import harness
+from harness import Cases, Check, check, py_worker, run_cases, start, stop, stop_all
 
 PEER = os.path.abspath(sys.argv[1])
 ONLY = set(sys.argv[2:])
@@ -78,15 +79,7 @@ def cpp_worker(queue, *extra, log_path, url=URL, concurrency=2, keyprefix=None, 
         env["WEFT_TEST_KEYPREFIX"] = keyprefix
     if result_url:
         env["WEFT_TEST_RESULT_URL"] = result_url
-    log = open(log_path, "w")
-    p = start([PEER, "worker", queue, str(concurrency), *extra], env=env, log=log)
-    deadline = time.monotonic() + T
-    while time.monotonic() < deadline:
-        if "ready" in open(log_path).read():
-            return p
-        check(p.poll() is None, f"the C++ worker exited with {p.returncode}: {open(log_path).read()[-2000:]}")
-        time.sleep(0.05)
-    raise Check("the C++ worker did not start")
+    return harness.cpp_worker(PEER, queue, *extra, log_path=log_path, env=env, concurrency=concurrency, timeout=T)
 
 
 def peer_client(*args, env=None):
@@ -166,9 +159,7 @@ def main():
     iso_app.conf.update(result_expires=600)
     env = dict(os.environ, PYTHONPATH=tmp)
     py_log = os.path.join(tmp, "py-worker.log")
-    py = start([sys.executable, "-m", "celery", "-A", "weft_interop_tasks", "worker", "--pool=solo", "-Q", PQ,
-                "-n", f"py-{RUN}@%h", "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO"],
-               env=env, log=open(py_log, "w"))
+    py = py_worker("weft_interop_tasks", PQ, f"py-{RUN}@%h", py_log, env)
     cpp_log = os.path.join(tmp, "cpp-worker.log")
     cpp = cpp_worker(CQ, log_path=cpp_log)
 
@@ -720,9 +711,8 @@ def main():
         check(wait_unacked([res.id], r_iso), "the message never showed up in unacked")
         os.kill(k1.pid, signal.SIGKILL)
         k1.wait(timeout=10)
-        pyr = start([sys.executable, "-m", "celery", "-A", "weft_restore_tasks", "worker", "--pool=solo", "-Q",
-                     "py" + RQ, "-n", f"pyr-{RUN}@%h", "--without-heartbeat", "--without-gossip", "--without-mingle",
-                     "-l", "INFO"], env=dict(env, WEFT_REDIS_URL=ISO_URL), log=open(os.path.join(tmp, "py-restore.log"), "w"))
+        pyr = py_worker("weft_restore_tasks", "py" + RQ, f"pyr-{RUN}@%h", os.path.join(tmp, "py-restore.log"),
+                        dict(env, WEFT_REDIS_URL=ISO_URL))
         try:
             deadline = time.monotonic() + T
             while r_iso.llen(RQ) == 0 and time.monotonic() < deadline:
@@ -957,47 +947,10 @@ def main():
         print(f"FAIL setup: {e}")
     finally:
         failures = stop_all(failures, cpp_log, py_log, PASSWORD)
-        keys = ["celery-task-meta-" + t for t in task_ids] + [DEAD]
-        for q in (CQ, PQ, KQ, RQ, "py" + RQ, SQ, EQ, SPQ, OQ):
-            keys += [q] + [q + "\x06\x16" + s for s in "369"]
-        r.delete(*keys)
-        # Results of chain and chord members made during this run: those whose parent is ours.
-        ours = set(task_ids)
-        new = {}
-        for k in r.scan_iter(match="celery-task-meta-*"):
-            if k not in before_keys:
-                try:
-                    new[k] = json.loads(r.get(k) or b"{}")
-                except ValueError:
-                    pass
-        grew = True
-        while grew:
-            grew = False
-            for k, m in new.items():
-                linked = set()
-                if m.get("task_id") in ours:
-                    linked.add(m.get("group_id"))
-                    for child in m.get("children") or []:
-                        try:
-                            linked.add(child[0][0])
-                        except (TypeError, IndexError):
-                            pass
-                elif m.get("parent_id") in ours or m.get("group_id") in ours:
-                    linked.add(m.get("task_id"))
-                linked.discard(None)
-                if not linked <= ours:
-                    ours |= linked
-                    grew = True
-        doomed = ["celery-task-meta-" + t for t in ours]
-        doomed += [f"celery-taskset-meta-{g}{x}" for g in ours for x in ("", ".j", ".s", ".t", ".d", ".c")]
-        for start_ in range(0, len(doomed), 500):
-            r.delete(*doomed[start_:start_ + 500])
-        r_iso.delete(*(["celery-task-meta-" + t for t in iso_ids] +
-                       [q + sfx for q in (KQ, RQ, "py" + RQ, BQ) for sfx in ("", "\x06\x163", "\x06\x166", "\x06\x169")]))
+        harness.delete_run(r, task_ids, before_keys, RUN, [DEAD] + harness.queue_keys(CQ, PQ, KQ, RQ, "py" + RQ, SQ, EQ, SPQ, OQ))
+        r_iso.delete(*(["celery-task-meta-" + t for t in iso_ids] + harness.queue_keys(KQ, RQ, "py" + RQ, BQ)))
         for k in r_iso.scan_iter(match=f"_kombu.binding*{RUN}*"):
             r_iso.delete(k)
-        for k in r.scan_iter(match=f"_kombu.binding*{RUN}*"):
-            r.delete(k)
     print(f"celery interop: {len(cases) - failures if not ONLY else '-'} passed, {failures} failed")
     sys.exit(1 if failures else 0)
 

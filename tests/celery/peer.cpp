@@ -124,6 +124,20 @@ struct py_tenant {
     static constexpr std::string_view name = "weft.py.tenant";
     std::string operator()(const std::string&) const { throw std::logic_error("weft.py.tenant runs in Python"); }
 };
+// An errback or a link callback for tests/celery/canvas.py: shows what it was called with.
+struct echo {
+    static constexpr std::string_view name = "weft.test.echo";
+    std::string operator()(const std::string& s) const { return "echo:" + s; }
+};
+// One described struct parameter: a Python caller's kwargs are its members.
+struct box {
+    int w = 0, h = 0;
+};
+BOOST_DESCRIBE_STRUCT(box, (), (w, h))
+struct area {
+    static constexpr std::string_view name = "weft.test.area";
+    int operator()(const box& b) const { return b.w * b.h; }
+};
 }  // namespace steps
 
 constexpr auto wf_add = weft::workflow<"add">(step<steps::add>);
@@ -141,6 +155,8 @@ constexpr auto wf_fan_in = weft::workflow<"fan_in">((step<steps::inc>, step<step
 // a >> (b, c): the run's output is both results.
 constexpr auto wf_fan_out = weft::workflow<"fan_out">(step<steps::add> >> (step<steps::inc>, step<steps::twice>));
 constexpr auto wf_sleepy = weft::workflow<"sleepy">(step<steps::sleepy>);
+constexpr auto wf_echo = weft::workflow<"echo">(step<steps::echo>);
+constexpr auto wf_area = weft::workflow<"area">(step<steps::area>);
 constexpr auto wf_noop = weft::workflow<"noop">(step<steps::noop>);
 constexpr auto wf_chain3 = weft::workflow<"chain3">(step<steps::noop> >> step<steps::inc> >> step<steps::twice>);
 constexpr auto wf_slow_mixed =
@@ -197,6 +213,8 @@ int run_worker(int argc, char** argv) {
     w.serve(wf_chain3);
     w.serve(wf_sleepy);
     w.serve(wf_metadata_cpp);
+    w.serve(wf_echo);
+    w.serve(wf_area);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGINT, on_signal);
     w.start();

@@ -40,7 +40,8 @@ DEAD = f"weft.dead_letter.{RUN}"
 T = 30  # seconds, every wait
 SERVED = {"weft.bench.noop", "weft.test.add", "weft.test.boom", "weft.test.fail", "weft.test.flaky", "weft.test.inc",
           "weft.test.join2", "weft.test.sleepy", "weft.test.slow", "weft.test.to_text", "weft.test.total",
-          "weft.test.twice", "weft.test.tenant_of", "weft.test.metadata_seen"}
+          "weft.test.twice", "weft.test.tenant_of", "weft.test.metadata_seen",
+          "weft.test.echo", "weft.test.area"}
 
 r = redis.Redis.from_url(URL)
 task_ids = []

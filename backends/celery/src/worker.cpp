@@ -565,10 +565,32 @@ struct celery::worker::impl {
         }
         static json::array decode(const delivery& d, const erased_step& s) {
             const json::array& args = d.m.args;
+            if (!d.m.kwargs.empty()) return with_kwargs(d.m, s);
             // A chord body receives [[r0, r1, ...]]; a weft join takes one parameter per parent.
             if (s.arity() >= 2 && args.size() == 1 && args[0].is_array() && args[0].get_array().size() == s.arity())
                 return json::array(args[0].get_array());
             return args;
+        }
+        // Python binds keyword arguments by parameter name; a C++ step's parameters have none, but
+        // the members of a described struct, its only parameter, do. Anything else fails the task
+        // (TypeError, as Python's binding does) rather than losing an argument.
+        static json::array with_kwargs(const message& m, const erased_step& s) {
+            auto list = [](auto&& names) {
+                std::string out;
+                for (auto&& n : names) out += (out.empty() ? "" : ", ") + std::string(n);
+                return out;
+            };
+            std::vector<std::string_view> keys;
+            for (auto& kv : m.kwargs) keys.push_back(kv.key());
+            if (s.fields.empty() || !m.args.empty())
+                throw std::invalid_argument("weft: task '" + m.task + "' got keyword arguments (" + list(keys) +
+                                            "); a C++ step takes positional arguments, or keyword arguments "
+                                            "only as the members of a described struct that is its one parameter");
+            for (auto k : keys)
+                if (std::find(s.fields.begin(), s.fields.end(), k) == s.fields.end())
+                    throw std::invalid_argument("weft: task '" + m.task + "' got an unexpected keyword argument '" +
+                                                std::string(k) + "' (its parameter's members: " + list(s.fields) + ")");
+            return json::array{json::value(m.kwargs)};
         }
         void report(const delivery&, const erased_step*, kit::step_outcome& o, kit::task_context&) {
             registered.reset();
@@ -594,10 +616,8 @@ struct celery::worker::impl {
             return false;
         }
         auto now = std::chrono::system_clock::now();
-        if (m.expires && *parse_iso(*m.expires) < now) {
-            log("info", "task " + m.task + "[" + m.id + "] expired");
-            store(c, make_meta(m, task_state::revoked, task_revoked("expired")));
-            send_event("task-revoked", revoked_event(m, false, true));
+        if (expired(c, m, now)) {
+            revoke_rest(c, m);
             return false;
         }
         // An ETA message waits on the timer heap, unacked, as Python holds it; no thread waits for it.
@@ -617,6 +637,24 @@ struct celery::worker::impl {
         return run(c, d, std::move(existing));
     }
 
+    // `expires` has passed: REVOKED ("expired") instead of a run, checked when the message comes
+    // and again when its ETA falls due, as Celery's Request.revoked() is.
+    bool expired(connections& c, const message& m, std::chrono::system_clock::time_point now) {
+        if (!m.expires || !(*parse_iso(*m.expires) < now)) return false;
+        log("info", "task " + m.task + "[" + m.id + "] expired");
+        revoked(c, m, "expired");
+        send_event("task-revoked", revoked_event(m, false, true));
+        return true;
+    }
+
+    // Celery's mark_as_revoked: the meta (unless the result is ignored), and the chord's part, so
+    // the body fails with a ChordError instead of waiting for ever. Not the errbacks.
+    void revoked(connections& c, const message& m, const std::string& reason) {
+        auto exc = task_revoked(reason);
+        if (!m.ignore_result) store(c, make_meta(m, task_state::revoked, exc));
+        if (m.chord) chord_join(c, m, task_state::revoked, exc);
+    }
+
     // An ETA message that fell due: its meta again (a cancel may have come meanwhile), then run.
     void run_due(connections& c, scheduled& t) {
         auto existing = t.d.m.id.empty() ? std::nullopt : read_meta(c, t.d.m.id);
@@ -629,9 +667,13 @@ struct celery::worker::impl {
         message& m = d.m;
         const std::string& tag = d.tag;
         auto step = steps.find(m.task);
+        if (expired(c, m, std::chrono::system_clock::now())) {
+            revoke_rest(c, m);
+            return false;
+        }
         if (revokes.revoked(m.id)) {
             log("info", "discarding revoked task " + m.task + "[" + m.id + "]");
-            store(c, make_meta(m, task_state::revoked, task_revoked("revoked")));
+            revoked(c, m, "revoked");
             send_event("task-revoked", revoked_event(m, false, false));
             revoke_rest(c, m);
             return false;
@@ -668,6 +710,8 @@ struct celery::worker::impl {
                 log("info", "task " + m.task + "[" + m.id + "] terminated by a revoke");
                 send_event("task-revoked", revoked_event(m, true, false));
                 revoke_rest(c, m);
+                if (m.chord) chord_join(c, m, task_state::revoked, task_revoked("terminated"));
+                if (m.ignore_result) return false;
                 return store(c, make_meta(m, task_state::revoked, task_revoked("terminated")), &tag);
             }
             retval = std::move(out.output);
@@ -714,7 +758,7 @@ struct celery::worker::impl {
             r.delivery_tag = new_id();
             r.redelivered = false;
             publish(c, r);
-            store(c, make_meta(m, task_state::retry, exc.to_value(), tb));
+            if (!m.ignore_result) store(c, make_meta(m, task_state::retry, exc.to_value(), tb));
             ++retried;
             send_event("task-retried", {{"uuid", m.id}, {"exception", py_repr_exception(exc)}, {"traceback", tb}});
             log("warning", "task " + m.task + "[" + m.id + "] retry " + std::to_string(r.retries) + " in " +
@@ -722,17 +766,22 @@ struct celery::worker::impl {
             return;
         }
         log("error", "task " + m.task + "[" + m.id + "] failed: " + exc.text());
-        store(c, make_meta(m, task_state::failure, exc.to_value(), tb));
+        // ignore_result: no failure meta either (Celery's store_errors_even_if_ignored is off), but
+        // the chord's part and the errbacks all the same.
+        if (!m.ignore_result) store(c, make_meta(m, task_state::failure, exc.to_value(), tb));
         ++failed;
         send_event("task-failed", {{"uuid", m.id}, {"exception", py_repr_exception(exc)}, {"traceback", tb}});
         // The chain's pending steps fail with it, or get() on the last one would hang.
         for (auto& sig : m.chain)
-            if (!sig.task_id().empty())
+            if (!sig.task_id().empty() && !m.ignore_result)
                 store(c, make_meta(message{.id = sig.task_id(), .parent_id = m.id}, task_state::failure, exc.to_value(), tb));
         if (m.chord) chord_join(c, m, task_state::failure, exc.to_value());
+        // Celery sends the errbacks it cannot call inline as group(errbacks).apply_async((task_id,)):
+        // the failed id goes before a partial errback's own args, and an immutable one keeps only its
+        // own. A C++ worker never calls one inline (see docs/celery.md on new-style errbacks).
         for (auto& eb : m.errbacks) {
             message n = continuation(feed_of(m, json::value(m.id)), eb, {});
-            n.args = json::array{json::value(m.id)};
+            if (n.root_id.empty()) n.root_id = m.id;
             publish(c, n);
         }
     }
