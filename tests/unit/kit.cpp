@@ -191,3 +191,77 @@ TEST_CASE("a fetcher that reserves takes no more tasks than the slots can run, a
     CHECK(most <= 2);
     w.stop();  // returns: the reserve() wait and the slots wake
 }
+
+// ---- settings: the SDK's own variable as the last source; TLS files read with errors that say where
+
+#include <weft/kit/settings.hpp>
+#include <weft/kit/tls.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace {
+struct conn_options {
+    std::string address = "127.0.0.1:1";
+};
+const weft::kit::settings_table<conn_options> conn_table{
+    "kit_test", {{"address", &conn_options::address, "where", 0, {}, "KIT_TEST_SDK_ADDRESS"}}};
+
+std::filesystem::path write_file(const std::string& name, const std::string& text) {
+    auto p = std::filesystem::temp_directory_path() / ("weft-kit-" + std::to_string(::getpid()) + "-" + name);
+    std::ofstream(p) << text;
+    return p;
+}
+}  // namespace
+
+TEST_CASE("a setting falls back to the SDK's variable, after the file and WEFT_ variable") {
+    ::unsetenv("KIT_TEST_SDK_ADDRESS");
+    CHECK(conn_table.read(weft::config{}).address == "127.0.0.1:1");
+    ::setenv("KIT_TEST_SDK_ADDRESS", "sdk:2", 1);
+    CHECK(conn_table.read(weft::config{}).address == "sdk:2");
+    weft::config c;
+    c.set("kit_test.address", "file:3", "weft.conf:1");
+    CHECK(conn_table.read(c).address == "file:3");
+    ::unsetenv("KIT_TEST_SDK_ADDRESS");
+    auto docs = conn_table.docs();
+    REQUIRE(docs.size() == 1);
+    CHECK(docs[0].help.find("KIT_TEST_SDK_ADDRESS") != std::string::npos);
+}
+
+TEST_CASE("read_tls reads PEM files and names the setting and file of each mistake") {
+    const std::string cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const std::string key = "-----BEGIN PRIVATE KEY-----\nsecret-key-bytes\n-----END PRIVATE KEY-----\n";
+    auto ca = write_file("ca.pem", cert), crt = write_file("client.pem", cert), k = write_file("client.key", key),
+         junk = write_file("junk.pem", "not pem at all");
+    using weft::kit::read_tls;
+    auto m = read_tls("temporal", {ca.string(), crt.string(), k.string(), "weft-tls.test"});
+    CHECK(m.root_ca == cert);
+    CHECK(m.cert_chain == cert);
+    CHECK(m.private_key == key);
+    CHECK(m.server_name == "weft-tls.test");
+    CHECK(read_tls("hatchet", {}).root_ca.empty());  // system roots
+
+    auto message = [](auto&& f) {
+        try {
+            f();
+        } catch (const weft::config_error& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    auto missing = message([&] { read_tls("temporal", {"/nonexistent/ca.pem", "", "", ""}); });
+    CHECK(missing.find("temporal.tls_ca_file") != std::string::npos);
+    CHECK(missing.find("/nonexistent/ca.pem") != std::string::npos);
+    auto notpem = message([&] { read_tls("hatchet", {junk.string(), "", "", ""}); });
+    CHECK(notpem.find("hatchet.tls_ca_file") != std::string::npos);
+    CHECK(notpem.find("no PEM") != std::string::npos);
+    CHECK(message([&] { read_tls("temporal", {"", crt.string(), "", ""}); }).find("tls_cert_file is set without tls_key_file") !=
+          std::string::npos);
+    CHECK(message([&] { read_tls("hatchet", {ca.string(), "", "", ""}, true); }).find("mutual TLS needs a client certificate") !=
+          std::string::npos);
+    auto keyless = message([&] { read_tls("temporal", {"", crt.string(), crt.string(), ""}); });
+    CHECK(keyless.find("temporal.tls_key_file") != std::string::npos);
+    CHECK(keyless.find("secret-key-bytes") == std::string::npos);
+    for (auto& p : {ca, crt, k, junk}) std::filesystem::remove(p);
+}

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <initializer_list>
 #include <string>
@@ -53,6 +54,10 @@ public:
         unsigned max = 0;  // whole numbers: the largest accepted (0: any)
         // Refuses a value the field's type allows but the backend does not (throws config_error).
         std::function<void(const Options&, const config::setting&)> check = {};
+        // The variable the backend's Python SDK reads for the same thing (TEMPORAL_ADDRESS, ...):
+        // read when neither WEFT_<BACKEND>_<KEY> nor the file sets the key, so a team's existing
+        // environment and secrets carry over.
+        std::string_view sdk_env = {};
     };
 
     settings_table(std::string_view backend, std::initializer_list<row> rows) : backend_(backend), rows_(rows) {}
@@ -63,6 +68,9 @@ public:
         for (const row& r : rows_) {
             const std::string key = std::string(backend_) + "." + std::string(r.key);
             auto s = c.find(key);
+            if (!s && !r.sdk_env.empty())
+                if (const char* v = std::getenv(std::string(r.sdk_env).c_str()); v && *v)
+                    s = config::setting{v, std::string(r.sdk_env)};
             if (!s) continue;
             std::visit(
                 [&](auto m) {
@@ -83,6 +91,7 @@ public:
         std::vector<setting_doc> out;
         for (const row& r : rows_) {
             setting_doc d{std::string(r.key), "ignored", "", std::string(r.help)};
+            if (!r.sdk_env.empty()) d.help += " (else " + std::string(r.sdk_env) + ")";
             std::visit(
                 [&](auto m) {
                     if constexpr (!std::is_same_v<decltype(m), std::monostate>) {
