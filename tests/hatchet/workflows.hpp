@@ -228,19 +228,19 @@ struct noop {
 inline constexpr auto bench = weft::workflow<"hx-bench">(step<noop>);
 
 // Settings from the harness's environment (scripts/with-services): address and token file.
+// The hatchet.* settings as any weft program reads them (WEFT_HATCHET_*, else hatchet-sdk's
+// HATCHET_CLIENT_* variables: tests/tls/hatchet_tls.py drives TLS through those alone).
 inline weft::hatchet::options options_from_env() {
-    auto need = [](const char* k) {
+    auto set = [](const char* k) {
         const char* v = std::getenv(k);
-        if (!v || !*v)
-            throw std::runtime_error(std::string(k) +
-                                     " is not set: run through scripts/with-services --need hatchet python "
-                                     "(start the engine with `scripts/services up hatchet python`)");
-        return std::string(v);
+        return v && *v;
     };
-    weft::hatchet::options o;
-    o.host_port = need("WEFT_HATCHET_HOST_PORT");
-    o.token_file = need("WEFT_HATCHET_TOKEN_FILE");
-    if (const char* r = std::getenv("WEFT_HATCHET_REPLACE_DEFINITIONS"); r && *r) o.replace_definitions = r;
+    if (!set("WEFT_HATCHET_HOST_PORT") && !set("HATCHET_CLIENT_HOST_PORT"))
+        throw std::runtime_error("WEFT_HATCHET_HOST_PORT is not set: run through scripts/with-services --need hatchet python "
+                                 "(start the engine with `scripts/services up hatchet python`)");
+    weft::hatchet::options o = weft::hatchet_detail::options_from(weft::config::from_env());
+    if (o.token.empty() && o.token_file.empty())
+        throw std::runtime_error("WEFT_HATCHET_TOKEN_FILE is not set: run through scripts/with-services --need hatchet python");
     return o;
 }
 

@@ -481,18 +481,26 @@ const kit::settings_table<hatchet::options>& table() {
     static const kit::settings_table<o> t{
         "hatchet",
         {
-            {"host_port", &o::host_port, "the engine's gRPC address"},
-            {"token", &o::token, "the tenant's API token (a JWT); never logged"},
+            {"host_port", &o::host_port, "the engine's gRPC address", 0, {}, "HATCHET_CLIENT_HOST_PORT"},
+            {"token", &o::token, "the tenant's API token (a JWT); never logged", 0, {}, "HATCHET_CLIENT_TOKEN"},
             {"token_file", &o::token_file, "a file holding the token, read when token is empty"},
             {"timeout_ms", &o::timeout, "deadline of each unary call"},
             {"poll_ms", &o::poll_interval, "how often a run handle reads the run's details"},
-            {"tls_strategy", {}, "only \"none\" (plaintext gRPC)",
+            {"tls_strategy", &o::tls_strategy, "\"none\" (plaintext), \"tls\", or \"mtls\" (tls with a client certificate)",
              0,
-             [](const o&, const config::setting& s) {
-                 if (s.value != "none")
-                     throw config_error("weft: hatchet: tls_strategy '" + s.value + "' (from " + s.origin +
-                                        ") is not supported (only \"none\": plaintext gRPC)");
-             }},
+             [](const o& v, const config::setting& s) {
+                 if (v.tls_strategy != "none" && v.tls_strategy != "tls" && v.tls_strategy != "mtls")
+                     throw config_error("weft: hatchet.tls_strategy = '" + s.value + "' (from " + s.origin +
+                                        "): expected \"none\", \"tls\" or \"mtls\"");
+             },
+             "HATCHET_CLIENT_TLS_STRATEGY"},
+            {"tls_ca_file", &o::tls_ca_file, "PEM roots for the engine's certificate; empty: the system's", 0, {},
+             "HATCHET_CLIENT_TLS_ROOT_CA_FILE"},
+            {"tls_cert_file", &o::tls_cert_file, "PEM client certificate (mtls), with tls_key_file", 0, {},
+             "HATCHET_CLIENT_TLS_CERT_FILE"},
+            {"tls_key_file", &o::tls_key_file, "PEM private key of tls_cert_file", 0, {}, "HATCHET_CLIENT_TLS_KEY_FILE"},
+            {"tls_server_name", &o::tls_server_name, "name checked against the engine's certificate; empty: the host", 0,
+             {}, "HATCHET_CLIENT_TLS_SERVER_NAME"},
             {"replace_definitions", &o::replace_definitions,
              "\"always\": workers and clients register weft's definitions when they start; \"never\": keep the "
              "engine's (e.g. one hatchet-sdk registered with limits)",

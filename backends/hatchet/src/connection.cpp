@@ -1,8 +1,10 @@
 #include "connection.hpp"
 
+#include <weft/kit/grpc_tls.hpp>
 #include <weft/telemetry.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <fstream>
 #include <sstream>
 
@@ -96,7 +98,13 @@ connection::connection(const hatchet::options& o) : token_(read_token(o)), timeo
     // Reconnect soon after an engine restart (gRPC's default backoff grows to 120 s).
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-    channel_ = grpc::CreateCustomChannel(o.host_port, grpc::InsecureChannelCredentials(), args);
+    std::optional<kit::tls_material> tls;
+    if (o.tls_strategy == "tls" || o.tls_strategy == "mtls")
+        tls = kit::read_tls("hatchet", {o.tls_ca_file, o.tls_cert_file, o.tls_key_file, o.tls_server_name},
+                            o.tls_strategy == "mtls");
+    else if (o.tls_strategy != "none")
+        throw config_error("weft: hatchet: tls_strategy '" + o.tls_strategy + "' is not one of \"none\", \"tls\", \"mtls\"");
+    channel_ = grpc::CreateCustomChannel(o.host_port, kit::channel_credentials(tls ? &*tls : nullptr, args), args);
     dispatcher_ = dispatcher::NewStub(channel_);
     admin_ = admin::NewStub(channel_);
 }

@@ -55,11 +55,28 @@ const kit::settings_table<options>& table() {
     static const kit::settings_table<options> t{
         "temporal",
         {
-            {"address", &options::address, "the frontend's gRPC address, host:port"},
-            {"namespace", &options::namespace_name, "the Temporal namespace"},
+            {"address", &options::address, "the frontend's gRPC address, host:port", 0, {}, "TEMPORAL_ADDRESS"},
+            {"namespace", &options::namespace_name, "the Temporal namespace", 0, {}, "TEMPORAL_NAMESPACE"},
             {"task_queue", &options::task_queue, "task queue of runs started through weft, and of workers"},
             {"identity", &options::identity, "shown in the server's history; empty: <pid>@<host>"},
             {"timeout_ms", &options::timeout, "deadline of each unary call"},
+            {"tls", &options::tls, "\"true\", \"false\", or empty: on when api_key or a tls_* file is set", 0,
+             [](const options& o, const config::setting& s) {
+                 if (!o.tls.empty() && !temporal_detail::tls_switch(o.tls))
+                     throw config_error("weft: temporal.tls = '" + s.value + "' (from " + s.origin +
+                                        "): expected true, false, or empty (on when api_key or a tls_* file is set)");
+             },
+             "TEMPORAL_TLS"},
+            {"tls_ca_file", &options::tls_ca_file, "PEM roots for the server's certificate; empty: the system's", 0, {},
+             "TEMPORAL_TLS_SERVER_CA_CERT_PATH"},
+            {"tls_cert_file", &options::tls_cert_file, "PEM client certificate (mTLS), with tls_key_file", 0, {},
+             "TEMPORAL_TLS_CLIENT_CERT_PATH"},
+            {"tls_key_file", &options::tls_key_file, "PEM private key of tls_cert_file", 0, {},
+             "TEMPORAL_TLS_CLIENT_KEY_PATH"},
+            {"tls_server_name", &options::tls_server_name, "name checked against the server's certificate; empty: the host", 0,
+             {}, "TEMPORAL_TLS_SERVER_NAME"},
+            {"api_key", &options::api_key, "sent as authorization: Bearer <key> on every call; never logged", 0, {},
+             "TEMPORAL_API_KEY"},
         }};
     return t;
 }

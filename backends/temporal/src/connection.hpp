@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,9 @@
 #include "codec.hpp"
 
 namespace weft::temporal_detail {
+
+// temporal.tls's text as a switch (true/1/yes/on, false/0/no/off); nullopt: neither.
+std::optional<bool> tls_switch(std::string_view v);
 
 class connection {
 public:

@@ -14,8 +14,9 @@
 //     int n = run.get();                         // polls GetRunDetails until the run is done
 //
 // Including this header registers the backend, so WEFT_BACKEND=hatchet selects it in any_client
-// (settings host_port, token, token_file, timeout_ms, poll_ms, replace_definitions; tls_strategy must
-// be "none"; tenant_id, api_url and version, which scripts/services writes, are accepted and unused:
+// (settings host_port, token, token_file, timeout_ms, poll_ms, replace_definitions, tls_strategy and
+// the tls_* files, each also from hatchet-sdk's HATCHET_CLIENT_* variable; tenant_id, api_url and
+// version, which scripts/services writes, are accepted and unused:
 // the token names the tenant). The token is never logged.
 #pragma once
 
@@ -42,9 +43,15 @@ struct hatchet {
     using workflow_limits = hatchet_wire::workflow_limits;
 
     struct options {
-        std::string host_port = "127.0.0.1:7077";      // the engine's gRPC address (no TLS)
+        std::string host_port = "127.0.0.1:7077";      // the engine's gRPC address
         std::string token;                              // the tenant's API token (a JWT); never logged
         std::string token_file;                         // read when `token` is empty
+        // "none" (plaintext), "tls" or "mtls" (tls with a client certificate), as hatchet-sdk names them.
+        std::string tls_strategy = "none";
+        std::string tls_ca_file;                        // roots for the engine's certificate; empty: the system's
+        std::string tls_cert_file;                      // client certificate (mtls), with tls_key_file
+        std::string tls_key_file;
+        std::string tls_server_name;                    // checked against the certificate instead of the host
         std::chrono::milliseconds timeout{10000};       // per unary call
         std::chrono::milliseconds poll_interval{100};   // how often a run handle reads GetRunDetails
         // Concurrency and rate limits registered with each workflow's definition, by workflow name:

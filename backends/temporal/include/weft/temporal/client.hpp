@@ -37,6 +37,14 @@ struct options {
     std::string task_queue;  // runs start here unless start_options names one; a worker polls it
     std::string identity;    // shown in the server's history; empty: "<pid>@<host>" like the SDKs
     std::chrono::milliseconds timeout{10'000};  // deadline of each unary call
+    // TLS as the SDKs decide it: "" is on when an api_key or a tls_* file is set; "true"; "false".
+    std::string tls;
+    std::string tls_ca_file;      // roots for the server's certificate; empty: the system's
+    std::string tls_cert_file;    // client certificate (mTLS), with tls_key_file
+    std::string tls_key_file;
+    std::string tls_server_name;  // checked against the server's certificate instead of the host
+    // Sent as `authorization: Bearer <key>` on every call, as Temporal Cloud expects; never logged.
+    std::string api_key;
     // Applied to every payload sent and read (weft/temporal/payload_codec.hpp); null: json/plain as is.
     // Set in code only: a codec is code (keys, algorithms), not a setting.
     std::shared_ptr<const payload_codec> codec;
