@@ -112,4 +112,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001 - reported, and every process stopped, by finish()
+        check(False, f"{type(e).__name__}: {e}")
+        finish("hatchet TLS")

@@ -114,4 +114,8 @@ async def main():
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except Exception as e:  # noqa: BLE001 - reported, and every process stopped, by finish()
+        check(False, f"{type(e).__name__}: {e}")
+        finish("temporal TLS")
