@@ -124,9 +124,9 @@ std::string unix_score(double seconds_ago = 0) {
 // with the envelope inside as JSON (the fetch script writes the same). Only an envelope that parsed
 // has a tag to record it under.
 void record(std::vector<std::vector<std::string>>& cmds, const std::string& index, const std::string& hash,
-            const delivery& d, const std::string& routing_key) {
+            const delivery& d, const std::string& routing_key, const std::string& score = unix_score()) {
     auto quoted = [](const std::string& v) { return boost::json::serialize(json::value(v)); };
-    cmds.push_back({"ZADD", index, unix_score(), d.m.delivery_tag});
+    cmds.push_back({"ZADD", index, score, d.m.delivery_tag});
     cmds.push_back(
         {"HSET", hash, d.m.delivery_tag, "[" + d.raw + ", " + quoted(d.m.exchange) + ", " + quoted(routing_key) + "]"});
 }
@@ -223,7 +223,7 @@ std::vector<delivery> kombu::fetch(redis_connection& c, const std::string& sha, 
         std::vector<std::vector<std::string>> cmds;
         if (!m.delivery_tag.empty()) {
             d.tag = m.delivery_tag;
-            record(cmds, unacked_index_, unacked_, d, m.queue.empty() ? queue_of(d.list) : m.queue);
+            record(cmds, unacked_index_, unacked_, d, m.queue.empty() ? queue_of(d.list) : m.queue, score);
         }
         bool read_meta = !meta_prefix_.empty() && !m.id.empty();
         if (read_meta) cmds.push_back({"GET", meta_prefix_ + m.id});

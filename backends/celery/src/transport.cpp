@@ -148,6 +148,14 @@ void append(redisContext* c, const std::vector<std::string>& argv) {
 }
 }  // namespace
 
+namespace {
+bool transient(std::string_view error) {
+    for (std::string_view code : {"LOADING ", "BUSY ", "MASTERDOWN ", "TRYAGAIN "})
+        if (error.substr(0, code.size()) == code) return true;
+    return false;
+}
+}  // namespace
+
 std::vector<redis_reply> redis_connection::pipeline(const std::vector<std::vector<std::string>>& commands) {
     auto* c = impl_->c;
     if (c->err) throw redis_error("weft: the Redis connection to " + url_.redacted() + " is broken: " + c->errstr);
@@ -162,6 +170,13 @@ std::vector<redis_reply> redis_connection::pipeline(const std::vector<std::vecto
         reply_ptr r(static_cast<redisReply*>(raw));
         out.push_back(convert(r.get()));
     }
+    // A server that is loading its data, running a long script or without its master ran none of
+    // these commands and will soon: as redis-py does for LOADING, that is a connection failure,
+    // which every caller retries after its backoff, never a command's own error (a flusher taking
+    // it for one would drop the batch's results and acks).
+    for (auto& r : out)
+        if (r.type == redis_reply::kind::error && transient(r.str))
+            throw redis_error("weft: Redis at " + url_.redacted() + " is not ready: " + redact(r.str));
     return out;
 }
 

@@ -63,7 +63,8 @@ public:
 
     // One command; arguments are binary-safe. An error reply throws redis_error naming the command.
     redis_reply command(const std::vector<std::string>& argv);
-    // Several commands in one round trip; error replies are returned, not thrown (EXEC's are inside).
+    // Several commands in one round trip; error replies are returned, not thrown (EXEC's are inside),
+    // except a server's "not now" (LOADING, BUSY, MASTERDOWN, TRYAGAIN), thrown as a lost connection.
     std::vector<redis_reply> pipeline(const std::vector<std::vector<std::string>>& commands);
 
     // The socket timeout for command replies (BRPOP's block time must stay below it).

@@ -431,13 +431,8 @@ struct celery::worker::impl {
         redis_connection c(broker, opts.timeout);
         c.set_timeout(opts.timeout + std::chrono::seconds(1));  // above BRPOP's 1 s
         const std::string sha = queues.load_script(c);
-        std::vector<std::string> lost;
-        {
-            std::lock_guard lock(work_m);
-            lost.swap(lost_fetches);
-        }
-        for (auto& score : lost) restored += queues.reclaim(c, score, logger);
         while (!threads.stopping()) {
+            reclaim_lost(c);
             if (std::chrono::steady_clock::now() - last_sweep >= opts.restore_interval) {
                 last_sweep = std::chrono::steady_clock::now();
                 restored += queues.restore_visible(c, opts.visibility_timeout, logger,
@@ -462,6 +457,23 @@ struct celery::worker::impl {
         return true;
     }
     std::chrono::steady_clock::time_point last_sweep = std::chrono::steady_clock::now() - opts.restore_interval;
+
+    // Puts back what the fetches whose reply was lost took (a step thread's too, whenever it was
+    // lost). A score leaves the list only once reclaimed: should Redis fail again meanwhile, the
+    // next connection tries again, and nothing waits for the visibility timeout.
+    void reclaim_lost(redis_connection& c) {
+        for (;;) {
+            std::string score;
+            {
+                std::lock_guard lock(work_m);
+                if (lost_fetches.empty()) return;
+                score = lost_fetches.back();
+            }
+            restored += queues.reclaim(c, score, logger);
+            std::lock_guard lock(work_m);
+            lost_fetches.erase(std::find(lost_fetches.begin(), lost_fetches.end(), score));
+        }
+    }
 
     // Fetches up to `n` messages (already counted in `held`) for the step threads; returns how many.
     std::size_t refill(redis_connection& c, const std::string& sha, unsigned n, bool block) {
