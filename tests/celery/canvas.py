@@ -383,7 +383,7 @@ def main():
             rt = sig("weft.test.add", 0, 0, q=q).apply_async()
             task_ids.append(rt.id)
             check(rt.get(timeout=T) == 0, f"round trip on {q}")
-        failures += run_cases(cases, ONLY)
+        failures += run_cases(cases, ONLY, logs=(cpp_log, py_log))
         check(py.poll() is None, "the Python worker died")
         check(cpp.poll() is None, "the C++ worker died")
         dead = r.llen(DEAD)

@@ -66,13 +66,23 @@ class Cases(list):
         return fn
 
 
-def run_cases(cases, only=()):
-    """Runs each case (all, or those named in `only`), printing one line each; returns the failures."""
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def run_cases(cases, only=(), logs=()):
+    """Runs each case (all, or those named in `only`), printing one line each; returns the failures.
+    A failed case is followed by what each of `logs` (worker log paths) gained while it ran: the
+    tails printed at the end are often written long after."""
     failures = 0
     for fn in cases:
         if only and fn.__name__ not in only:
             continue
         t0 = time.monotonic()
+        marks = {path: _size(path) for path in logs}
         try:
             fn()
             print(f"ok   {fn.__name__} ({time.monotonic() - t0:.1f}s)", flush=True)
@@ -81,6 +91,12 @@ def run_cases(cases, only=()):
             print(f"FAIL {fn.__name__}: {e}", flush=True)
             if not isinstance(e, Check):
                 traceback.print_exc()
+            for path, mark in marks.items():
+                with open(path, errors="replace") as f:
+                    f.seek(mark)
+                    lines = f.read().splitlines()
+                print(f"---- {os.path.basename(path)} during {fn.__name__} ({len(lines)} lines, the last 40)")
+                print("\n".join(lines[-40:]), flush=True)
     return failures
 
 

@@ -388,7 +388,7 @@ def main():
 
     failures = 0
     try:
-        failures += run_cases(cases, ONLY)
+        failures += run_cases(cases, ONLY, logs=(cpp_log, py_log))
     except Check as e:
         failures += 1
         print(f"FAIL setup: {e}")

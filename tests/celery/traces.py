@@ -131,7 +131,7 @@ def main():
         check(by_step["weft.test.add"].get("span_id") == first["span"], by_step["weft.test.add"])
         check(by_step["weft.test.to_text"].get("span_id") == last["span"], by_step["weft.test.to_text"])
 
-    failures = run_cases(cases, ONLY)
+    failures = run_cases(cases, ONLY, logs=(cpp_log, py_log))
     failures = stop_all(failures, cpp_log, py_log, os.environ.get("WEFT_REDIS_PASSWORD", ""))
     for tid in task_ids:
         for k in r.scan_iter(f"*{tid}*"):
