@@ -28,6 +28,9 @@ import tempfile
 import time
 import uuid
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+from ports import free_port  # noqa: E402
+
 BIN, BACKEND = os.path.abspath(sys.argv[1]), sys.argv[2]
 RUNS = int(os.environ.get("WEFT_TEST_RUNS", "2100"))
 KILLS = int(os.environ.get("WEFT_TEST_KILLS", "10"))
@@ -47,14 +50,6 @@ def check(cond, what):
     if not cond:
         failures.append(what)
         print(f"FAIL {what}", flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def spawn(args, log_name, extra_env=None):

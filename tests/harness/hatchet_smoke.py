@@ -14,7 +14,6 @@ scheduler's next requeue pass (~50 s observed) — see docs/hatchet-engine.md.
 """
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+
+from ports import free_port  # tests/harness/ports.py, beside this script
 import uuid
 from datetime import timedelta
 
@@ -124,12 +125,6 @@ def stop_worker(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_worker_healthy(port: int) -> None:
