@@ -327,6 +327,34 @@ TEST_CASE("Redis URLs parse, and their passwords never appear in messages") {
                       Catch::Contains("127.0.0.1:1") && !Catch::Contains("s3cret"));
 }
 
+TEST_CASE("rediss:// URLs read Celery's and redis-py's ssl_ parameters, and refuse what they cannot use") {
+    const std::string pem = std::string(WEFT_CELERY_FIXTURES) + "/test-ca.pem";  // a certificate only, no key
+    auto u = redis_url::parse("rediss://u:p%3Fw@redis.example:6380/1?ssl_cert_reqs=CERT_NONE&ssl_check_hostname=false");
+    CHECK(u.tls);
+    CHECK_FALSE(u.tls_verify);
+    CHECK_FALSE(u.tls_check_hostname);
+    CHECK(u.password == "p%3Fw");  // credentials are taken as written, as before
+    CHECK(u.redacted() == "rediss://u:***@redis.example:6380/1");
+    auto v = redis_url::parse("rediss://h/0?ssl_ca_certs=" + pem + "&ssl_certfile=" + pem);
+    CHECK(v.tls_verify);  // redis-py's default: required
+    CHECK(v.tls_check_hostname);
+    CHECK(v.tls_ca_file == pem);
+    CHECK(v.tls_key_file.empty());  // the key then comes from ssl_certfile, as in Python's ssl
+    CHECK_FALSE(v.same_as(redis_url::parse("redis://h/0")));
+    CHECK(redis_url::parse("rediss://h/0?ssl_ca_certs=" + std::string(WEFT_CELERY_FIXTURES) + "%2Ftest-ca.pem").tls_ca_file ==
+          pem);  // values are percent-decoded, as Celery unquotes them
+    CHECK_THROWS_WITH(redis_url::parse("redis://h/0?ssl_cert_reqs=none"), Catch::Contains("needs the rediss:// scheme"));
+    CHECK_THROWS_WITH(redis_url::parse("rediss://h/0?ssl_cert_reqs=sometimes"), Catch::Contains("ssl_cert_reqs is 'sometimes'"));
+    CHECK_THROWS_WITH(redis_url::parse("rediss://h/0?ssl_check_hostname=perhaps"), Catch::Contains("ssl_check_hostname"));
+    CHECK_THROWS_WITH(redis_url::parse("rediss://h/0?timeout=5"), Catch::Contains("unknown parameter 'timeout'"));
+    CHECK_THROWS_WITH(redis_url::parse("rediss://h/0?ssl_keyfile=" + pem), Catch::Contains("without ssl_certfile"));
+    CHECK_THROWS_WITH(redis_url::parse("rediss://:s3cret@h/0?ssl_ca_certs=/nonexistent/ca.pem"),
+                      Catch::Contains("ssl_ca_certs: cannot read '/nonexistent/ca.pem'") && !Catch::Contains("s3cret"));
+    CHECK_THROWS_WITH(redis_url::parse("rediss://h/0?ssl_ca_certs=" + std::string(WEFT_CELERY_FIXTURES) + "/meta_success.json"),
+                      Catch::Contains("holds no PEM block"));
+    CHECK_THROWS_WITH(redis_url::parse("http://h/0"), Catch::Contains("redis:// or rediss://"));
+}
+
 TEST_CASE("a recorded Python revoke broadcast yields its task id, and weft's broadcast reads back") {
     auto python = read_revoke(fixture("pidbox_revoke.json"));
     REQUIRE(python);

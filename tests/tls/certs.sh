@@ -4,6 +4,7 @@
 #   server.pem/.key   SAN weft-tls.test, localhost, 127.0.0.1
 #   client.pem/.key   a client certificate (mTLS) from the same CA
 #   other-ca.pem, other-client.pem/.key   an untrusted CA and a client certificate it signed
+#   elsewhere.pem/.key  from the test CA, but for elsewhere.test only (a name check must refuse it)
 set -euo pipefail
 d=${1:?usage: certs.sh DIR}
 mkdir -p "$d"
@@ -28,4 +29,5 @@ ca other-ca
 leaf server ca serverAuth 'subjectAltName=DNS:weft-tls.test,DNS:localhost,IP:127.0.0.1'
 leaf client ca clientAuth ''
 leaf other-client other-ca clientAuth ''
+leaf elsewhere ca serverAuth 'subjectAltName=DNS:elsewhere.test'
 chmod 644 ./*.pem

@@ -257,7 +257,7 @@ def main():
     try:
         subprocess.run(["bash", os.path.join(HERE, "certs.sh"), d], check=True)
         modes = {f: oct(os.stat(f"{d}/{f}").st_mode & 0o777) for f in os.listdir(d) if f.endswith(".key")}
-        check(len(modes) == 5 and set(modes.values()) == {"0o600"}, f"certs.sh: five keys, mode 600: {modes}")
+        check(len(modes) == 6 and set(modes.values()) == {"0o600"}, f"certs.sh: six keys, mode 600: {modes}")
         asyncio.run(temporal_checks(d))
         hatchet_checks(d)
     except Exception as e:  # noqa: BLE001

@@ -79,7 +79,7 @@ def cmdlines(pids):
 def no_secrets(d, secrets, extra_text=""):
     """Every file this test wrote (logs, outputs, call logs), and `extra_text`, holds none of the secrets."""
     leaks = []
-    skip = {"ca.key", "other-ca.key", "server.key", "client.key", "other-client.key"}
+    skip = {"ca.key", "other-ca.key", "server.key", "client.key", "other-client.key", "elsewhere.key"}
     for root, _, files in os.walk(d):
         for f in files:
             if f in skip or f.endswith(".key-file"):

@@ -737,7 +737,7 @@ const kit::settings_table<celery::options>& table() {
     static const kit::settings_table<o> t{
         "celery",
         {
-            {"broker_url", &o::broker_url, "the broker's Redis, redis://[:password@]host:port/db"},
+            {"broker_url", &o::broker_url, "the broker's Redis, redis[s]://[[user]:password@]host:port/db[?ssl_cert_reqs=required&...]"},
             {"result_url", &o::result_url, "the result backend's Redis; empty: the broker's"},
             {"queue", &o::queue, "queue of steps whose policy names none"},
             {"result_expires", &o::result_expires, "TTL of result metas (Celery's result_expires)"},

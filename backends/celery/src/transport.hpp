@@ -1,5 +1,6 @@
-// A small blocking Redis connection on hiredis 0.14 (RESP2): password auth, timeouts, pipelines,
-// and pub/sub reads with a deadline. hiredis stays out of this header.
+// A small blocking Redis connection (RESP2): password auth, TLS, timeouts, pipelines, and pub/sub
+// reads with a deadline. hiredis 0.14 formats commands and parses replies; the socket I/O is ours,
+// plain or through OpenSSL (hiredis 0.14 has no TLS). Neither stays in this header.
 //
 // Every error message carries the server's address with the password redacted
 // (redis://:***@127.0.0.1:16379/0), never the password itself.
@@ -28,13 +29,23 @@ struct redis_url {
     std::string username;
     std::string password;
     int db = 0;
+    // rediss://: TLS, with the query parameters Celery and redis-py read from such a URL.
+    bool tls = false;
+    bool tls_verify = true;          // ssl_cert_reqs: required (the default) or optional; none: false
+    bool tls_check_hostname = true;  // ssl_check_hostname (redis-py's default; off when not verifying)
+    std::string tls_ca_file;         // ssl_ca_certs; empty: the system's roots
+    std::string tls_cert_file;       // ssl_certfile: the client's chain, for mTLS
+    std::string tls_key_file;        // ssl_keyfile; empty: the key is in ssl_certfile
 
-    // redis://[[user]:password@]host[:port][/db]; throws redis_error (with the password redacted).
+    // redis[s]://[[user]:password@]host[:port][/db][?ssl_...=...]; throws redis_error (with the
+    // password redacted) naming what is wrong, also a named file that cannot be read.
     static redis_url parse(std::string_view url);
     std::string redacted() const;  // the URL with the password replaced by ***
     // The same server and database with the same credentials: one connection serves both.
     bool same_as(const redis_url& o) const {
-        return host == o.host && port == o.port && username == o.username && password == o.password && db == o.db;
+        return host == o.host && port == o.port && username == o.username && password == o.password && db == o.db &&
+               tls == o.tls && tls_verify == o.tls_verify && tls_check_hostname == o.tls_check_hostname &&
+               tls_ca_file == o.tls_ca_file && tls_cert_file == o.tls_cert_file && tls_key_file == o.tls_key_file;
     }
 };
 
@@ -76,8 +87,8 @@ public:
     std::optional<redis_reply> read(std::chrono::milliseconds wait);
 
     const redis_url& url() const noexcept { return url_; }
-    // hiredis refuses every command on a context after an I/O error or a timeout (a reply may still
-    // be on its way): such a connection is replaced, never reused.
+    // After an I/O error or a timeout (a reply may still be on its way) the connection refuses
+    // every command: it is replaced, never reused.
     bool broken() const noexcept;
 
 private:
