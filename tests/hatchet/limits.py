@@ -12,10 +12,18 @@ B. replace_definitions = always and no limits declared in weft: weft's definitio
    sees an overlap when there is one.
 C. replace_definitions = always with the limit declared in weft (hatchet::options::limits): the
    definition weft registers has it, so the runs do not overlap again.
+
+Then a rate limit, on hx-rated (the same task): hatchet-sdk creates the key with 1 unit a minute.
+R1. weft declares no rate limit: three runs all finish at once (the control).
+R2. weft declares timed_nap takes one unit of the key: one run finishes, the two others stay queued
+    while the minute lasts (left queued: the harness's engine serves no REST API to cancel them, and
+    no worker serves hx-rated afterwards).
 """
 import os
 import sys
+import threading
 import time
+import uuid
 from datetime import timedelta
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -77,13 +85,67 @@ def phase(hatchet, env: dict[str, str], name: str, worker_set: str, replace: str
           f"{'overlap' if overlap else 'no overlap'} ({a['start_ms']}..{a['end_ms']}, {b['start_ms']}..{b['end_ms']})")
 
 
+RATED = "hx-rated"
+HELD_S = 8  # how long the two rate-limited runs must stay queued (the limit refills after 60 s)
+
+
+def rate_phase(hatchet, env: dict[str, str], name: str, worker_set: str, key: str, want_held: bool) -> None:
+    log = f"C++ worker {name}"
+    p = io.start(log, [io.PEER, "worker", worker_set, "4", f"weft-limits-{name}"],
+                 dict(env, WEFT_HATCHET_REPLACE_DEFINITIONS="always", WEFT_TEST_RATE_KEY=key))
+    io.LOGS["C++ worker"] = io.LOGS[log]
+    io.wait_line(io.LOGS[log], p, "ready ")
+    time.sleep(NAME_CACHE_S)
+    wf = hatchet.workflow(name=RATED)
+    refs = [wf.run({"$args": [100]}, wait_for_result=False) for _ in range(3)]
+    finished: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def wait(ref) -> None:  # the harness serves no REST API: results come over gRPC, as a caller waits
+        try:
+            ref.result()
+            with lock:
+                finished.append(time.monotonic())
+        except Exception as e:  # noqa: BLE001
+            with lock:
+                errors.append(f"{ref.workflow_run_id}: {e!r}")
+
+    for ref in refs:
+        threading.Thread(target=wait, args=(ref,), daemon=True).start()
+    # Until the first is done (each is, at once, without the limit), then HELD_S more.
+    deadline = time.monotonic() + io.RUN_S
+    while time.monotonic() < deadline:
+        with lock:
+            done, first = len(finished), min(finished, default=None)
+        if errors or done == 3 or (first and time.monotonic() - first >= HELD_S):
+            break
+        time.sleep(0.2)
+    io.hatchet_smoke.stop_worker(p)
+    io.PROCS.remove(p)
+    if errors:
+        io.fail(f"phase {name}: a run of {RATED} failed: {errors}")
+    want = 1 if want_held else 3
+    if done != want:
+        io.fail(f"phase {name} ({worker_set}): {done} of 3 runs finished, expected {want} "
+                f"({'1 unit a minute' if want_held else 'no rate limit in the definition'})")
+    print(f"{io.PREFIX}: OK {name}: {worker_set}: {done} of 3 finished"
+          f"{f', 2 held for {HELD_S} s by the rate limit (left queued)' if want_held else ''}")
+
+
 def main() -> None:
+    from hatchet_sdk.rate_limit import RateLimitDuration
+
     env, hatchet = io.connect("limits.py")
 
     register_from_python(hatchet)
     phase(hatchet, env, "A", "limited", "never", want_overlap=False)
     phase(hatchet, env, "B", "limited", "always", want_overlap=True)
     phase(hatchet, env, "C", "limited-declared", "always", want_overlap=False)
+    key = f"weft-test-rate-{uuid.uuid4().hex[:8]}"
+    hatchet.rate_limits.put(key, 1, RateLimitDuration.MINUTE)
+    rate_phase(hatchet, env, "R1", "rated", key, want_held=False)
+    rate_phase(hatchet, env, "R2", "rated-declared", key, want_held=True)
     io.passed()
 
 

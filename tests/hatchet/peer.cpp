@@ -3,7 +3,8 @@
 //   hatchet_peer worker <sets> <slots> [name] [drain ms]  serves sets of workflows (comma-separated) until
 //                                              SIGTERM, then drains; prints "ready <worker id>" once the engine accepts it
 //        sets: python (hx-from-python, hx-py-fail, hx-metadata), mixed (C++ steps of hx-mixed), fault (hx-fault),
-//              bench (hx-bench), limited (hx-limited), limited-declared (hx-limited with weft's limits)
+//              bench (hx-bench), limited (hx-limited), limited-declared (hx-limited with weft's limits),
+//              rated, rated-declared (hx-rated, with a rate limit on WEFT_TEST_RATE_KEY)
 //              drain-a, drain-b (hx-drain-a, hx-drain-b)
 //   hatchet_peer run <case> <input JSON> [metadata JSON]   triggers a run (with that run metadata),
 //                                              prints its output as one JSON line
@@ -24,6 +25,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -47,6 +49,11 @@ int worker(const std::string& set, int slots, std::string name, int drain_ms) {
     weft::hatchet::worker_options o{hx::options_from_env()};
     o.drain_timeout = std::chrono::milliseconds(drain_ms);
     if (set.find("limited-declared") != std::string::npos) o.limits.emplace("hx-limited", hx::limited_limits());
+    if (set.find("rated-declared") != std::string::npos) {
+        const char* key = std::getenv("WEFT_TEST_RATE_KEY");
+        if (!key) throw std::invalid_argument("rated-declared needs WEFT_TEST_RATE_KEY, the engine's rate limit key");
+        o.limits.emplace("hx-rated", hx::rated_limits(key));
+    }
     o.concurrency = slots;
     o.worker_name = std::move(name);
     weft::hatchet::worker w(o);
@@ -59,6 +66,7 @@ int worker(const std::string& set, int slots, std::string name, int drain_ms) {
             w.serve(hx::fail_for_python);
             w.serve(hx::metadata);
         } else if (one == "limited" || one == "limited-declared") w.serve(hx::limited);
+        else if (one == "rated" || one == "rated-declared") w.serve(hx::rated);
         else if (one == "mixed") serve_only(w, hx::mixed, {"greet", "shout"});
         else if (one == "fault") w.serve(hx::fault);
         else if (one == "bench") w.serve(hx::bench);

@@ -208,6 +208,15 @@ inline weft::hatchet::workflow_limits limited_limits() {
     return {.concurrency = {{.expression = "'all'", .max_runs = 1}}, .rate_limits = {}};
 }
 
+// Rate limits (tests/hatchet/limits.py): the same step under another name; hatchet-sdk creates the
+// limit's key (the engine owns it), weft's declaration makes timed_nap take one unit of it per run.
+inline constexpr auto rated = weft::workflow<"hx-rated">(step<timed_nap>);
+inline weft::hatchet::workflow_limits rated_limits(std::string key) {
+    weft::hatchet::workflow_limits l;
+    l.rate_limits["timed_nap"] = {{.key = std::move(key), .units = 1}};
+    return l;
+}
+
 // Interop: the run's metadata (a Python caller's additional_metadata, or run_options::metadata),
 // as the first step and its child read it.
 struct metadata_first {
