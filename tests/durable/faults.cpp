@@ -3,13 +3,17 @@
 // and in the middle of a run).
 #include <catch2/catch.hpp>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <thread>
 
+#include <sched.h>
 #include <sqlite3.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -175,6 +179,104 @@ TEST_CASE("a full disk gives an error naming the journal, and what was committed
     for (auto& r : after.resume(wf)) CHECK(r.get() % 2 == 0);
     CHECK(query(j.path, "SELECT count(*) FROM runs WHERE state <> 'succeeded'") == "0");
     CHECK(query(j.path, "PRAGMA integrity_check") == "ok");
+}
+
+// A disk that is really full: a 2 MiB tmpfs, mounted in a child's own mount namespace (as root, or
+// in a user namespace otherwise), so ENOSPC comes from the kernel as on a full volume. Then the same
+// tmpfs grows (space freed) and the next client finishes every run the journal holds.
+namespace {
+bool private_tmpfs(const std::string& dir, std::string& why) {
+    const uid_t uid = ::geteuid();
+    const gid_t gid = ::getegid();
+    if (::unshare(uid == 0 ? CLONE_NEWNS : CLONE_NEWUSER | CLONE_NEWNS) != 0) {
+        why = std::string("unshare: ") + std::strerror(errno);
+        return false;
+    }
+    if (uid != 0) {  // map this user to root in the new namespace, which may then mount a tmpfs
+        std::ofstream("/proc/self/setgroups") << "deny";
+        std::ofstream("/proc/self/uid_map") << "0 " << uid << " 1";
+        std::ofstream("/proc/self/gid_map") << "0 " << gid << " 1";
+    }
+    if (::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("weft-full", dir.c_str(), "tmpfs", 0, "size=2m") != 0) {
+        why = std::string("mount: ") + std::strerror(errno);
+        return false;
+    }
+    return true;
+}
+}  // namespace
+
+TEST_CASE("a really full disk (ENOSPC on a tmpfs) gives SQLite's full-disk error, and every run finishes once there is room") {
+    const auto dir = std::filesystem::temp_directory_path() / ("weft-durable-enospc-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string journal = (dir / "journal.db").string();
+    const std::string report = dir.string() + ".report";
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        std::ofstream out(report);
+        auto leave = [&](int code) {
+            out.close();  // _exit flushes nothing
+            ::_exit(code);
+        };
+        std::string why;
+        if (!private_tmpfs(dir.string(), why)) {
+            out << "setup: cannot mount a tmpfs for the test (" << why
+                << "); it needs root, or unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)";
+            leave(2);
+        }
+        int started = 0;
+        try {
+            weft::client<weft::durable> client({.journal = journal});
+            for (; started < 1000000; ++started) (void)client.start(wf, started).get();
+            out << "no error after " << started << " runs";
+            leave(1);
+        } catch (const weft::durable::journal_error& e) {
+            out << "error: " << e.what() << "\n";
+        }
+        // Room again: the volume grows, as when space is freed. The next client, in this same
+        // process, takes over at once what the first one could not hand back.
+        if (::mount("weft-full", dir.c_str(), "tmpfs", MS_REMOUNT, "size=64m") != 0) {
+            out << "setup: remount: " << std::strerror(errno);
+            leave(2);
+        }
+        try {
+            weft::client<weft::durable> after({.journal = journal});
+            int resumed = 0, wrong = 0;
+            for (auto& r : after.resume(wf)) {
+                ++resumed;
+                wrong += r.get() % 2 != 0;
+            }
+            out << "started: " << started << "\nresumed: " << resumed << "\nwrong: " << wrong
+                << "\nsucceeded: " << query(journal, "SELECT count(*) FROM runs WHERE state = 'succeeded'")
+                << "\nunfinished: " << query(journal, "SELECT count(*) FROM runs WHERE state <> 'succeeded'")
+                << "\nintegrity: " << query(journal, "PRAGMA integrity_check") << "\n";
+        } catch (const std::exception& e) {
+            out << "after: " << e.what();
+            leave(1);
+        }
+        leave(0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    std::ifstream in(report);
+    const std::string r((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::filesystem::remove(report);
+    std::filesystem::remove_all(dir);
+    INFO(r);
+    REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    CHECK_THAT(r, Catch::Contains("error: weft: durable: the disk holding the journal '" + journal + "' is full ("));
+    CHECK_THAT(r, Catch::Contains("Free space there"));
+    CHECK_THAT(r, Catch::Contains("\nwrong: 0\n") && Catch::Contains("\nunfinished: 0\n") &&
+                      Catch::Contains("\nintegrity: ok\n"));
+    // Every run the first client started is in the journal, finished: the one the disk stopped
+    // was resumed (or had not been recorded at all, and then its start() threw, not a lost run).
+    auto field = [&](const std::string& name) {
+        auto at = r.find("\n" + name + ": ");
+        return at == std::string::npos ? -1 : std::stoi(r.substr(at + name.size() + 3));
+    };
+    CHECK(field("started") > 10);
+    CHECK(field("succeeded") >= field("started"));
+    CHECK(field("succeeded") <= field("started") + 1);
 }
 
 TEST_CASE("a journal in a directory that does not exist names the path") {

@@ -11,7 +11,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <unistd.h>
@@ -69,6 +71,22 @@ private:
     const kit::worker_threads& threads_;
 };
 
+// The owners (host:pid:nonce) of the engines alive in this process. A run owned by one that is gone
+// (its journal failed when it handed its runs back, a full disk) is this process's to take over at
+// once, as a dead process's is, not after its lease lapses.
+struct live_owners {
+    std::mutex m;
+    std::set<std::string, std::less<>> ids;
+    static live_owners& get() {
+        static live_owners l;
+        return l;
+    }
+    bool alive(std::string_view owner) {
+        std::lock_guard l(m);
+        return ids.find(owner) != ids.end();
+    }
+};
+
 }  // namespace
 
 std::string dag_hash(const graph_view& g) {
@@ -120,6 +138,11 @@ engine::engine(durable::options opts) : opts_(std::move(opts)) {
     if (opts_.lease.count() <= 0) throw config_error("weft: durable: lease must be positive");
     journal_ = std::make_shared<journal>(opts_);
     owner_ = host_name() + ":" + std::to_string(::getpid()) + ":" + random_hex(8);
+    {
+        auto& live = live_owners::get();
+        std::lock_guard l(live.m);
+        live.ids.insert(owner_);
+    }
     threads_.on_stop([this] {
         { std::lock_guard l(qm_); }  // a worker between its test and its wait sees the stop
         qcv_.notify_all();
@@ -149,8 +172,11 @@ engine::~engine() {
     try {
         journal_->release(owner_);  // another process may take them over at once
     } catch (const std::exception&) {
-        // Their leases lapse instead.
+        // Their leases lapse instead for other processes; this one takes them over at once.
     }
+    auto& live = live_owners::get();
+    std::lock_guard l(live.m);
+    live.ids.erase(owner_);
 }
 
 void engine::work() {
@@ -286,12 +312,13 @@ std::shared_ptr<live_run> engine::start(const erased_workflow& wf, const void* i
 bool engine::claimable(const std::string& owner, millis lease_until) const {
     if (owner.empty() || owner == owner_ || lease_until < now_ms()) return true;
     // host:pid:nonce. On this host a process that no longer exists cannot renew its lease: no need
-    // to wait for it to lapse. (Another engine in this process is alive: wait for its lease.)
+    // to wait for it to lapse. In this process, only an engine still alive holds its runs.
     const auto a = owner.find(':'), b = owner.rfind(':');
     if (a == std::string::npos || b == a) return false;
     if (owner.substr(0, a) != host_name()) return false;
     const long pid = std::strtol(owner.c_str() + a + 1, nullptr, 10);
-    if (pid <= 0 || pid == ::getpid()) return false;
+    if (pid == ::getpid()) return !live_owners::get().alive(owner);
+    if (pid <= 0) return false;
     return ::kill(static_cast<pid_t>(pid), 0) == -1 && errno == ESRCH;
 }
 
