@@ -188,11 +188,13 @@ namespace {
 bool private_tmpfs(const std::string& dir, std::string& why) {
     const uid_t uid = ::geteuid();
     const gid_t gid = ::getegid();
-    if (::unshare(uid == 0 ? CLONE_NEWNS : CLONE_NEWUSER | CLONE_NEWNS) != 0) {
+    // Root without CAP_SYS_ADMIN (a container) falls back to a user namespace too.
+    const bool own_user = uid != 0 || ::unshare(CLONE_NEWNS) != 0;
+    if (own_user && ::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
         why = std::string("unshare: ") + std::strerror(errno);
         return false;
     }
-    if (uid != 0) {  // map this user to root in the new namespace, which may then mount a tmpfs
+    if (own_user) {  // map this user to root in the new namespace, which may then mount a tmpfs
         std::ofstream("/proc/self/setgroups") << "deny";
         std::ofstream("/proc/self/uid_map") << "0 " << uid << " 1";
         std::ofstream("/proc/self/gid_map") << "0 " << gid << " 1";
