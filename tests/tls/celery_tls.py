@@ -100,10 +100,15 @@ def cpp_worker(d, url, name):
     raise RuntimeError(f"the C++ worker on {name} did not start: {open(log).read()[-2000:]}")
 
 
-def cpp_run(url, *args, mode="client"):
-    """The C++ client: `client <case> CQ PQ args` (WEFT_REDIS_URL) or `anyclient a b` (WEFT_CELERY_*)."""
-    env = dict(os.environ, WEFT_REDIS_URL=url, WEFT_BACKEND="celery", WEFT_CELERY_BROKER_URL=url,
-               WEFT_CELERY_QUEUE=CQ, WEFT_CELERY_TIMEOUT_MS="3000")
+def cpp_run(url, *args, mode="client", celery_env=False):
+    """The C++ client: `client <case> CQ PQ args` (WEFT_REDIS_URL) or `anyclient a b` (WEFT_CELERY_*,
+    or with `celery_env` Python Celery's own CELERY_BROKER_URL and CELERY_RESULT_BACKEND)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEFT_CELERY_", "CELERY_"))}
+    env.update(WEFT_REDIS_URL=url, WEFT_BACKEND="celery", WEFT_CELERY_QUEUE=CQ, WEFT_CELERY_TIMEOUT_MS="3000")
+    if celery_env:
+        env.update(CELERY_BROKER_URL=url, CELERY_RESULT_BACKEND=url)
+    else:
+        env.update(WEFT_CELERY_BROKER_URL=url)
     argv = [PEER, "client", args[0], CQ, PQ, *args[1:]] if mode == "client" else [PEER, "anyclient", *args]
     out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=2 * T)
     lines = out.stdout.strip().splitlines()
@@ -167,6 +172,10 @@ def main():
             outputs += text
             check(verdict.get("result") == 9 and verdict.get("backend") == "celery",
                   f"{name}: weft::any_client configured by WEFT_CELERY_BROKER_URL ({verdict or text[-500:]})")
+            verdict, text = cpp_run(url, "5", "6", mode="anyclient", celery_env=True)
+            outputs += text
+            check(verdict.get("result") == 11,
+                  f"{name}: weft::any_client configured by Celery's CELERY_BROKER_URL ({verdict or text[-500:]})")
             check("weft.py.double" in open(py_log).read(), f"{name}: the Python worker ran its step over TLS")
         finally:
             stop(cpp)

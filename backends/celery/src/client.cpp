@@ -737,8 +737,9 @@ const kit::settings_table<celery::options>& table() {
     static const kit::settings_table<o> t{
         "celery",
         {
-            {"broker_url", &o::broker_url, "the broker's Redis, redis[s]://[[user]:password@]host:port/db[?ssl_cert_reqs=required&...]"},
-            {"result_url", &o::result_url, "the result backend's Redis; empty: the broker's"},
+            {"broker_url", &o::broker_url, "the broker's Redis, redis[s]://[[user]:password@]host:port/db[?ssl_cert_reqs=required&...]",
+             0, {}, "CELERY_BROKER_URL"},
+            {"result_url", &o::result_url, "the result backend's Redis; empty: the broker's", 0, {}, "CELERY_RESULT_BACKEND"},
             {"queue", &o::queue, "queue of steps whose policy names none"},
             {"result_expires", &o::result_expires, "TTL of result metas (Celery's result_expires)"},
             {"timeout_ms", &o::timeout, "connect and reply timeout"},
