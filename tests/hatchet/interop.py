@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 import uuid
@@ -124,7 +125,10 @@ def run_script(main) -> None:
     """Runs a script's main under the watchdog, then leaves without CPython's shutdown (gRPC threads)."""
     signal.signal(signal.SIGALRM, lambda *_: fail(f"no verdict within {WATCHDOG_S}s (watchdog)"))
     signal.alarm(WATCHDOG_S)
-    main()
+    try:
+        main()
+    except Exception:  # noqa: BLE001 - a script that raises still stops every process it started
+        fail("the script raised:\n" + traceback.format_exc())
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
