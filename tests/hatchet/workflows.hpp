@@ -41,13 +41,14 @@ struct attempt_report {
 };
 BOOST_DESCRIBE_STRUCT(attempt_report, (), (attempt, pid, key))
 
+// These wrap instead of overflowing (unsigned arithmetic): fuzz/hatchet.cpp calls them with any int.
 struct price {
     static constexpr std::string_view name = "price";
-    int operator()(const order& o) const { return o.qty * 7; }
+    int operator()(const order& o) const { return static_cast<int>(static_cast<unsigned>(o.qty) * 7u); }
 };
 struct twice {
     static constexpr std::string_view name = "twice";
-    int operator()(int x) const { return x * 2; }
+    int operator()(int x) const { return static_cast<int>(static_cast<unsigned>(x) * 2u); }
 };
 struct label {
     static constexpr std::string_view name = "label";
