@@ -350,6 +350,13 @@ struct worker::impl {
         if (!skeleton.reserve(slots)) return false;
         wf::PollActivityTaskQueueResponse resp;
         grpc::Status st = long_poll(&connection::service::Stub::PollActivityTaskQueue, req, resp);
+        if (skeleton.stopping() && st.ok() && !resp.task_token().empty()) {
+            // Handed over as the worker stops (the slots may be gone): given back at once as stopped
+            // by the shutdown, retryable, so the next worker runs it now rather than after a timeout.
+            skeleton.unreserve();
+            hand_back(resp);
+            return false;
+        }
         if (skeleton.stopping() || !st.ok() || resp.task_token().empty()) {
             skeleton.unreserve();
             if (skeleton.stopping() || st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) return false;
@@ -358,6 +365,17 @@ struct worker::impl {
         }
         skeleton.push(std::move(resp), true);
         return true;
+    }
+
+    void hand_back(const wf::PollActivityTaskQueueResponse& task) {
+        kit::step_outcome out;
+        kit::task_context ctx;
+        const erased_step* step = find(task);
+        out.error = "it was handed over as the worker stopped, before it started";
+        if (step) kit::stopped_by_shutdown(*step, out);
+        opts.log("info", "activity '" + task.activity_id() + "' of '" + task.workflow_execution().workflow_id() +
+                             "' arrived as the worker stopped: given back to the server, to be retried");
+        report(task, step, out, ctx);
     }
 
     // The skeleton's hooks for one activity task.
