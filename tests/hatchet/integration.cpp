@@ -287,6 +287,31 @@ TEST_CASE("the worker reconnects when the engine restarts", "[restart]") {
     CHECK(sink.all().find(token_text()) == std::string::npos);
 }
 
+// The engine is away for longer than the old ten seconds of retries while a step finishes: its
+// outcome waits in the worker and reaches the engine once it is back (a storm lost a run so).
+TEST_CASE("an outcome reached while the engine is down is sent once it is back", "[restart]") {
+    log_sink sink;
+    auto w = serving(1, &sink, hx::naps);
+    weft::client<weft::hatchet> client(hx::options_from_env());
+    auto run = client.start(hx::naps, 8000);
+    for (int i = 0; i < 600 && hx::in_flight.load() == 0; ++i) std::this_thread::sleep_for(50ms);
+    REQUIRE(hx::in_flight.load() == 1);
+
+    const char* root = std::getenv("WEFT_ROOT");
+    REQUIRE(root);
+    const std::string base = std::string("cd ") + root + " && scripts/services ";
+    REQUIRE(std::system((base + "down hatchet >/dev/null").c_str()) == 0);  // about 5 s: the engine drains
+    REQUIRE(hx::in_flight.load() == 1);  // the step outlives the engine
+    std::this_thread::sleep_for(17s);    // it ends about 3 s in; its event then meets no engine for 14 s
+    CHECK(hx::in_flight.load() == 0);
+    REQUIRE(std::system((base + "up hatchet >/dev/null").c_str()) == 0);
+
+    finish_within(run, 120s);  // the client's wait goes on across the restart
+    CHECK(run.state() == weft::run_state::succeeded);
+    CHECK(run.get() == 8000);
+    CHECK_THAT(sink.all(), Catch::Contains("the engine took its event at attempt"));
+}
+
 namespace {
 
 struct child {

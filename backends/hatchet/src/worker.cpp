@@ -182,7 +182,10 @@ struct hatchet::worker::impl {
         }
     }
 
-    // Sends one event; an engine that is restarting gets a few tries.
+    // Sends one event, retried while the engine is away: an outcome given up on is a run the engine
+    // waits on for good (a storm lost one when 8 tries, about 10 s, fell short of an engine restart).
+    // Twenty tries at the capped backoff cover a minute and more, as Temporal's worker does; the
+    // sleeps run on the background threads' clock so a drain does not cut them short.
     void send_event(const AssignedAction& a, StepActionEventType type, std::string payload, bool no_retry = false) {
         StepActionEvent ev;
         ev.set_worker_id(id());
@@ -200,14 +203,24 @@ struct hatchet::worker::impl {
         for (int attempt = 1;; ++attempt) {
             try {
                 conn.dispatch("Dispatcher/SendStepActionEvent", &connection::dispatcher::Stub::SendStepActionEvent, ev);
+                if (attempt > 1)
+                    log("info", "task run " + a.task_run_external_id() + ": the engine took its event at attempt " +
+                                    std::to_string(attempt));
                 return;
             } catch (const rpc_error& e) {
-                if (attempt == 8 || e.code() != grpc::StatusCode::UNAVAILABLE) {
-                    log("error", std::string(e.what()) + " (task run " + a.task_run_external_id() + ")");
+                const bool away =
+                    e.code() == grpc::StatusCode::UNAVAILABLE || e.code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+                if (attempt == 20 || !away) {
+                    log("error", std::string(e.what()) + " (task run " + a.task_run_external_id() +
+                                     "); the event is given up after " + std::to_string(attempt) + " attempt(s)");
                     return;
                 }
+                const auto delay = backoff.failed();
+                if (backoff.worth_logging())
+                    log("warning", std::string(e.what()) + " (task run " + a.task_run_external_id() + ", attempt " +
+                                       std::to_string(attempt) + "); retrying in " + std::to_string(delay.count()) + " ms");
+                if (!skeleton.background().sleep_for(delay)) return;
             }
-            std::this_thread::sleep_for(backoff.failed());
         }
     }
 
