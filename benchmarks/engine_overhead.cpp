@@ -1,13 +1,15 @@
 // Per-task overhead of the embedded engine on no-op steps, against oneTBB's flow graph, in one process.
 //
 // Shapes: a 10,000-step chain, a 1 -> 10,000 -> 1 fan, a 100 x 100 lattice (each node waits for its
-// left and upper neighbours), and a 100-step chain, the latter also declared through the DSL and run
-// through weft::client<weft::local>, to show the typed path costs the same per task as the core.
+// left and upper neighbours), and chains of 1, 5 and 100 steps, the latter two also declared through
+// the DSL and run with weft::client<weft::local>::run_sync, to show what the typed path adds.
 // A 10,000-node graph cannot be declared through the DSL (10,000 types), so the large shapes drive
 // the engine's type-erased core with a graph_view and no-op in-process steps built at run time.
 //
-// Both sides execute on 2 threads: weft's pool has 2 workers (the caller only waits); TBB is capped at
-// 2 with global_control and the caller joins in wait_for_all. TBB graphs are built once and fired
+// Both sides execute on 2 threads: for the "(core)" rows weft's pool has 2 workers and the caller
+// only waits (start, then wait); for the "caller runs" and run_sync rows the caller runs steps too
+// (run_here, as run_sync does) beside a pool of 1. TBB is capped at 2 with global_control and the
+// caller joins in wait_for_all. TBB graphs are built once and fired
 // again for every run, which is how flow graphs are meant to be reused; a weft run allocates its
 // per-run state each time, which is included in its figure.
 //
@@ -123,9 +125,10 @@ struct runtime_workflow {
         }
     }
 
-    void run_once(ld::engine& eng) const {
+    // here: the caller runs the first steps itself (what run_sync does), else it only waits.
+    void run_once(ld::engine& eng, bool here = false) const {
         const std::tuple<> in;
-        auto r = ld::start(eng, wf, &in, weft::run_options{});
+        auto r = here ? ld::run_here(eng, wf, &in, weft::run_options{}) : ld::start(eng, wf, &in, weft::run_options{});
         r->wait();
         if (r->state() != weft::run_state::succeeded) {
             std::fprintf(stderr, "weft run did not succeed\n");
@@ -178,6 +181,7 @@ constexpr auto chain_of(std::index_sequence<I...>) {
 }
 constexpr auto dsl_chain100 = chain_of(std::make_index_sequence<100>{});
 static_assert(decltype(dsl_chain100)::size == 100);
+constexpr auto dsl_chain5 = weft::workflow<"chain5">(noop_at<0> >> noop_at<1> >> noop_at<2> >> noop_at<3> >> noop_at<4>);
 
 // ---- measurement --------------------------------------------------------------------------------
 
@@ -214,9 +218,13 @@ int main(int argc, char** argv) {
     const int reps = argc > 1 ? std::atoi(argv[1]) : 15;
     tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism, threads);
     weft::client<weft::local> client({.threads = threads});
-    ld::engine& eng = client.engine();  // one pool for the core and the typed path alike
+    ld::engine& eng = client.engine();  // one pool for the core's start-and-wait rows
+    // Where the caller runs steps too (run_sync, run_here), one worker: with the caller that is the
+    // two threads TBB's capped arena has (its caller works inside wait_for_all).
+    weft::client<weft::local> here_client({.threads = threads - 1});
+    ld::engine& here_eng = here_client.engine();
 
-    std::vector<shape> shapes{chain(10000), fan(10000), lattice(100), chain(1), chain(100)};
+    std::vector<shape> shapes{chain(10000), fan(10000), lattice(100), chain(1), chain(5), chain(100)};
     std::vector<std::unique_ptr<runtime_workflow>> weft_wfs;
     std::vector<std::unique_ptr<tbb_workflow>> tbb_wfs;
     for (auto& s : shapes) {
@@ -226,45 +234,48 @@ int main(int argc, char** argv) {
     // Each sample runs about 200,000 tasks, or 2,000 runs of a small graph.
     auto runs_for = [](std::size_t size) { return int(std::clamp<std::size_t>(200000 / size, 1, 2000)); };
 
-    std::vector<row> rows;
-    for (auto& s : shapes) rows.push_back({s.name + " (core)", {}, {}});
-    rows.push_back({"chain 100 (DSL, client)", {}, {}});
-
-    auto run_dsl = [&] {
-        if (client.run_sync(dsl_chain100, 1) != 1) std::exit(1);
+    // Rows: every shape started and waited for (the caller only waits); the small ones also with the
+    // caller running steps; and the typed path, run_sync of DSL-declared chains.
+    struct measured {
+        row r;
+        std::size_t shape;  // the TBB graph it is compared with
+        std::function<void()> weft;
     };
+    std::vector<measured> rows;
+    for (std::size_t k = 0; k < shapes.size(); ++k)
+        rows.push_back({{shapes[k].name + " (core)", {}, {}}, k, [&, k] { weft_wfs[k]->run_once(eng); }});
+    for (std::size_t k = 0; k < shapes.size(); ++k)
+        if (shapes[k].size <= 100)
+            rows.push_back({{shapes[k].name + " (core, caller runs)", {}, {}}, k, [&, k] { weft_wfs[k]->run_once(here_eng, true); }});
+    const std::size_t k5 = 4, k100 = 5;
+    rows.push_back({{"chain 5 (DSL, run_sync)", {}, {}}, k5, [&] {
+                        if (here_client.run_sync(dsl_chain5, 1) != 1) std::exit(1);
+                    }});
+    rows.push_back({{"chain 100 (DSL, run_sync)", {}, {}}, k100, [&] {
+                        if (here_client.run_sync(dsl_chain100, 1) != 1) std::exit(1);
+                    }});
     // Warm up: threads started, allocator pools and caches primed.
-    for (std::size_t k = 0; k < shapes.size(); ++k) {
-        weft_wfs[k]->run_once(eng);
-        tbb_wfs[k]->run_once();
-    }
-    run_dsl();
+    for (auto& m : rows) m.weft();
+    for (auto& t : tbb_wfs) t->run_once();
 
     // An optional second argument picks the shapes whose name contains it (to profile one of them).
     const std::string_view only = argc > 2 ? argv[2] : "";
     auto picked = [&](const std::string& name) { return name.find(only) != std::string::npos; };
     for (int rep = 0; rep < reps; ++rep) {
-        for (std::size_t k = 0; k < shapes.size(); ++k) {
-            if (!picked(rows[k].name)) continue;
-            const std::size_t n = shapes[k].size;
+        for (auto& m : rows) {
+            if (!picked(m.r.name)) continue;
+            const std::size_t n = shapes[m.shape].size;
             const int runs = runs_for(n);
             // Alternate which side goes first, so neither always follows the other.
-            auto w = [&] { rows[k].weft.push_back(ns_per_task(n, runs, [&] { weft_wfs[k]->run_once(eng); })); };
-            auto t = [&] { rows[k].peer.push_back(ns_per_task(n, runs, [&] { tbb_wfs[k]->run_once(); })); };
+            auto w = [&] { m.r.weft.push_back(ns_per_task(n, runs, m.weft)); };
+            auto t = [&] { m.r.peer.push_back(ns_per_task(n, runs, [&] { tbb_wfs[m.shape]->run_once(); })); };
             if (rep % 2) w(), t();
             else t(), w();
         }
-        // The typed path, against the same 100-chain in TBB.
-        if (!picked(rows.back().name)) continue;
-        const std::size_t k100 = shapes.size() - 1;
-        auto w = [&] { rows.back().weft.push_back(ns_per_task(100, runs_for(100), run_dsl)); };
-        auto t = [&] { rows.back().peer.push_back(ns_per_task(100, runs_for(100), [&] { tbb_wfs[k100]->run_once(); })); };
-        if (rep % 2) w(), t();
-        else t(), w();
     }
 
     std::printf("ns per task, median of %d samples of ~200,000 tasks (2,000 runs of small graphs), %u threads each\n", reps, threads);
     std::printf("%-26s %9s %9s %7s    %s\n", "shape", "weft", "oneTBB", "ratio", "[weft min..max] [TBB min..max]");
-    for (auto& r : rows)
-        if (!r.weft.empty()) print(r);
+    for (auto& m : rows)
+        if (!m.r.weft.empty()) print(m.r);
 }

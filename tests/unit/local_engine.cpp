@@ -225,6 +225,36 @@ TEST_CASE("the same step type runs twice under an alias") {
     CHECK(client.run_sync(weft::workflow<"x4">(step<twice> >> step<twice, "twice_again">), 3) == 12);
 }
 
+// run_sync's caller runs steps itself: where each step of a chain ran, and a nested run_sync from a
+// step of a one-thread engine, which would wait for ever for the engine's only thread otherwise.
+inline std::thread::id ran_on[2];
+struct where_first { static constexpr std::string_view name = "where_first";
+    int operator()(int x) const { ran_on[0] = std::this_thread::get_id(); return x + 1; } };
+struct where_second { static constexpr std::string_view name = "where_second";
+    int operator()(int x) const { ran_on[1] = std::this_thread::get_id(); return x * 2; } };
+inline constexpr auto where_chain = weft::workflow<"where">(step<where_first> >> step<where_second>);
+inline weft::client<weft::local>* nesting_client = nullptr;
+struct nests { static constexpr std::string_view name = "nests";
+    int operator()(int x) const { return nesting_client->run_sync(where_chain, x) + 1; } };
+
+TEST_CASE("run_sync runs a chain on the calling thread; start() hands it to the engine's threads") {
+    weft::client<weft::local> client({.threads = 2});
+    CHECK(client.run_sync(where_chain, 4) == 10);
+    CHECK(ran_on[0] == std::this_thread::get_id());
+    CHECK(ran_on[1] == std::this_thread::get_id());
+    CHECK(client.start(where_chain, 4).get() == 10);
+    CHECK(ran_on[0] != std::this_thread::get_id());
+    CHECK(ran_on[1] != std::this_thread::get_id());
+}
+
+TEST_CASE("a step that calls run_sync on its own one-thread engine finishes") {
+    weft::client<weft::local> client({.threads = 1});
+    nesting_client = &client;
+    auto run = client.start(weft::workflow<"nest">(step<nests>), 4);
+    REQUIRE(run.wait_for(10s));
+    CHECK(run.get() == 11);
+}
+
 TEST_CASE("many concurrent runs each get their own result") {
     weft::client<weft::local> client;
     std::vector<weft::run<std::string>> runs;

@@ -8,8 +8,10 @@
 #include <mutex>
 #include <deque>
 #include <map>
+#include <new>
 #include <random>
 #include <thread>
+#include <type_traits>
 
 #include <weft/telemetry.hpp>
 #include <weft/this_step.hpp>
@@ -30,9 +32,11 @@ constexpr std::uint32_t attempt_of(std::uint32_t w) noexcept { return w >> 8; }
 std::string make_run_id(std::string_view workflow) {
     thread_local std::mt19937_64 rng{std::random_device{}()};
     constexpr char hex[] = "0123456789abcdef";
-    std::string key(32, '0');
-    for (auto& c : key) c = hex[rng() & 15];
-    return run_id{local::name, workflow, key}.str();
+    std::string id = run_id{local::name, workflow, "00000000000000000000000000000000"}.str();  // one allocation
+    char* key = id.data() + id.size() - 32;
+    for (std::size_t half = 0; half < 2; ++half)  // 16 hex digits per draw
+        for (std::uint64_t bits = rng(), i = 0; i < 16; ++i, bits >>= 4) key[half * 16 + i] = hex[bits & 15];
+    return id;
 }
 
 // Watches `ready` for a few tens of microseconds (about what a futex sleep and wake-up cost) before
@@ -267,7 +271,14 @@ void engine::post_after(std::chrono::steady_clock::duration delay, std::shared_p
 }
 
 struct run_core::outcome {
-    explicit outcome(std::size_t steps) : errors(steps) {}
+    explicit outcome(std::size_t steps) : steps(steps) {}
+    // The slot of a step's error, made on the first error: a run that succeeds allocates none.
+    std::string& error(std::size_t node) {
+        if (errors.empty()) errors.resize(steps);
+        return errors[node];
+    }
+    std::string_view error_of(std::size_t node) const { return node < errors.size() ? errors[node] : std::string_view(); }
+    std::size_t steps;
     std::mutex mutex;  // guards what follows
     std::condition_variable done_cv;
     bool done = false;
@@ -281,16 +292,35 @@ struct run_core::outcome {
 
 // ---- run_core: the state machine of one run ----------------------------------------------------
 
+namespace {
+// A run's storage (input and step outputs, laid out by its steps) and its node slots share one
+// allocation: one malloc per run fewer.
+std::size_t slots_offset(const in_process_steps& s) {
+    return (s.storage_size + alignof(node_slot) - 1) / alignof(node_slot) * alignof(node_slot);
+}
+std::align_val_t block_align(const in_process_steps& s) {
+    return std::align_val_t(std::max(s.storage_align, alignof(node_slot)));
+}
+}  // namespace
+
 run_core::run_core(engine& eng, const erased_workflow& wf, const void* input, run_options opts)
-    : engine_(eng), graph_(wf.graph), steps_(*wf.steps),
-      storage_(::operator new(steps_.storage_size, std::align_val_t(steps_.storage_align))), opts_(std::move(opts)),
+    : engine_(eng), graph_(wf.graph), steps_(*wf.steps), opts_(std::move(opts)),
       observed_(opts_.on_step || telemetry::wanted(telemetry::severity::debug)), id_(make_run_id(graph_.name)),
       started_(std::chrono::steady_clock::now()), created_(std::chrono::system_clock::now()),
-      nodes_(new node_slot[graph_.size()]), outcome_(std::make_unique<outcome>(graph_.size())) {
+      outcome_(::new (outcome_buffer_) outcome(graph_.size())) {
+    static_assert(sizeof(outcome) <= outcome_space && alignof(outcome) <= 16, "run_core::outcome_buffer_ is too small");
+    try {
+        storage_ = ::operator new(slots_offset(steps_) + graph_.size() * sizeof(node_slot), block_align(steps_));
+    } catch (...) {
+        outcome_->~outcome();
+        throw;
+    }
+    nodes_ = ::new (static_cast<char*>(storage_) + slots_offset(steps_)) node_slot[graph_.size()];
     try {
         steps_.construct(storage_, input);
     } catch (...) {
-        ::operator delete(storage_, std::align_val_t(steps_.storage_align));
+        ::operator delete(storage_, block_align(steps_));
+        outcome_->~outcome();
         throw;
     }
     for (std::size_t i = 0; i < graph_.size(); ++i)
@@ -299,24 +329,39 @@ run_core::run_core(engine& eng, const erased_workflow& wf, const void* input, ru
 
 run_core::~run_core() {
     steps_.destroy(storage_);
-    ::operator delete(storage_, std::align_val_t(steps_.storage_align));
+    static_assert(std::is_trivially_destructible_v<node_slot>);
+    ::operator delete(storage_, block_align(steps_));
+    outcome_->~outcome();
 }
 
-void run_core::start(std::shared_ptr<run_core> self) {
+void run_core::start(std::shared_ptr<run_core> self, bool here) {
     self_ = std::move(self);
     engine_.run_started(this);
     if (telemetry::wanted(telemetry::severity::debug))
         telemetry::emit({.level = telemetry::severity::debug, .event = "run.started", .backend = "local",
                          .workflow = graph_.name, .run_id = id_});
-    std::vector<engine::task> first;
-    first.reserve(graph_.sources.size());
+    constexpr std::size_t local_capacity = 8;  // most workflows have a source or two: no allocation
+    engine::task local[local_capacity];
+    std::vector<engine::task> many;
+    if (graph_.sources.size() > local_capacity) many.reserve(graph_.sources.size());
+    std::size_t n = 0;
     for (std::size_t s : graph_.sources) {
         std::uint32_t expected = pack(0, step_state::pending);
-        if (nodes_[s].word.compare_exchange_strong(expected, pack(1, step_state::running)))
-            first.push_back({this, s, 1});
+        if (!nodes_[s].word.compare_exchange_strong(expected, pack(1, step_state::running))) continue;
+        if (many.capacity() > 0) many.push_back({this, s, 1});
+        else local[n++] = {this, s, 1};
     }
-    hold(first.size());
-    engine_.post_many(first.data(), first.size());
+    engine::task* first = many.empty() ? local : many.data();
+    const std::size_t count = many.empty() ? n : many.size();
+    hold(count);
+    if (!here || count == 0) {
+        engine_.post_many(first, count);
+        return;
+    }
+    // A run waited for at once costs no hand-off to a worker and back: the caller runs its first
+    // source and continues inline, as oneTBB's wait_for_all runs a graph on the waiting thread.
+    engine_.post_many(first + 1, count - 1);
+    execute(first->node, first->attempt);
 }
 
 void run_core::execute(std::size_t node, std::uint32_t attempt) {
@@ -434,7 +479,7 @@ void run_core::on_failure(std::size_t node, std::uint32_t attempt, std::string e
     if (!word.compare_exchange_strong(expected, pack(attempt, step_state::failed))) return;
     {
         std::lock_guard lock(outcome_->mutex);
-        outcome_->errors[node] = error;
+        outcome_->error(node) = error;
         if (outcome_->first_failure == npos) outcome_->first_failure = node;
     }
     emit(node, step_state::failed, attempt, error);
@@ -526,7 +571,7 @@ std::vector<step_status> run_core::steps() const {
     std::lock_guard lock(outcome_->mutex);
     for (std::size_t i = 0; i < graph_.size(); ++i) {
         std::uint32_t w = nodes_[i].word.load(std::memory_order_acquire);
-        out.push_back({std::string(graph_.names[i]), state_of(w), static_cast<int>(attempt_of(w)), outcome_->errors[i]});
+        out.push_back({std::string(graph_.names[i]), state_of(w), static_cast<int>(attempt_of(w)), std::string(outcome_->error_of(i))});
     }
     return out;
 }
@@ -550,7 +595,7 @@ const void* run_core::result() const {
     if (outcome_->final == run_state::cancelled) throw run_cancelled(graph_.name);
     if (outcome_->final == run_state::failed) {
         std::uint32_t w = nodes_[outcome_->first_failure].word.load();
-        throw step_failed(std::string(graph_.names[outcome_->first_failure]), outcome_->errors[outcome_->first_failure],
+        throw step_failed(std::string(graph_.names[outcome_->first_failure]), std::string(outcome_->error_of(outcome_->first_failure)),
                           static_cast<int>(attempt_of(w)));
     }
     return steps_.output(storage_);
@@ -558,7 +603,7 @@ const void* run_core::result() const {
 
 void run_core::set_error(std::size_t node, std::string error) {
     std::lock_guard lock(outcome_->mutex);
-    outcome_->errors[node] = std::move(error);
+    outcome_->error(node) = std::move(error);
 }
 
 void run_core::emit_event(std::size_t node, step_state s, std::uint32_t attempt, std::string_view error) {
@@ -585,7 +630,7 @@ void run_core::report_end() const {
     if (!telemetry::wanted(l)) return;
     std::string error;
     if (st == run_state::failed && outcome_->first_failure != npos)
-        error = "step '" + std::string(graph_.names[outcome_->first_failure]) + "': " + outcome_->errors[outcome_->first_failure];
+        error = "step '" + std::string(graph_.names[outcome_->first_failure]) + "': " + std::string(outcome_->error_of(outcome_->first_failure));
     telemetry::emit({.level = l, .event = st == run_state::failed ? "run.failed" : st == run_state::cancelled ? "run.cancelled" : "run.succeeded",
                      .backend = "local", .workflow = graph_.name, .run_id = id_,
                      .duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count(),
@@ -598,6 +643,13 @@ std::shared_ptr<run_control> start(engine& eng, const erased_workflow& wf, const
     check_metadata(opts.metadata);
     auto r = std::make_shared<run_core>(eng, wf, input, std::move(opts));
     r->start(r);
+    return r;
+}
+
+std::shared_ptr<run_control> run_here(engine& eng, const erased_workflow& wf, const void* input, run_options opts) {
+    check_metadata(opts.metadata);
+    auto r = std::make_shared<run_core>(eng, wf, input, std::move(opts));
+    r->start(r, true);
     return r;
 }
 

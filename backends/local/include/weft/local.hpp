@@ -31,6 +31,9 @@ struct local {
 namespace local_detail {
 // Starts a run of `wf` on `eng`; wf must carry its in-process steps. input: the workflow's input tuple.
 std::shared_ptr<run_control> start(engine& eng, const erased_workflow& wf, const void* input, run_options opts);
+// The same, and the calling thread runs the run's first steps before it returns, for a caller that
+// waits for the run at once (run_sync).
+std::shared_ptr<run_control> run_here(engine& eng, const erased_workflow& wf, const void* input, run_options opts);
 // The run with this id on `eng` (while it runs, or while a handle on it remains); throws run_not_found.
 std::shared_ptr<run_control> attach(engine& eng, const erased_workflow& wf, std::string_view id);
 // The same run as describe() sees it; its output stays a C++ object (output is null).
@@ -76,10 +79,13 @@ public:
         return local_detail::list(*engine_, workflow, limit);
     }
 
-    // Start, wait, and return the output (or throw step_failed / run_cancelled).
+    // Start, wait, and return the output (or throw step_failed / run_cancelled). The calling thread
+    // runs steps too: the first source and every step it continues into (a chain, one branch of a
+    // fan-out), so a small run costs no hand-off between threads; the rest go to the engine's threads.
     template <workflow_type W>
-    typename W::output run_sync(W wf, typename W::input input, run_options opts = {}) {
-        return start(wf, std::move(input), std::move(opts)).get();
+    typename W::output run_sync(W, typename W::input input, run_options opts = {}) {
+        const typename W::input_tuple in(std::move(input));
+        return run<typename W::output>(local_detail::run_here(*engine_, in_process_erasure<W>, &in, std::move(opts))).get();
     }
 
     unsigned threads() const noexcept { return engine_->threads(); }
