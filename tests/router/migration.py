@@ -77,6 +77,24 @@ try:
     if "hatchet" in (FROM, TO):
         time.sleep(2)  # the engine assigns to a worker once its first heartbeat is in
 
+    # The server may hold runs of `migrate` from earlier, aborted test runs (stuck on task queues no
+    # worker serves): runs left in flight are compared with this baseline, not with zero.
+    def status(env=router_env):
+        st = subprocess.run([BIN, "migration", "status", "--limit", "100", "--output", "json"], env=env,
+                            capture_output=True, text=True, timeout=120)
+        check(st.returncode == 0, f"migration status: exit {st.returncode}: {st.stderr[-1500:]}")
+        if st.returncode != 0:
+            return None
+        return json.loads(st.stdout.strip().splitlines()[-1])
+
+    def rows_of(s):
+        return {(r["workflow"], r["backend"]): r for r in s["backends"]} if s else {}
+
+    empty_flags = os.path.join(tmp, "no-flags.json")  # drive writes the real file; status only needs one
+    with open(empty_flags, "w") as f:
+        f.write('{"flags": {}}\n')
+    baseline = rows_of(status(dict(router_env, WEFT_ROUTER_FLAGS=empty_flags)))
+
     t0 = time.time()
     drive = subprocess.run([BIN, "drive", FROM, TO, flags, str(PHASE_S)], env=router_env, capture_output=True, text=True,
                            timeout=600)
@@ -130,19 +148,20 @@ try:
         d = json.loads(ev.stdout.strip().splitlines()[-1])
         check(d.get("backend") == TO and "fractional" in d.get("why", "") + d.get("reason", ""), f"flags eval: {d}")
         print(f"flags eval: {d}", flush=True)
-    st = subprocess.run([BIN, "migration", "status", "--limit", "100", "--output", "json"], env=router_env, capture_output=True, text=True,
-                        timeout=120)
-    check(st.returncode == 0, f"migration status: exit {st.returncode}: {st.stderr[-1500:]}")
-    if st.returncode == 0:
-        s = json.loads(st.stdout.strip().splitlines()[-1])
+    s = status()
+    if s:
         print(f"migration status: {s}", flush=True)
-        rows = {(r["workflow"], r["backend"]): r for r in s["backends"]}
+        rows = rows_of(s)
         for b in (FROM, TO):
             r = rows.get(("migrate", b))
             check(r is not None, f"migration status has no row for migrate on {b}: {s}")
             if r and "error" not in r:
+                before = baseline.get(("migrate", b), {})
+                if "error" in before:
+                    before = {}
                 check(r["done"] >= 1, f"migration status: nothing done on {b}: {r}")
-                check(r["in_flight"] == 0, f"migration status: runs left in flight on {b}: {r}")
+                check(r["in_flight"] <= before.get("in_flight", 0),
+                      f"migration status: runs left in flight on {b}: {r} (before the test: {before})")
 finally:
     for side, p in procs.items():
         if p.poll() is None:
