@@ -639,18 +639,22 @@ void run_core::report_end() const {
 
 // ---- starting runs, and the backend behind any_client -------------------------------------------
 
-std::shared_ptr<run_control> start(engine& eng, const erased_workflow& wf, const void* input, run_options opts) {
+namespace {
+std::shared_ptr<run_control> begin_run(engine& eng, const erased_workflow& wf, const void* input, run_options opts,
+                                       bool here) {
     check_metadata(opts.metadata);
     auto r = std::make_shared<run_core>(eng, wf, input, std::move(opts));
-    r->start(r);
+    r->start(r, here);
     return r;
+}
+}  // namespace
+
+std::shared_ptr<run_control> start(engine& eng, const erased_workflow& wf, const void* input, run_options opts) {
+    return begin_run(eng, wf, input, std::move(opts), false);
 }
 
 std::shared_ptr<run_control> run_here(engine& eng, const erased_workflow& wf, const void* input, run_options opts) {
-    check_metadata(opts.metadata);
-    auto r = std::make_shared<run_core>(eng, wf, input, std::move(opts));
-    r->start(r, true);
-    return r;
+    return begin_run(eng, wf, input, std::move(opts), true);
 }
 
 std::shared_ptr<run_control> attach(engine& eng, const erased_workflow& wf, std::string_view id) {
