@@ -11,17 +11,12 @@ struct step_watchers::watcher {
     std::jthread thread;  // last: joined before the flag it sets goes away
 };
 
-namespace {
-
-// Sleeps `d` unless `stop` is requested first; false when it was.
 bool sleep_unless_stopped(std::chrono::milliseconds d, const std::stop_token& stop) {
     std::mutex m;
     std::condition_variable_any cv;
     std::unique_lock l(m);
     return !cv.wait_for(l, stop, d, [] { return false; });
 }
-
-}  // namespace
 
 step_watchers::step_watchers() = default;
 

@@ -24,11 +24,15 @@ def certs():
     return d
 
 
-def proxy(d, upstream, name, client_ca=False, api_key=None):
-    """Starts grpc_tls_proxy.py; returns its address."""
+def proxy(d, upstream, name, client_ca=False, api_key=None, tls=True, reset=()):
+    """Starts grpc_tls_proxy.py (plaintext with tls=False; `reset`: methods whose every other call it
+    resets); returns its address. Its calls are logged in d/<name>.calls."""
     args = [sys.executable, os.path.join(HERE, "grpc_tls_proxy.py"), "--listen", "127.0.0.1:0", "--upstream", upstream,
-            "--cert", os.path.join(d, "server.pem"), "--key", os.path.join(d, "server.key"),
             "--log", os.path.join(d, f"{name}.calls")]
+    if tls:
+        args += ["--cert", os.path.join(d, "server.pem"), "--key", os.path.join(d, "server.key")]
+    for m in reset:
+        args += ["--reset", m]
     if client_ca:
         args += ["--client-ca", os.path.join(d, "ca.pem")]
     if api_key:

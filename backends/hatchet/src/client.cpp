@@ -152,14 +152,20 @@ private:
                 if (auto d = details(); d && d->done()) return outcome_of(*d);
                 away.succeeded();
             } catch (const rpc_error& e) {
-                if (e.code() != grpc::StatusCode::UNAVAILABLE) throw;
+                // The engine away (UNAVAILABLE), slow (DEADLINE_EXCEEDED), or a stream reset by it or a
+                // proxy (CANCELLED: nothing here cancels the call): a read, so simply asked again.
+                if (e.code() != grpc::StatusCode::UNAVAILABLE && e.code() != grpc::StatusCode::DEADLINE_EXCEEDED &&
+                    e.code() != grpc::StatusCode::CANCELLED)
+                    throw;
                 const auto delay = away.failed();
                 const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
                 if (left.count() <= 0) return std::nullopt;
                 if (away.worth_logging())
                     telemetry::emit({.level = telemetry::severity::warning, .event = "fetch.failed", .backend = "hatchet",
                                      .run_id = id_, .error = e.what(),
-                                     .message = "waiting for the run's result: the engine is unreachable; trying again"});
+                                     .message = e.code() == grpc::StatusCode::UNAVAILABLE
+                                                    ? "waiting for the run's result: the engine is unreachable; trying again"
+                                                    : "waiting for the run's result: the engine did not answer; trying again"});
                 std::this_thread::sleep_for(std::min(delay, left));
                 continue;
             }

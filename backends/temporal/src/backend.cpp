@@ -8,6 +8,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <weft/kit/backoff.hpp>
 #include <weft/kit/remote_run.hpp>
 #include <weft/kit/step_watcher.hpp>
 
@@ -190,6 +191,7 @@ kit::step_watchers::poll_fn follow(const backend_impl::state& st, const graph_vi
         ::temporal::api::history::v1::History h;
         std::string page;
         int idle = 0;
+        kit::backoff away;
     };
     return [&st, &g, run = std::move(run), p = std::make_shared<progress>()](std::vector<step_status>& steps,
                                                                              std::stop_token stop) {
@@ -208,6 +210,14 @@ kit::step_watchers::poll_fn follow(const backend_impl::state& st, const graph_vi
             steps = interpreter::step_states(g, p->h);
             return false;
         }
+        // A stream reset by the server, or a server away: polled again after the kit's backoff, as the
+        // result's wait does (client.cpp); a stop ends it.
+        if ((status.error_code() == grpc::StatusCode::CANCELLED || status.error_code() == grpc::StatusCode::UNAVAILABLE) &&
+            !stop.stop_requested()) {
+            steps = interpreter::step_states(g, p->h);
+            return !kit::sleep_unless_stopped(p->away.failed(), stop);
+        }
+        p->away.succeeded();
         if (!status.ok()) throw std::runtime_error(status.error_message());  // the handle reports it to waiters
         if (resp.history().events_size() == 0 && ++p->idle >= 1000) return true;  // bounded: ~20 s per empty poll
         for (auto& e : *resp.mutable_history()->mutable_events()) *p->h.add_events() = std::move(e);

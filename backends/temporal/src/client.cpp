@@ -178,12 +178,17 @@ std::string client::result_json(const workflow_execution& start, std::chrono::mi
         wf::GetWorkflowExecutionHistoryResponse resp;
         grpc::Status st = impl_->conn.stub().GetWorkflowExecutionHistory(&ctx, req, &resp);
         if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) continue;  // the loop checks the caller's deadline
-        if (st.error_code() == grpc::StatusCode::UNAVAILABLE) {
+        // CANCELLED: nothing here cancels this call, so the server or a proxy reset the stream
+        // (RST_STREAM(CANCEL), as a frontend does while it drains). A long poll is tried again on it, as
+        // the Python SDK's client does (its core retries CANCELLED and DEADLINE_EXCEEDED on long polls).
+        if (st.error_code() == grpc::StatusCode::UNAVAILABLE || st.error_code() == grpc::StatusCode::CANCELLED) {
             const auto delay = away.failed();
             if (away.worth_logging())
                 telemetry::emit({.level = telemetry::severity::warning, .event = "fetch.failed", .backend = "temporal",
                                  .run_id = run.workflow_id, .error = st.error_message(),
-                                 .message = "waiting for the run's result: the server is unreachable; trying again"});
+                                 .message = st.error_code() == grpc::StatusCode::CANCELLED
+                                                ? "waiting for the run's result: the server reset the wait; trying again"
+                                                : "waiting for the run's result: the server is unreachable; trying again"});
             std::this_thread::sleep_for(std::min(delay, left));
             continue;
         }

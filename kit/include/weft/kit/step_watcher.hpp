@@ -18,6 +18,9 @@
 
 namespace weft::kit {
 
+// Sleeps `d` unless `stop` is requested first; false when it was.
+bool sleep_unless_stopped(std::chrono::milliseconds d, const std::stop_token& stop);
+
 class step_watchers {
 public:
     // Fills `steps` with the run's step states now (by node index); returns true once the run has
