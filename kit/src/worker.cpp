@@ -86,6 +86,18 @@ void fetched(const origin& who, std::string_view what, double ms) {
                          .duration_ms = ms, .worker = who.worker, .message = what});
 }
 
+resent resend(const worker_threads& threads, retry_policy policy, const std::function<delivery(int)>& send,
+              const std::function<void(int, milliseconds)>& on_retry, int max_attempts) {
+    backoff b(policy);
+    for (int attempt = 1;; ++attempt) {
+        const delivery d = send(attempt);
+        if (d != delivery::away || attempt >= max_attempts) return {d, attempt};
+        const milliseconds delay = b.failed();
+        if (b.worth_logging()) on_retry(attempt, delay);
+        if (!threads.sleep_for(delay)) return {delivery::away, attempt};
+    }
+}
+
 void fetch_loop(worker_threads& threads, std::string what, const origin& who, log_fn log, retry_policy policy,
                 std::function<bool()> fetch_once) {
     threads.spawn([&threads, &who, what = std::move(what), log = std::move(log), policy, fetch = std::move(fetch_once)] {

@@ -331,24 +331,43 @@ bool server_answers(const tp::options& s) {
     return false;
 }
 
+bool wait_until_answers(const tp::options& s) {
+    for (int i = 0; i < 120; ++i) {
+        if (server_answers(s)) return true;
+        std::this_thread::sleep_for(250ms);
+    }
+    return false;
+}
+
+// A private server the test kills by PID and starts again on the same port and SQLite file, and the
+// settings that reach it.
+struct private_temporal {
+    int port = free_port();
+    temp db{"weft-private-temporal.db"};
+    tp::options settings;
+    std::unique_ptr<child> srv;
+    explicit private_temporal(std::string queue) : settings(server(std::move(queue))) {
+        settings.address = "127.0.0.1:" + std::to_string(port);
+        settings.timeout = 3s;
+        start();
+    }
+    void start() {
+        srv = private_server(port, db);
+        REQUIRE(wait_until_answers(settings));
+    }
+    void kill() {
+        srv->signal(SIGKILL);
+        CHECK(srv->wait(30s) == 128 + SIGKILL);
+        srv.reset();
+    }
+};
+
 }  // namespace
 
 TEST_CASE("when the server goes away and comes back, the worker reconnects with backoff and serves new runs; histories are paged in",
           "[faults]") {
-    const int port = free_port();
-    const temp db("weft-private-temporal.db");
-    tp::options s = server(unique("weft-reconnect"));
-    s.address = "127.0.0.1:" + std::to_string(port);
-    s.timeout = 3s;
-    auto wait_up = [&] {
-        for (int i = 0; i < 120; ++i) {
-            if (server_answers(s)) return true;
-            std::this_thread::sleep_for(250ms);
-        }
-        return false;
-    };
-    auto srv = private_server(port, db);
-    REQUIRE(wait_up());
+    private_temporal srv(unique("weft-reconnect"));
+    const tp::options& s = srv.settings;
 
     std::atomic<int> warnings{0}, recovered{0};
     tp::worker_options wo{s};
@@ -365,18 +384,53 @@ TEST_CASE("when the server goes away and comes back, the worker reconnects with 
     CHECK(c.start(dags::fan, 1).get() == "4,8,-2");
     CHECK(w.stats().history_pages > 0);  // the full history, paged in
 
-    srv->signal(SIGKILL);
-    CHECK(srv->wait(30s) == 128 + SIGKILL);
-    srv.reset();
+    srv.kill();
     std::this_thread::sleep_for(3s);  // the pollers fail and back off meanwhile
     const auto errors_while_away = w.stats().poll_errors;
     CHECK(errors_while_away >= 2);
     CHECK(errors_while_away < 40);  // backoff, not a busy loop
 
-    srv = private_server(port, db);
-    REQUIRE(wait_up());
+    srv.start();
     CHECK(c.start(dags::fan, 2).get() == "9,27,-3");
     CHECK(warnings > 0);
     CHECK(recovered > 0);
     w.stop();
+}
+
+TEST_CASE("a step that ends in a drain while the server is away reports its outcome once the server is back", "[faults]") {
+    private_temporal srv(unique("weft-drain-away"));
+    const tp::options& s = srv.settings;
+
+    std::atomic<int> taken_late{0};
+    tp::worker_options wo{s};
+    wo.poll_timeout = 10s;
+    wo.heartbeat_timeout = 40s;  // the outage must not time the attempt out on the server
+    wo.drain_timeout = 30s;
+    wo.backoff = {.initial = 100ms, .maximum = 1000ms};
+    wo.log = [&](std::string_view, std::string_view text) {
+        if (text.find("RespondActivityTaskCompleted: the server took it at attempt") != std::string_view::npos) ++taken_late;
+    };
+    auto w = std::make_unique<tp::worker>(wo);
+    w->serve(dags::slow);
+    w->start();
+    weft::client<tp> c(s);
+    auto run = c.start(dags::slow, 4000);
+    std::this_thread::sleep_for(1500ms);  // the nap step runs
+    CHECK(run.state() == weft::run_state::running);
+
+    srv.kill();
+    std::thread stopper([&] { w->stop(); });  // a drain: the step finishes at 4 s and meets no server
+    std::this_thread::sleep_for(5s);
+    srv.start();
+    stopper.join();  // the drain ends once the outcome got through
+    CHECK(taken_late == 1);
+
+    // A new worker decides the rest; the nap is not run again.
+    tp::worker second(wo);
+    second.serve(dags::slow);
+    second.start();
+    REQUIRE(run.wait_for(30s));
+    CHECK(run.get() == "slept 4000 ms");
+    CHECK(run.steps()[0].attempts == 1);
+    second.stop();
 }

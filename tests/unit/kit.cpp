@@ -9,6 +9,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 using weft::step;
@@ -193,6 +194,41 @@ TEST_CASE("a fetcher that reserves takes no more tasks than the slots can run, a
 }
 
 // ---- settings: the SDK's own variable as the last source; TLS files read with errors that say where
+
+TEST_CASE("resend: tries again while the server is away, stops at a refusal, a limit or a stop") {
+    const weft::retry_policy quick{.initial = 1ms, .multiplier = 2.0, .maximum = 2ms};
+    weft::kit::worker_threads threads;
+    std::vector<int> retried;
+    auto note = [&](int attempt, weft::milliseconds) { retried.push_back(attempt); };
+
+    auto away_until = [](int taken_at) {
+        return [taken_at](int attempt) {
+            return attempt < taken_at ? weft::kit::delivery::away : weft::kit::delivery::taken;
+        };
+    };
+    auto r = weft::kit::resend(threads, quick, away_until(3), note);
+    CHECK(r.last == weft::kit::delivery::taken);
+    CHECK(r.attempts == 3);
+    CHECK(retried == std::vector<int>{1, 2});
+
+    int calls = 0;
+    r = weft::kit::resend(threads, quick, [&](int) { ++calls; return weft::kit::delivery::refused; }, note);
+    CHECK(r.last == weft::kit::delivery::refused);
+    CHECK(calls == 1);
+
+    r = weft::kit::resend(threads, quick, away_until(100), note, 5);
+    CHECK(r.last == weft::kit::delivery::away);
+    CHECK(r.attempts == 5);
+
+    // Stopped threads: one try, no sleep.
+    threads.stop();
+    calls = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    r = weft::kit::resend(threads, {.initial = 10s, .maximum = 10s}, [&](int) { ++calls; return weft::kit::delivery::away; }, note);
+    CHECK(r.last == weft::kit::delivery::away);
+    CHECK(calls == 1);
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+}
 
 #include <weft/kit/settings.hpp>
 #include <weft/kit/tls.hpp>

@@ -4,7 +4,6 @@
 // run steps and report STARTED then COMPLETED or FAILED through SendStepActionEvent.
 #include "connection.hpp"
 
-#include <weft/kit/backoff.hpp>
 #include <weft/kit/carrier.hpp>
 #include <weft/kit/metadata.hpp>
 #include <weft/kit/worker.hpp>
@@ -184,8 +183,7 @@ struct hatchet::worker::impl {
 
     // Sends one event, retried while the engine is away: an outcome given up on is a run the engine
     // waits on for good (a storm lost one when 8 tries, about 10 s, fell short of an engine restart).
-    // Twenty tries at the capped backoff cover a minute and more, as Temporal's worker does; the
-    // sleeps run on the background threads' clock so a drain does not cut them short.
+    // kit::resend: twenty tries at the capped backoff, a minute and more, through a drain.
     void send_event(const AssignedAction& a, StepActionEventType type, std::string payload, bool no_retry = false) {
         StepActionEvent ev;
         ev.set_worker_id(id());
@@ -199,29 +197,32 @@ struct hatchet::worker::impl {
         ev.set_event_payload(std::move(payload));
         ev.set_retry_count(a.retry_count());
         if (no_retry) ev.set_should_not_retry(true);
-        kit::backoff backoff(opts.backoff);
-        for (int attempt = 1;; ++attempt) {
-            try {
-                conn.dispatch("Dispatcher/SendStepActionEvent", &connection::dispatcher::Stub::SendStepActionEvent, ev);
-                if (attempt > 1)
-                    log("info", "task run " + a.task_run_external_id() + ": the engine took its event at attempt " +
-                                    std::to_string(attempt));
-                return;
-            } catch (const rpc_error& e) {
-                const bool away =
-                    e.code() == grpc::StatusCode::UNAVAILABLE || e.code() == grpc::StatusCode::DEADLINE_EXCEEDED;
-                if (attempt == 20 || !away) {
-                    log("error", std::string(e.what()) + " (task run " + a.task_run_external_id() +
-                                     "); the event is given up after " + std::to_string(attempt) + " attempt(s)");
-                    return;
+        std::string last;
+        const kit::resent r = kit::resend(
+            skeleton.background(), opts.backoff,
+            [&](int) {
+                try {
+                    conn.dispatch("Dispatcher/SendStepActionEvent", &connection::dispatcher::Stub::SendStepActionEvent, ev);
+                    return kit::delivery::taken;
+                } catch (const rpc_error& e) {
+                    last = e.what();
+                    const bool away =
+                        e.code() == grpc::StatusCode::UNAVAILABLE || e.code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+                    return away ? kit::delivery::away : kit::delivery::refused;
                 }
-                const auto delay = backoff.failed();
-                if (backoff.worth_logging())
-                    log("warning", std::string(e.what()) + " (task run " + a.task_run_external_id() + ", attempt " +
-                                       std::to_string(attempt) + "); retrying in " + std::to_string(delay.count()) + " ms");
-                if (!skeleton.background().sleep_for(delay)) return;
-            }
+            },
+            [&](int attempt, std::chrono::milliseconds delay) {
+                log("warning", last + " (task run " + a.task_run_external_id() + ", attempt " + std::to_string(attempt) +
+                                   "); retrying in " + std::to_string(delay.count()) + " ms");
+            });
+        if (r.last == kit::delivery::taken) {
+            if (r.attempts > 1)
+                log("info", "task run " + a.task_run_external_id() + ": the engine took its event at attempt " +
+                                std::to_string(r.attempts));
+            return;
         }
+        log("error", last + " (task run " + a.task_run_external_id() + "); the event is given up after " +
+                         std::to_string(r.attempts) + " attempt(s)");
     }
 
     // "$[1].qty" of the argument array, said in the run's terms.

@@ -12,7 +12,6 @@
 #include <optional>
 #include <vector>
 
-#include <weft/kit/backoff.hpp>
 #include <weft/kit/worker.hpp>
 
 #include <temporal/api/update/v1/message.pb.h>
@@ -131,36 +130,44 @@ struct worker::impl {
         return st;
     }
 
-    // A unary call retried while the server is away (bounded by stop()); false if it never got through
-    // or the server refused it for good (logged).
+    // A unary call the server must receive (an outcome, a decision), sent again while the server is
+    // away (kit::resend: through a drain too); false if it never got through or the server refused it
+    // for good (logged).
     template <class Request, class Response>
     bool respond(const char* rpc, grpc::Status (connection::service::Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                  const Request& req) {
-        kit::backoff b(opts.backoff);
-        for (int attempt = 0; attempt < 20; ++attempt) {
-            grpc::ClientContext ctx;
-            connection::set_deadline(ctx, opts.timeout);
-            Response resp;
-            grpc::Status st = ((conn.stub()).*method)(&ctx, req, &resp);
-            if (st.ok()) return true;
-            if (st.error_code() == grpc::StatusCode::NOT_FOUND) {
-                opts.log("info", std::string(rpc) + ": the task is gone (" + st.error_message() +
-                                     "); it timed out or its run closed");
-                return false;
-            }
-            if (st.error_code() != grpc::StatusCode::UNAVAILABLE && st.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
-                opts.log("error", std::string(rpc) + " refused (" + status_name(st) + "): " + st.error_message());
-                return false;
-            }
-            if (skeleton.stopping()) return false;
-            count(&counters::poll_errors);
-            const auto delay = b.failed();
-            if (b.worth_logging())
+        grpc::Status st;
+        const kit::resent r = kit::resend(
+            skeleton.background(), opts.backoff,
+            [&](int) {
+                grpc::ClientContext ctx;
+                connection::set_deadline(ctx, opts.timeout);
+                Response resp;
+                st = ((conn.stub()).*method)(&ctx, req, &resp);
+                if (st.ok()) return kit::delivery::taken;
+                if (st.error_code() != grpc::StatusCode::UNAVAILABLE && st.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED)
+                    return kit::delivery::refused;
+                count(&counters::poll_errors);
+                return kit::delivery::away;
+            },
+            [&](int attempt, std::chrono::milliseconds delay) {
                 opts.log("warning", std::string(rpc) + " failed (" + status_name(st) + ": " + st.error_message() +
-                                        "), attempt " + std::to_string(b.failures()) + "; retrying in " +
+                                        "), attempt " + std::to_string(attempt) + "; retrying in " +
                                         std::to_string(delay.count()) + " ms");
-            skeleton.threads().sleep_for(delay);
+            });
+        if (r.last == kit::delivery::taken) {
+            if (r.attempts > 1)
+                opts.log("info", std::string(rpc) + ": the server took it at attempt " + std::to_string(r.attempts));
+            return true;
         }
+        if (st.error_code() == grpc::StatusCode::NOT_FOUND)
+            opts.log("info", std::string(rpc) + ": the task is gone (" + st.error_message() +
+                                 "); it timed out or its run closed");
+        else if (r.last == kit::delivery::refused)
+            opts.log("error", std::string(rpc) + " refused (" + status_name(st) + "): " + st.error_message());
+        else
+            opts.log("error", std::string(rpc) + " failed (" + status_name(st) + ": " + st.error_message() +
+                                  "); given up after " + std::to_string(r.attempts) + " attempt(s)");
         return false;
     }
 

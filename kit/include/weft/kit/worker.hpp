@@ -145,6 +145,23 @@ void fetched(const origin& who, std::string_view what, double ms);
 void fetch_loop(worker_threads& threads, std::string what, const origin& who, log_fn log, retry_policy backoff,
                 std::function<bool()> fetch_once);
 
+// What one try of a call the server must receive came to: taken, the server away (tried again), or
+// refused for good.
+enum class delivery { taken, away, refused };
+struct resent {
+    delivery last;
+    int attempts;
+};
+
+// Sends a call the server must receive (a step's outcome or event): `send(attempt)` until the server
+// takes or refuses it, at most `max_attempts` tries with `policy`'s delays between them (20 at the
+// default: a minute and more at its 5 s cap). The delays are slept on `threads`, the skeleton's
+// background(): they outlive a drain, so an outcome reached as the worker stops still gets through
+// once the server is back; their stop ends the tries. `on_retry(attempt, delay)` hears the failed
+// tries worth a log line (the backoff's rule).
+resent resend(const worker_threads& threads, retry_policy policy, const std::function<delivery(int attempt)>& send,
+              const std::function<void(int attempt, milliseconds delay)>& on_retry, int max_attempts = 20);
+
 // The threads of a worker: fetchers that bring tasks from the server and `slots` threads that run
 // them, with the hand-off between them.
 template <class Task>
