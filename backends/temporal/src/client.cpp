@@ -179,8 +179,8 @@ std::string client::result_json(const workflow_execution& start, std::chrono::mi
         grpc::Status st = impl_->conn.stub().GetWorkflowExecutionHistory(&ctx, req, &resp);
         if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) continue;  // the loop checks the caller's deadline
         // CANCELLED: nothing here cancels this call, so the server or a proxy reset the stream
-        // (RST_STREAM(CANCEL), as a frontend does while it drains). A long poll is tried again on it, as
-        // the Python SDK's client does (its core retries CANCELLED and DEADLINE_EXCEEDED on long polls).
+        // (RST_STREAM(CANCEL)). A read, so tried again; temporalio 1.35's client raises it instead
+        // (tests/faults/stream_reset.py).
         if (st.error_code() == grpc::StatusCode::UNAVAILABLE || st.error_code() == grpc::StatusCode::CANCELLED) {
             const auto delay = away.failed();
             if (away.worth_logging())
