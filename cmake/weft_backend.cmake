@@ -45,6 +45,33 @@ function(weft_link_backends target prefix)
   endforeach()
 endfunction()
 
+# WEFT_STATIC_LINK (top-level CMakeLists.txt): a pkg-config target a DEPENDENCIES file found links what
+# `pkg-config --static` lists instead (the Libs.private and Requires.private libraries too), which -static
+# resolves to archives. A library without its archive is reported as missing, so that the error names it
+# and the option that turns the backend off, instead of a linker error later.
+macro(_weft_static_pkg_targets)
+  get_cmake_property(_weft_vars VARIABLES)
+  foreach(_weft_var IN LISTS _weft_vars)
+    if(NOT _weft_var MATCHES "^(weft_[a-z0-9_]+)_STATIC_LDFLAGS$")
+      continue()
+    endif()
+    set(_weft_pc ${CMAKE_MATCH_1})
+    if(NOT TARGET PkgConfig::${_weft_pc})
+      continue()
+    endif()
+    foreach(_weft_flag IN LISTS ${_weft_var})
+      if(_weft_flag MATCHES "^-l(.+)$")
+        find_library(_weft_archive_${CMAKE_MATCH_1} NAMES lib${CMAKE_MATCH_1}.a
+                     HINTS ${${_weft_pc}_STATIC_LIBRARY_DIRS} ${CMAKE_CXX_IMPLICIT_LINK_DIRECTORIES})
+        if(NOT _weft_archive_${CMAKE_MATCH_1})
+          set(_weft_missing "lib${CMAKE_MATCH_1}.a (WEFT_STATIC_LINK links every library from its archive, and none was found for ${CMAKE_MATCH_1})")
+        endif()
+      endif()
+    endforeach()
+    set_target_properties(PkgConfig::${_weft_pc} PROPERTIES INTERFACE_LINK_LIBRARIES "${${_weft_var}}")
+  endforeach()
+endmacro()
+
 function(weft_add_backend name)
   cmake_parse_arguments(PARSE_ARGV 1 ARG "CORE;SHARED" "DEFAULT;NEEDS;DEPENDENCIES"
                         "SOURCES;PUBLIC_LINK;PRIVATE_LINK;CODEGEN;BUNDLE")
@@ -86,6 +113,9 @@ function(weft_add_backend name)
     cmake_path(ABSOLUTE_PATH ARG_DEPENDENCIES BASE_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR})
     set(_weft_missing "")
     include(${ARG_DEPENDENCIES})
+    if(WEFT_STATIC_LINK AND NOT _weft_missing)
+      _weft_static_pkg_targets()
+    endif()
     if(_weft_missing)
       message(FATAL_ERROR "weft: the ${title} backend needs ${_weft_missing}; install it (scripts/deps) "
                           "or configure with -DWEFT_${upper}=OFF")
