@@ -5,7 +5,9 @@
 //
 // throughput: `runs` runs of an 8-step chain started at once, then all awaited (steps / wall time);
 // latency: one run of the chain at a time, wall time per step (start to get, over 8 steps);
-// fan: `runs` runs of a fan-out of 8 steps and a join (10 steps each), started at once.
+// fan: `runs` runs of a fan-out of 8 steps and a join (10 steps each), started at once;
+// peak RSS: the process's VmHWM after the row (rows run in order, so each one's peak includes the
+// rows before it: weft::local's is its own).
 #include <weft/durable.hpp>
 #include <weft/weft.hpp>
 
@@ -15,7 +17,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <unistd.h>
@@ -38,6 +42,13 @@ constexpr auto fan = weft::workflow<"bench_fan">(step<src> >> (step<inc<0>>, ste
                                                  step<join8>);
 
 using seconds = std::chrono::duration<double>;
+
+double status_mib(std::string_view field) {  // a "Vm...:" line of /proc/self/status, in MiB
+    std::ifstream in("/proc/self/status");
+    for (std::string line; std::getline(in, line);)
+        if (line.starts_with(field)) return std::stod(line.substr(field.size())) / 1024;
+    return -1;
+}
 
 template <class Client, class W>
 double throughput(Client& client, W wf, int runs, int steps) {
@@ -87,9 +98,10 @@ int main(int argc, char** argv) {
         for (const char* s : {"", "-wal", "-shm"}) std::filesystem::remove(journal + s);
     };
     std::printf("%d runs at once, 2 threads, best of %d; journal in %s\n", runs, rounds, dir.c_str());
-    std::printf("%-28s %14s %14s %14s\n", "engine", "chain steps/s", "fan steps/s", "us per step");
+    std::printf("RSS before any client: %.1f MiB\n", status_mib("VmRSS:"));
+    std::printf("%-28s %14s %14s %14s %14s\n", "engine", "chain steps/s", "fan steps/s", "us per step", "peak RSS MiB");
     auto print = [](const char* name, const row& r) {
-        std::printf("%-28s %14.0f %14.0f %14.1f\n", name, r.chain_sps, r.fan_sps, r.step_us);
+        std::printf("%-28s %14.0f %14.0f %14.1f %14.1f\n", name, r.chain_sps, r.fan_sps, r.step_us, status_mib("VmHWM:"));
     };
     print("weft::local", measure([] { return std::make_unique<weft::client<weft::local>>(weft::local::options{.threads = 2}); },
                                  runs, rounds));

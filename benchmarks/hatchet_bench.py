@@ -23,7 +23,8 @@ CPU per run: user + system time, during the timed part, of the worker's process 
 runs its action listener in a child process), of the hatchet-engine process and of all postgres
 processes (the harness's postgres; only the engine uses it in a normal run), and how busy the whole
 machine was (cores, from /proc/stat) — the machine is shared, so the load average is printed too.
-Idle RSS (trigger shape): the worker's process tree 3 s after it is ready, before any load.
+Idle RSS (trigger shape): the worker's process tree 3 s after it is ready, before any load. RSS under
+load (both shapes): the tree's peak while it serves the timed part (benchmarks/procstat.py).
 Options: --shape drain|trigger, --rounds N (3), --runs N (300), --parallel N (16; trigger threads),
 --slots N (16).
 """
@@ -37,6 +38,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "harness"))
 import hatchet_smoke  # noqa: E402
+from procstat import PeakRss, tree_cpu_s, tree_rss_kib  # noqa: E402
 
 READY_S = 90
 
@@ -52,52 +54,6 @@ def python_worker(slots: int) -> None:
         return {"$value": ctx.workflow_input["$args"][0]}
 
     hatchet.worker("weft-bench-py", slots=slots, workflows=[wf]).start()
-
-
-def tree(pid: int) -> list[int]:
-    """pid and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry))
-            except OSError:
-                pass
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        todo.extend(children.get(p, []))
-        out.append(p)
-    return out
-
-
-def tree_cpu_s(pid: int) -> float:
-    """User + system CPU time of the process tree, in seconds."""
-    ticks = 0
-    for p in tree(pid):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def tree_rss_kib(pid: int) -> int:
-    total = 0
-    for p in tree(pid):
-        try:
-            with open(f"/proc/{p}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
 
 def start_worker(kind: str, peer: str, slots: int, env: dict[str, str]):
     log = open(f"/tmp/hatchet-bench-{kind}.log", "wb")
@@ -196,11 +152,12 @@ def drain_round(kind: str, a, env: dict[str, str]) -> dict:
     try:
         c0, w0, wcpu0 = others_cpu(), time.monotonic(), tree_cpu_s(proc.pid)
         deadline = time.monotonic() + 240
-        while True:
-            done = int(psql(f"select count(*) from v1_tasks_olap t where {where} and t.readable_status = 'COMPLETED'")[0][0])
-            if done >= a.runs or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        with PeakRss(proc.pid) as peak:
+            while True:
+                done = int(psql(f"select count(*) from v1_tasks_olap t where {where} and t.readable_status = 'COMPLETED'")[0][0])
+                if done >= a.runs or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
         wcpu = tree_cpu_s(proc.pid) - wcpu0
         c1, w1 = others_cpu(), time.monotonic()
         rss = tree_rss_kib(proc.pid)
@@ -218,7 +175,7 @@ def drain_round(kind: str, a, env: dict[str, str]) -> dict:
             "rate": a.runs / seconds, "worker_ms": wcpu * 1000 / a.runs,
             "engine_ms": (c1["engine"] - c0["engine"]) * 1000 / a.runs,
             "postgres_ms": (c1["postgres"] - c0["postgres"]) * 1000 / a.runs,
-            "machine_busy": (c1["machine"] - c0["machine"]) / wall, "wall": wall}
+            "machine_busy": (c1["machine"] - c0["machine"]) / wall, "wall": wall, "peak_rss": peak.kib}
 
 
 def main() -> None:
@@ -238,6 +195,7 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     rate: dict[str, list[float]] = {"weft": [], "python": []}
     rss: dict[str, list[int]] = {"weft": [], "python": []}
+    peak: dict[str, list[int]] = {"weft": [], "python": []}   # tree RSS under load
     cpu: dict[str, list[float]] = {"weft": [], "python": []}   # worker CPU ms per run
     for r in range(a.rounds):
         for kind in ("weft", "python"):
@@ -245,11 +203,12 @@ def main() -> None:
                 d = drain_round(kind, a, env)
                 rate[kind].append(d["rate"])
                 cpu[kind].append(d["worker_ms"])
+                peak[kind].append(d["peak_rss"])
                 print(f"round {r + 1} {kind:6}: {d['queued']} queued (in {d['enqueue_s']:.1f} s), drained in "
                       f"{d['seconds']:.2f} s = {d['rate']:.1f} runs/s; CPU ms/run: worker {d['worker_ms']:.2f}, "
                       f"engine {d['engine_ms']:.2f}, postgres {d['postgres_ms']:.2f}; machine busy "
                       f"{d['machine_busy']:.2f} of {os.cpu_count()} cores over {d['wall']:.1f} s; "
-                      f"load {os.getloadavg()[0]:.1f}", flush=True)
+                      f"RSS under load {d['peak_rss'] / 1024:.1f} MiB; load {os.getloadavg()[0]:.1f}", flush=True)
                 time.sleep(6)
                 continue
             proc = start_worker(kind, a.peer, a.slots, env)
@@ -259,8 +218,10 @@ def main() -> None:
                 # Warm-up: the client's registration and the first assignment.
                 subprocess.run([a.peer, "bench", "5", "1"], env=env, check=True, capture_output=True, timeout=120)
                 cpu0, c0, w0 = tree_cpu_s(proc.pid), others_cpu(), time.monotonic()
-                out = subprocess.run([a.peer, "bench", str(a.runs), str(a.parallel)], env=env, check=True,
-                                     capture_output=True, text=True, timeout=600).stdout
+                with PeakRss(proc.pid) as p:
+                    out = subprocess.run([a.peer, "bench", str(a.runs), str(a.parallel)], env=env, check=True,
+                                         capture_output=True, text=True, timeout=600).stdout
+                peak[kind].append(p.kib)
                 c1, w1 = others_cpu(), time.monotonic()
                 res = json.loads(out.strip().splitlines()[-1])
                 if res["wrong"]:
@@ -273,7 +234,8 @@ def main() -> None:
                       f"engine {(c1['engine'] - c0['engine']) * 1000 / n:.2f}, "
                       f"postgres {(c1['postgres'] - c0['postgres']) * 1000 / n:.2f}; machine busy "
                       f"{(c1['machine'] - c0['machine']) / (w1 - w0):.2f} of {os.cpu_count()} cores; "
-                      f"idle RSS {rss[kind][-1] / 1024:.1f} MiB; load {os.getloadavg()[0]:.1f}", flush=True)
+                      f"idle RSS {rss[kind][-1] / 1024:.1f} MiB, under load {peak[kind][-1] / 1024:.1f} MiB; "
+                      f"load {os.getloadavg()[0]:.1f}", flush=True)
             finally:
                 hatchet_smoke.stop_worker(proc)
             time.sleep(6)  # the stopped worker's heartbeat expires before the next one serves
@@ -284,6 +246,8 @@ def main() -> None:
     if rss["weft"]:
         print(f"median idle RSS: weft {statistics.median(rss['weft']) / 1024:.1f} MiB, "
               f"python {statistics.median(rss['python']) / 1024:.1f} MiB (process tree)")
+    print(f"median RSS under load (peak, sampled every 50 ms): weft {statistics.median(peak['weft']) / 1024:.1f} MiB, "
+          f"python {statistics.median(peak['python']) / 1024:.1f} MiB (process tree)")
 
 
 if __name__ == "__main__":

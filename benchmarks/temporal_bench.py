@@ -22,7 +22,8 @@ the same for both.
 2. End-to-end latency of a 10-step DAG: weft_chain10 (weft workflow worker + C++ steps) against the
    same ten sequential activities written as a Python SDK workflow (Python workflow and activities),
    started and awaited by the same Python client, one run at a time; median over --latency-runs.
-3. Idle RSS of both worker processes, read from /proc after they started and before any work.
+3. Idle RSS of both worker processes, read from /proc after they started and before any work, and
+   their RSS under load: the peak of each throughput round (benchmarks/procstat.py).
 
 Prints one table; exits with os._exit (gRPC threads can abort CPython's shutdown).
 """
@@ -43,6 +44,8 @@ from datetime import timedelta
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from procstat import PeakRss, process_cpu_s, tree_rss_kib
 
 
 @activity.defn(name="weft_test.noop")
@@ -76,21 +79,6 @@ class PyChain10:
         for _ in range(10):
             n = await workflow.execute_activity(bump, n, start_to_close_timeout=timedelta(seconds=60))
         return n
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return -1
-
-
-def cpu_seconds(pid):
-    """User + system CPU time the process used so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_file(path, seconds=60):
@@ -223,9 +211,10 @@ async def bench_on(args, server_proc):
     scpu = {"weft": [], "python": []}  # private server's CPU ms per activity
     dcpu = {"weft": [], "python": []}  # this process's (client + driver workflows' worker) CPU ms per activity
     lat = {"weft": [], "python": []}
+    loaded = {"weft": [], "python": []}  # the worker's peak RSS in each throughput round
     try:
         await asyncio.sleep(3)
-        idle = {"weft": rss_kib(cxx.pid), "python": rss_kib(py.pid)}
+        idle = {"weft": tree_rss_kib(cxx.pid), "python": tree_rss_kib(py.pid)}
         async with Worker(client, task_queue=driver_queue, workflows=[BenchActivities],
                           workflow_runner=UnsandboxedWorkflowRunner(), max_cached_workflows=100):
             await throughput(client, driver_queue, cxx_queue, 200, args.drivers)  # warm-up, both
@@ -235,14 +224,16 @@ async def bench_on(args, server_proc):
             for r in range(args.rounds):
                 order = (("weft", cxx, cxx_queue), ("python", py, py_queue))
                 for k, proc, queue in (order if r % 2 == 0 else order[::-1]):  # alternate who goes first
-                    c0 = cpu_seconds(proc.pid)
-                    s0 = cpu_seconds(server_proc.pid) if server_proc else 0
-                    d0 = cpu_seconds(os.getpid())
-                    tp[k].append(await throughput(client, driver_queue, queue, args.activities, args.drivers))
-                    cpu[k].append((cpu_seconds(proc.pid) - c0) * 1000 / args.activities)
-                    dcpu[k].append((cpu_seconds(os.getpid()) - d0) * 1000 / args.activities)
+                    c0 = process_cpu_s(proc.pid)
+                    s0 = process_cpu_s(server_proc.pid) if server_proc else 0
+                    d0 = process_cpu_s(os.getpid())
+                    with PeakRss(proc.pid) as peak:
+                        tp[k].append(await throughput(client, driver_queue, queue, args.activities, args.drivers))
+                    loaded[k].append(peak.kib)
+                    cpu[k].append((process_cpu_s(proc.pid) - c0) * 1000 / args.activities)
+                    dcpu[k].append((process_cpu_s(os.getpid()) - d0) * 1000 / args.activities)
                     if server_proc:
-                        scpu[k].append((cpu_seconds(server_proc.pid) - s0) * 1000 / args.activities)
+                        scpu[k].append((process_cpu_s(server_proc.pid) - s0) * 1000 / args.activities)
                     loads.append(load_average())
         if args.latency_runs > 0:
             await latency(client, "weft_chain10", cxx_queue, 2)  # warm-up
@@ -284,6 +275,10 @@ async def bench_on(args, server_proc):
     print("idle RSS of the worker processes (MiB):")
     for k in ("weft", "python"):
         print(f"  {k:7s} {idle[k] / 1024:7.1f}")
+    print("RSS of the worker processes under load (MiB; peak of each throughput round, sampled every 50 ms):")
+    for k in ("weft", "python"):
+        print(f"  {k:7s} median {statistics.median(loaded[k]) / 1024:7.1f}   rounds "
+              f"{', '.join(f'{x / 1024:.1f}' for x in loaded[k])}")
     return 0
 
 

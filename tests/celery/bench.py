@@ -14,7 +14,9 @@ Every round runs each measure once, interleaved, and the script prints the media
    RPOP is the same work), and the C++ pace as a fraction of each;
 4. enqueue rate: weft::client<celery>::start() once per task, and start_many() 100 runs a call,
    against Python apply_async() (n/4);
-5. once: median latency of a 3-step chain on the C++ worker, idle RSS of both workers.
+5. once: median latency of a 3-step chain on the C++ worker, idle RSS of both workers; and in every
+   round each worker's RSS under load, the peak of its process tree while it drains
+   (benchmarks/procstat.py).
 """
 import base64
 import datetime
@@ -29,6 +31,9 @@ import time
 import uuid
 
 import redis
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benchmarks"))
+from procstat import PeakRss, tree_rss_kib  # noqa: E402
 
 PEER = os.path.abspath(sys.argv[1])
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
@@ -50,14 +55,6 @@ def envelope(task, tid, args, queue):
                        "properties": {"correlation_id": tid, "reply_to": "", "delivery_mode": 2,
                                       "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
                                       "body_encoding": "base64", "delivery_tag": str(uuid.uuid4())}})
-
-
-def rss_kb(pid):
-    total = 0
-    out = subprocess.run(["ps", "-o", "rss=", "--pid", str(pid), "--ppid", str(pid)], capture_output=True, text=True)
-    for line in out.stdout.split():
-        total += int(line)
-    return total
 
 
 def wait_results(ids, deadline_s=600):
@@ -167,16 +164,22 @@ def main():
             r.lpush(q, envelope("weft.bench.noop", cw, [1], q))
             wait_results([cw], 60)
         time.sleep(1)
-        once["idle_rss_kb"] = {"cpp": rss_kb(cpp.pid), "python_prefork_2": rss_kb(py.pid)}
+        once["idle_rss_kb"] = {"cpp": tree_rss_kib(cpp.pid), "python_prefork_2": tree_rss_kib(py.pid)}
 
         key = f"weft-bench-rb-{RUN}"
         park_c, park_p = f"weft-bench-park-c-{RUN}", f"weft-bench-park-p-{RUN}"
         for k in range(ROUNDS):
             f = {}
             f["redis_lpush"] = redis_benchmark("lpush", key)
-            f["cpp_pace_pf4"] = drain(cq, N)
-            f["python_pace"] = drain(pq, N // 4)
-            f["cpp_pace_pf64"] = drain(cq64, N)
+            with PeakRss(cpp.pid) as peak:
+                f["cpp_pace_pf4"] = drain(cq, N)
+            f["cpp_pf4_loaded_rss_kb"] = peak.kib
+            with PeakRss(py.pid) as peak:
+                f["python_pace"] = drain(pq, N // 4)
+            f["python_loaded_rss_kb"] = peak.kib
+            with PeakRss(cpp64.pid) as peak:
+                f["cpp_pace_pf64"] = drain(cq64, N)
+            f["cpp_pf64_loaded_rss_kb"] = peak.kib
             f["redis_rpop"] = redis_benchmark("rpop", key)
             r.delete(key)
             f["cpp_stream_pf4"] = stream(cq, N)
@@ -215,6 +218,7 @@ def main():
     for pf in ("pf4", "pf64"):
         for rb in ("lpush", "rpop"):
             ratios[f"cpp_pace_{pf}_over_redis_{rb}"] = median([f[f"cpp_pace_{pf}"] / f[f"redis_{rb}"] for f in rounds])
+    ratios["loaded_rss_python_over_cpp_pf4"] = median([f["python_loaded_rss_kb"] / f["cpp_pf4_loaded_rss_kb"] for f in rounds])
     ratios["cpp_stream_pf4_over_redis_lpush"] = median([f["cpp_stream_pf4"] / f["redis_lpush"] for f in rounds])
     print(json.dumps({"n": N, "rounds": ROUNDS, "medians": med, "median_ratios": ratios, **once}, indent=1))
 
