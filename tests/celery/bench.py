@@ -1,6 +1,6 @@
 """Celery backend benchmarks, C++ and Python side by side on the harness's Redis (docs/celery.md).
 
-Run: scripts/with-services --need redis python tests/celery/bench.py <celery_peer binary> [n] [rounds]
+Run: scripts/with-services --need redis python tests/celery/bench.py <celery_peer binary> [n] [rounds] [ceiling binary]
 
 Every round runs each measure once, interleaved, and the script prints the medians over the rounds
 (and each round's figures):
@@ -11,7 +11,11 @@ Every round runs each measure once, interleaved, and the script prints the media
 2. streaming: the same n tasks pushed (pipelined LPUSH, 1,000 a round trip) while the C++ worker
    (multiplier 4) consumes, end to end until every result is stored;
 3. redis-benchmark LPUSH and RPOP (50 clients, its defaults; BRPOP has no redis-benchmark test and
-   RPOP is the same work), and the C++ pace as a fraction of each;
+   RPOP is the same work), and the C++ pace as a fraction of each; and the ceiling for Celery's
+   protocol (bench.celery_ceiling, benchmarks/celery_ceiling.cpp): the same n tasks drained by the
+   cheapest client that issues the worker's commands in the worker's batches (8 and 128 a fetch, for
+   the multipliers 4 and 64 with 2 threads, on 2 connections), and the client's LPUSHes one and 100 a
+   round trip; each C++ rate as a fraction of its ceiling;
 4. enqueue rate: weft::client<celery>::start() once per task, and start_many() 100 runs a call,
    against Python apply_async() (n/4);
 5. once: median latency of a 3-step chain on the C++ worker, idle RSS of both workers; and in every
@@ -36,6 +40,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from procstat import PeakRss, tree_rss_kib  # noqa: E402
 
 PEER = os.path.abspath(sys.argv[1])
+# The ceiling client, built in the same tree (benchmarks/bench.celery_ceiling), or the 4th argument.
+CEILING = os.path.abspath(sys.argv[4]) if len(sys.argv) > 4 else os.path.join(
+    os.path.dirname(PEER), "..", "..", "benchmarks", "bench.celery_ceiling")
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 URL = os.environ["WEFT_REDIS_URL"]
@@ -77,8 +84,8 @@ def wait_results(ids, deadline_s=600):
     return (len(done) - 1) / span if span > 0 else float("inf")
 
 
-def drain(queue, n):
-    """n tasks queued beforehand: pushed to a parked list, then RENAMEd onto the queue at once."""
+def queue_up(queue, n):
+    """n tasks queued at once: pushed to a parked list, then RENAMEd onto the queue."""
     ids = [str(uuid.uuid4()) for _ in range(n)]
     park = queue + ".park"
     pipe = r.pipeline(transaction=False)
@@ -88,7 +95,31 @@ def drain(queue, n):
             pipe.execute()
     pipe.execute()
     r.rename(park, queue)
-    return wait_results(ids)
+    return ids
+
+
+def drain(queue, n):
+    """The pace of the worker serving `queue` on n tasks queued beforehand."""
+    return wait_results(queue_up(queue, n))
+
+
+def ceiling(*args):
+    """bench.celery_ceiling's rate (benchmarks/celery_ceiling.cpp): Celery's commands per task from the
+    cheapest client, the limit a worker or client on this Redis could reach."""
+    out = subprocess.run([CEILING, *map(str, args)], capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise SystemExit(f"bench: {CEILING} {' '.join(map(str, args))} failed: {out.stderr[-1000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])["rate"]
+
+
+def ceiling_drain(queue, n, batch):
+    """The same n tasks queued, drained by the ceiling client in the worker's batches (2 connections)."""
+    ids = queue_up(queue, n)
+    rate = ceiling("drain", URL, queue, n, batch, 2)
+    keys = ["celery-task-meta-" + t for t in ids]
+    for start in range(0, len(keys), 1000):
+        r.delete(*keys[start:start + 1000])
+    return rate
 
 
 def stream(queue, n):
@@ -180,6 +211,8 @@ def main():
             with PeakRss(cpp64.pid) as peak:
                 f["cpp_pace_pf64"] = drain(cq64, N)
             f["cpp_pf64_loaded_rss_kb"] = peak.kib
+            f["ceiling_pf4"] = ceiling_drain(f"weft-bench-ceiling-{RUN}", N, 8)
+            f["ceiling_pf64"] = ceiling_drain(f"weft-bench-ceiling-{RUN}", N, 128)
             f["redis_rpop"] = redis_benchmark("rpop", key)
             r.delete(key)
             f["cpp_stream_pf4"] = stream(cq, N)
@@ -188,6 +221,8 @@ def main():
             out = subprocess.run([PEER, "bench-enqueue", park_c, str(N), "100"], capture_output=True, text=True,
                                  timeout=600)
             f["cpp_enqueue_batch100"] = N / json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+            f["ceiling_enqueue"] = ceiling("enqueue", URL, park_c, N, 1)
+            f["ceiling_enqueue_batch100"] = ceiling("enqueue", URL, park_c, N, 100)
             t0 = time.monotonic()
             for i in range(N // 4):
                 tasks.noop.apply_async((i,), queue=park_p)
@@ -218,6 +253,9 @@ def main():
     for pf in ("pf4", "pf64"):
         for rb in ("lpush", "rpop"):
             ratios[f"cpp_pace_{pf}_over_redis_{rb}"] = median([f[f"cpp_pace_{pf}"] / f[f"redis_{rb}"] for f in rounds])
+    for a, b in (("cpp_pace_pf4", "ceiling_pf4"), ("cpp_pace_pf64", "ceiling_pf64"), ("cpp_enqueue", "ceiling_enqueue"),
+                 ("cpp_enqueue_batch100", "ceiling_enqueue_batch100")):
+        ratios[f"{a}_over_ceiling"] = median([f[a] / f[b] for f in rounds])
     ratios["loaded_rss_python_over_cpp_pf4"] = median([f["python_loaded_rss_kb"] / f["cpp_pf4_loaded_rss_kb"] for f in rounds])
     ratios["cpp_stream_pf4_over_redis_lpush"] = median([f["cpp_stream_pf4"] / f["redis_lpush"] for f in rounds])
     print(json.dumps({"n": N, "rounds": ROUNDS, "medians": med, "median_ratios": ratios, **once}, indent=1))
