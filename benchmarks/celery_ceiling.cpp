@@ -2,7 +2,7 @@
 // per task, issued by the cheapest client that can issue them (docs/benchmarks.md, "Celery backend").
 //
 //     bench.celery_ceiling drain <redis url> <queue> <n> <batch> <threads>
-//     bench.celery_ceiling enqueue <redis url> <list> <n> <per round trip>
+//     bench.celery_ceiling enqueue <redis url> <list> <n> <per round trip> [records]
 //
 // drain: <n> tasks already queued on <queue>; <threads> connections each loop, until the queue is
 //   empty: the worker's own fetch script for <batch> messages (RPOP with a count, kombu's unacked
@@ -12,7 +12,9 @@
 //   the round trips. Prints {"tasks", "seconds", "rate"}, timed from the first fetch that got
 //   something to the last ack.
 // enqueue: <n> LPUSHes of a task envelope as weft's client writes it (encode_envelope), <per round
-//   trip> to a pipeline (1: one round trip per task). Prints {"tasks", "seconds", "rate"}.
+//   trip> to a pipeline (1: one round trip per task); with `records`, each also with what weft's
+//   client writes for describe() and list() (the run's record, SET with EX, and the workflow's run
+//   index: ZADD, two trims, EXPIRE), in the same pipeline. Prints {"tasks", "seconds", "rate"}.
 #include "codec.hpp"
 #include "kombu.hpp"
 #include "transport.hpp"
@@ -22,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -92,19 +95,32 @@ int drain(const cw::redis_url& url, const std::string& queue, long n, unsigned b
     return done.load() == n ? 0 : 1;
 }
 
-int enqueue(const cw::redis_url& url, const std::string& list, long n, int per_trip) {
+int enqueue(const cw::redis_url& url, const std::string& list, long n, int per_trip, bool records) {
     cw::message m;
     m.task = "weft.bench.noop";
     m.id = m.root_id = m.delivery_tag = "00000000-0000-0000-0000-000000000000";  // a uuid's length
     m.args = boost::json::array{1};
     m.queue = list;
     const std::string envelope = cw::encode_envelope(m);
+    const std::string record = R"({"workflow":"noop","started":"2026-12-04T19:27:25.522274+00:00","steps":["weft.bench.noop"],)"
+                               R"("root":0,"sinks":[0],"order":[0],"queue_list":")" + list + R"("})";
     cw::redis_connection c(url);
     std::vector<std::vector<std::string>> cmds;
     const auto t0 = clock_type::now();
     for (long i = 0; i < n; i += per_trip) {
         cmds.clear();
-        for (long j = i; j < std::min(n, i + per_trip); ++j) cmds.push_back({"LPUSH", list, envelope});
+        for (long j = i; j < std::min(n, i + per_trip); ++j) {
+            if (records) {  // as a start() writes them, a record of the same size and the index's upkeep
+                const std::string id = "celery:noop:" + std::to_string(100000000000 + j) + "-0000-0000-000000000000";
+                const std::string index = "weft-runs-ceiling-" + list, now = std::to_string(1796000000000 + j);
+                cmds.push_back({"SET", "weft-run-" + id, record, "EX", "600"});
+                cmds.push_back({"ZADD", index, now, id});
+                cmds.push_back({"ZREMRANGEBYSCORE", index, "-inf", "(" + std::to_string(1795999400000 + j)});
+                cmds.push_back({"ZREMRANGEBYRANK", index, "0", "-1001"});
+                cmds.push_back({"EXPIRE", index, "600"});
+            }
+            cmds.push_back({"LPUSH", list, envelope});
+        }
         c.pipeline(cmds);
     }
     const double s = std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -120,10 +136,10 @@ int main(int argc, char** argv) {
         if (mode == "drain" && argc == 7)
             return drain(cw::redis_url::parse(argv[2]), argv[3], std::atol(argv[4]), unsigned(std::atoi(argv[5])),
                          std::atoi(argv[6]));
-        if (mode == "enqueue" && argc == 6)
-            return enqueue(cw::redis_url::parse(argv[2]), argv[3], std::atol(argv[4]), std::atoi(argv[5]));
+        if (mode == "enqueue" && (argc == 6 || (argc == 7 && std::string_view(argv[6]) == "records")))
+            return enqueue(cw::redis_url::parse(argv[2]), argv[3], std::atol(argv[4]), std::atoi(argv[5]), argc == 7);
         std::fprintf(stderr, "usage: %s drain <redis url> <queue> <n> <batch> <threads>\n"
-                             "       %s enqueue <redis url> <list> <n> <per round trip>\n", argv[0], argv[0]);
+                             "       %s enqueue <redis url> <list> <n> <per round trip> [records]\n", argv[0], argv[0]);
         return 2;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench.celery_ceiling: %s\n", e.what());

@@ -15,7 +15,8 @@ Every round runs each measure once, interleaved, and the script prints the media
    protocol (bench.celery_ceiling, benchmarks/celery_ceiling.cpp): the same n tasks drained by the
    cheapest client that issues the worker's commands in the worker's batches (8 and 128 a fetch, for
    the multipliers 4 and 64 with 2 threads, on 2 connections), and the client's LPUSHes one and 100 a
-   round trip; each C++ rate as a fraction of its ceiling;
+   round trip, alone and with the run records weft's client writes beside each; each C++ rate as a
+   fraction of its ceiling;
 4. enqueue rate: weft::client<celery>::start() once per task, and start_many() 100 runs a call,
    against Python apply_async() (n/4);
 5. once: median latency of a 3-step chain on the C++ worker, idle RSS of both workers; and in every
@@ -223,6 +224,9 @@ def main():
             f["cpp_enqueue_batch100"] = N / json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
             f["ceiling_enqueue"] = ceiling("enqueue", URL, park_c, N, 1)
             f["ceiling_enqueue_batch100"] = ceiling("enqueue", URL, park_c, N, 100)
+            # weft's client also writes each run's record and index entry (describe, list): its own ceiling.
+            f["ceiling_enqueue_records"] = ceiling("enqueue", URL, park_c, N, 1, "records")
+            f["ceiling_enqueue_records_batch100"] = ceiling("enqueue", URL, park_c, N, 100, "records")
             t0 = time.monotonic()
             for i in range(N // 4):
                 tasks.noop.apply_async((i,), queue=park_p)
@@ -254,8 +258,9 @@ def main():
         for rb in ("lpush", "rpop"):
             ratios[f"cpp_pace_{pf}_over_redis_{rb}"] = median([f[f"cpp_pace_{pf}"] / f[f"redis_{rb}"] for f in rounds])
     for a, b in (("cpp_pace_pf4", "ceiling_pf4"), ("cpp_pace_pf64", "ceiling_pf64"), ("cpp_enqueue", "ceiling_enqueue"),
-                 ("cpp_enqueue_batch100", "ceiling_enqueue_batch100")):
-        ratios[f"{a}_over_ceiling"] = median([f[a] / f[b] for f in rounds])
+                 ("cpp_enqueue_batch100", "ceiling_enqueue_batch100"), ("cpp_enqueue", "ceiling_enqueue_records"),
+                 ("cpp_enqueue_batch100", "ceiling_enqueue_records_batch100")):
+        ratios[f"{a}_over_{b}"] = median([f[a] / f[b] for f in rounds])
     ratios["loaded_rss_python_over_cpp_pf4"] = median([f["python_loaded_rss_kb"] / f["cpp_pf4_loaded_rss_kb"] for f in rounds])
     ratios["cpp_stream_pf4_over_redis_lpush"] = median([f["cpp_stream_pf4"] / f["redis_lpush"] for f in rounds])
     print(json.dumps({"n": N, "rounds": ROUNDS, "medians": med, "median_ratios": ratios, **once}, indent=1))
