@@ -35,6 +35,13 @@ namespace {
 
 const std::string meta_prefix = "celery-task-meta-";
 
+// The span the threads' batches cover: the earliest fetch that got something, the latest ack.
+void widen(std::atomic<clock_type::rep>& bound, clock_type::time_point t, bool earlier) {
+    const auto v = t.time_since_epoch().count();
+    for (auto cur = bound.load(); earlier ? v < cur : v > cur;)
+        if (bound.compare_exchange_weak(cur, v)) break;
+}
+
 // A SUCCESS meta as the worker stores it, for a task id of the same length as every real one.
 std::string meta_template(const std::string& id) {
     cw::task_meta m{.task_id = id, .state = cw::task_state::success, .result = boost::json::value(1)};
@@ -69,8 +76,7 @@ int drain(const cw::redis_url& url, const std::string& queue, long n, unsigned b
             auto r = c.pipeline({fetch}).front();
             if (r.type == cw::redis_reply::kind::error) throw cw::redis_error("the fetch script failed: " + r.str);
             if (r.elements.empty()) break;  // the queue is empty: the other threads hold the rest
-            long prev = first.load();
-            while (t0.time_since_epoch().count() < prev && !first.compare_exchange_weak(prev, t0.time_since_epoch().count())) {}
+            widen(first, t0, true);
             tags.clear();
             cmds.clear();
             for (std::size_t i = 0; i + 6 < r.elements.size(); i += 7) {
@@ -84,7 +90,7 @@ int drain(const cw::redis_url& url, const std::string& queue, long n, unsigned b
             for (auto& a : q.ack_commands(tags)) cmds.push_back(std::move(a));
             c.pipeline(cmds);
             done += static_cast<long>(tags.size());
-            last = std::max(last.load(), clock_type::now().time_since_epoch().count());
+            widen(last, clock_type::now(), false);
         }
     };
     std::vector<std::thread> ts;
