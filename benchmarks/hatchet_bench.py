@@ -160,7 +160,6 @@ def drain_round(kind: str, a, env: dict[str, str]) -> dict:
                 time.sleep(0.2)
         wcpu = tree_cpu_s(proc.pid) - wcpu0
         c1, w1 = others_cpu(), time.monotonic()
-        rss = tree_rss_kib(proc.pid)
     finally:
         hatchet_smoke.stop_worker(proc)
     if done < a.runs:
