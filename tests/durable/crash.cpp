@@ -5,10 +5,11 @@
 // have two results, every output must be built from the committed results, and no step may have run
 // again once its result was committed (each execution appends a line to a side file).
 //
-//     durable_crash_test [--kills 100] [--seconds 240] [--parallel 1]   bounded in kills, children and time
+//     durable_crash_test [--kills 100] [--seconds 240] [--parallel 1] [--postgres]   bounded in kills, children and time
 //
-// --parallel N runs N children on the journal at once (several processes on one SQLite file): each
-// starts its own keys, and any of them takes over the runs of a child that was killed.
+// --parallel N runs N children on the journal at once (several processes on one SQLite file, or on
+// one PostgreSQL database): each starts its own keys, and any of them takes over the runs of a child
+// that was killed. --postgres puts the journal in a database of its own on WEFT_POSTGRES_URL's server.
 #include <weft/durable.hpp>
 
 #include <boost/json/serialize.hpp>
@@ -19,6 +20,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -139,7 +141,9 @@ void fail(const std::string& what) {
 
 int parent(int target_kills, int seconds, int parallel) {
     durable_test::journal_file j("crash");
-    const std::string side = j.path + ".executions";
+    const std::string side = (durable_test::postgres() ? (std::filesystem::temp_directory_path() /
+                                                           ("weft-durable-crash-" + std::to_string(::getpid()))).string()
+                                                      : j.path) + ".executions";
     std::remove(side.c_str());
     const std::vector<std::string> points = {"result.before_commit", "result.after_commit", "run.before_complete",
                                              "run.after_complete"};
@@ -220,7 +224,7 @@ int parent(int target_kills, int seconds, int parallel) {
                                            [&](auto& kv) { return !output_of.count(kv.second); }));
 
     const int twice = std::stoi(durable_test::query(
-        j.path, "SELECT count(*) FROM (SELECT 1 FROM step_results GROUP BY run_id, step HAVING count(*) > 1)"));
+        j.path, "SELECT count(*) FROM (SELECT 1 FROM step_results GROUP BY run_id, step HAVING count(*) > 1) AS twice"));
     if (twice != 0) fail(std::to_string(twice) + " steps have two results");
 
     // The committed result of each step: its own mark is the last of its trail.
@@ -268,7 +272,7 @@ int parent(int target_kills, int seconds, int parallel) {
         }
     }
 
-    std::printf("durable crash test (seed %u, %d at once): %d children, %d kills (", seed_value, parallel, children, kills);
+    std::printf("durable crash test (%s, seed %u, %d at once): %d children, %d kills (", durable_test::postgres() ? "PostgreSQL" : "SQLite", seed_value, parallel, children, kills);
     for (auto& [p, k] : kills_at) std::printf("%s %d; ", p.c_str(), k);
     std::printf("), %ld runs, %zu step executions for %zu committed results\n", runs, lines, committed.size());
     std::printf("lost runs: %d, results recorded twice: %d, completed steps run again: %d, results without execution: %d\n",
@@ -285,6 +289,8 @@ int main(int argc, char** argv) {
         return child(argv[2], argv[3], std::stol(argv[4]), argv[5], std::atoi(argv[6]), std::atoi(argv[7]),
                      std::atoi(argv[8]));
     int kills = 100, seconds = 240, parallel = 1;
+    for (int i = 1; i < argc; ++i)
+        if (std::strcmp(argv[i], "--postgres") == 0) ::setenv("WEFT_TEST_DURABLE_JOURNAL", "postgres", 1);
     for (int i = 1; i + 1 < argc; i += 2) {
         if (std::strcmp(argv[i], "--kills") == 0) kills = std::atoi(argv[i + 1]);
         else if (std::strcmp(argv[i], "--seconds") == 0) seconds = std::atoi(argv[i + 1]);

@@ -154,7 +154,7 @@ TEST_CASE("describing an id the journal lacks is run_not_found, through any_clie
     weft::client<weft::durable> client({.journal = j.path});
     CHECK_THROWS_AS(client.describe("durable:diamond:0123"), weft::run_not_found);
     CHECK_THROWS_WITH(client.describe("nobody"), Catch::Contains("durable has no run 'nobody'") &&
-                                                     Catch::Contains(j.path));
+                                                     Catch::Contains(client.journal()));
     auto any = weft::any_client(weft::config::parse("backend = durable\n[durable]\njournal = " + j.path + "\n", "describe.conf"));
     auto run = any.start(diamond, 2);
     CHECK(run.get() == "n=2 sum=3");

@@ -6,10 +6,6 @@
 #include <weft/kit/settings.hpp>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <unistd.h>
 #include <atomic>
 #include <limits>
 #include <thread>
@@ -180,23 +176,7 @@ backend_impl::~backend_impl() = default;
 
 const std::string& backend_impl::journal() const noexcept { return engine_->journal_ptr()->path(); }
 
-std::vector<health_check> backend_impl::doctor() {
-    const std::string& path = journal();
-    std::vector<health_check> out;
-    out.push_back({"durable.schema", true,
-                   "'" + path + "' is a weft journal of schema version " + std::to_string(durable_detail::journal::version()), {}});
-    const std::string dir = std::filesystem::path(path).parent_path().empty()
-                                ? std::string(".")
-                                : std::filesystem::path(path).parent_path().string();
-    const bool file_ok = ::access(path.c_str(), W_OK) == 0, dir_ok = ::access(dir.c_str(), W_OK | X_OK) == 0;
-    out.push_back({"durable.writable", file_ok && dir_ok,
-                   file_ok && dir_ok ? "this process can write '" + path + "' and its directory"
-                   : !file_ok        ? "this process cannot write '" + path + "': " + std::strerror(errno)
-                                     : "this process cannot create files in '" + dir + "' (SQLite's -wal and -shm): " +
-                                           std::strerror(errno),
-                   file_ok && dir_ok ? "" : "give this user write access, or point journal (WEFT_DURABLE_JOURNAL) elsewhere"});
-    return out;
-}
+std::vector<health_check> backend_impl::doctor() { return engine_->journal_ptr()->checks(); }
 
 std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
     require_json_steps(wf);
@@ -349,7 +329,9 @@ const kit::settings_table<durable::options>& table() {
     static const kit::settings_table<o> t{
         "durable",
         {
-            {"journal", &o::journal, "the SQLite file that records runs, attempts and results; created if missing"},
+            {"journal", &o::journal,
+             "the SQLite file that records runs, attempts and results (created if missing), or a postgresql:// URL: "
+             "the schema weft_durable of that database"},
             {"threads", &o::threads, "steps run at once; 0: one per hardware thread", 4096},
             {"busy_timeout_ms", &o::busy_timeout, "how long a write waits for another connection's lock before it fails"},
             {"synchronous", &o::synchronous,
@@ -359,6 +341,8 @@ const kit::settings_table<durable::options>& table() {
                      throw config_error("weft: durable.synchronous = '" + s.value + "' (from " + s.origin +
                                         "): expected full or normal");
              }},
+            {"reconnect_ms", &o::reconnect,
+             "PostgreSQL: how long a journal write waits for a lost server to come back before it fails"},
             {"lease_ms", &o::lease, "a run whose process stopped renewing it this long is taken over by another"},
             {"poll_ms", &o::poll_interval, "how often a handle reads a run that another process drives"},
             {"retention_s", &o::retention, "finished runs are removed this long after they end; 0: kept for ever"},

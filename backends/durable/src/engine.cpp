@@ -136,7 +136,7 @@ engine::engine(durable::options opts) : opts_(std::move(opts)) {
     if (opts_.synchronous != "full" && opts_.synchronous != "normal")
         throw config_error("weft: durable: synchronous = '" + opts_.synchronous + "': expected full or normal");
     if (opts_.lease.count() <= 0) throw config_error("weft: durable: lease must be positive");
-    journal_ = std::make_shared<journal>(opts_);
+    journal_ = open_journal(opts_);
     owner_ = host_name() + ":" + std::to_string(::getpid()) + ":" + random_hex(8);
     {
         auto& live = live_owners::get();

@@ -1,5 +1,7 @@
-// The journal: runs, step attempts and step results in one SQLite file (WAL), behind one connection
-// per engine. Every method is one transaction; errors are durable::journal_error naming the file.
+// The journal: runs, step attempts and step results, in one SQLite file (WAL) or in a PostgreSQL
+// schema, behind one connection per engine. The engine sees only this interface; both stores keep
+// the same tables and answer every method with one transaction. Errors are durable::journal_error
+// naming the file or the URL.
 //
 // A step's result is committed once: step_results is keyed by (run, step), the insert is
 // ON CONFLICT DO NOTHING, and the caller gets the row that won, whoever wrote it.
@@ -7,16 +9,12 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <weft/durable.hpp>
-
-struct sqlite3;
-struct sqlite3_stmt;
 
 namespace weft::durable_detail {
 
@@ -59,43 +57,49 @@ struct step_record {
     std::string last_error;
 };
 
+// The tables' version, the same in both stores. 2 added runs.metadata.
+inline constexpr int journal_schema_version = 2;
+
 class journal {
 public:
-    explicit journal(const durable::options& opts);  // opens or creates the file; checks it is a weft journal
-    ~journal();
+    virtual ~journal() = default;
     journal(const journal&) = delete;
     journal& operator=(const journal&) = delete;
 
+    // The file, or the URL without its password: what error messages and doctor name.
     const std::string& path() const noexcept { return path_; }
     // The schema version this weft reads and writes (opening a journal of another version throws).
     static int version() noexcept;
 
-    void insert_run(const run_row& r);
-    std::optional<run_row> read_run(std::string_view id);
-    std::vector<std::string> unfinished_runs(std::string_view workflow);
+    virtual void insert_run(const run_row& r) = 0;
+    virtual std::optional<run_row> read_run(std::string_view id) = 0;
+    virtual std::vector<std::string> unfinished_runs(std::string_view workflow) = 0;
     // Takes the run over if it is still running and its owner is still `seen_owner` (compare and swap).
-    bool claim(std::string_view id, std::string_view seen_owner, millis seen_lease, std::string_view owner, millis lease_until);
-    void renew(std::string_view owner, millis lease_until);
-    void release(std::string_view owner);  // hands this owner's unfinished runs back (owner NULL)
-    void release(std::string_view owner, std::string_view id);
+    virtual bool claim(std::string_view id, std::string_view seen_owner, millis seen_lease, std::string_view owner,
+                       millis lease_until) = 0;
+    virtual void renew(std::string_view owner, millis lease_until) = 0;
+    virtual void release(std::string_view owner) = 0;  // hands this owner's unfinished runs back (owner NULL)
+    virtual void release(std::string_view owner, std::string_view id) = 0;
     // Closes a running run; false when it was already closed (cancelled, or finished elsewhere).
-    bool finish_run(const run_row& r);
-    bool cancel_run(std::string_view id);
-    std::vector<std::string> closed_since(millis since);  // runs closed (by anyone) at or after `since`
+    virtual bool finish_run(const run_row& r) = 0;
+    virtual bool cancel_run(std::string_view id) = 0;
+    virtual std::vector<std::string> closed_since(millis since) = 0;  // runs closed (by anyone) at or after `since`
     // Removes up to `limit` runs that finished before `cutoff`, with their attempts and results;
     // returns how many.
-    int remove_finished(millis cutoff, int limit);
+    virtual int remove_finished(millis cutoff, int limit) = 0;
 
-    void begin_attempt(std::string_view run, std::string_view step, int attempt, std::string_view owner);
-    void fail_attempt(std::string_view run, std::string_view step, int attempt, std::string_view error, bool timed_out);
+    virtual void begin_attempt(std::string_view run, std::string_view step, int attempt, std::string_view owner) = 0;
+    virtual void fail_attempt(std::string_view run, std::string_view step, int attempt, std::string_view error,
+                              bool timed_out) = 0;
     // The attempt was cut short by a shutdown (not a failure, not a crash): it runs again on resume.
-    void stop_attempt(std::string_view run, std::string_view step, int attempt);
+    virtual void stop_attempt(std::string_view run, std::string_view step, int attempt) = 0;
     // Commits `result` for (run, step) unless one is committed already; returns the committed one.
     // Nothing when the run is no longer running (cancelled or closed): nothing was written then.
-    std::optional<step_result> commit_result(std::string_view run, std::string_view step, const step_result& result);
-    std::vector<step_record> steps_of(std::string_view run);
+    virtual std::optional<step_result> commit_result(std::string_view run, std::string_view step,
+                                                     const step_result& result) = 0;
+    virtual std::vector<step_record> steps_of(std::string_view run) = 0;
     // Whether any step of the run has begun an attempt (a run without one is queued).
-    bool has_attempts(std::string_view run);
+    virtual bool has_attempts(std::string_view run) = 0;
     // The newest runs of `workflow`, at most `limit`: id, state, created_at, and the first attempt's
     // start (0: none yet).
     struct listed_run {
@@ -103,22 +107,23 @@ public:
         run_state state = run_state::running;
         millis created_at = 0, first_started_at = 0;
     };
-    std::vector<listed_run> recent_runs(std::string_view workflow, std::size_t limit);
+    virtual std::vector<listed_run> recent_runs(std::string_view workflow, std::size_t limit) = 0;
+    // doctor's checks of the store: its schema, and whether this process may write it.
+    virtual std::vector<health_check> checks() = 0;
 
-private:
-    class statement;
-    struct tx;
-    struct unsynced;
-    [[noreturn]] void fail(int rc, std::string_view doing) const;
-    void exec(const char* sql, std::string_view doing);
-    void open_checked(const durable::options& opts);
-
+protected:
+    explicit journal(std::string path) : path_(std::move(path)) {}
     std::string path_;
-    bool full_;  // synchronous = full: every commit waits for the disk, unless `unsynced`
-    sqlite3* db_ = nullptr;
-    std::mutex m_;  // one transaction at a time on the connection
-    std::vector<std::unique_ptr<statement>> statements_;
-    statement& prepare(const char* sql);
 };
+
+// A journal URL (postgresql:// or postgres://) rather than a file.
+bool is_postgres_url(std::string_view journal);
+// The journal `opts.journal` names, opened (and created if missing) and checked to be a weft journal.
+std::shared_ptr<journal> open_journal(const durable::options& opts);
+std::shared_ptr<journal> open_sqlite_journal(const durable::options& opts);
+std::shared_ptr<journal> open_postgres_journal(const durable::options& opts);
+
+// The journal's state names, as both stores keep them.
+run_state state_from(std::string_view s);
 
 }  // namespace weft::durable_detail

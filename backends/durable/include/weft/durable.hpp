@@ -1,9 +1,10 @@
 // weft::durable: the embedded engine with a journal. Steps run on a thread pool in this process, as on
-// weft::local, and every run, step attempt and step result is recorded in a SQLite file, so a run
+// weft::local, and every run, step attempt and step result is recorded in a journal, so a run
 // survives the death of its process: the next process that opens the journal resumes it from its
-// committed steps, and a completed step does not run again.
+// committed steps, and a completed step does not run again. The journal is a SQLite file (nothing to
+// start), or a PostgreSQL database given by URL, shared by many processes on many machines.
 //
-//     weft::client<weft::durable> client({.journal = "/var/lib/app/runs.db"});
+//     weft::client<weft::durable> client({.journal = "/var/lib/app/runs.db"});  // or "postgresql://..."
 //     client.resume(nightly);                 // the runs of `nightly` a dead process left unfinished
 //     auto run = client.start(nightly, day);  // recorded before start() returns
 //     std::string id = run.id();              // attach(nightly, id) from any process on the journal
@@ -33,10 +34,15 @@ struct durable {
     static constexpr std::string_view name = "durable";
 
     struct options {
-        std::string journal = "weft-journal.db";        // the SQLite file; created if missing
+        // The SQLite file (created if missing), or a postgresql:// URL: the journal is then the schema
+        // weft_durable of that database (created if missing).
+        std::string journal = "weft-journal.db";
         unsigned threads = 0;                           // steps run at once; 0 = one per hardware thread
         std::chrono::milliseconds busy_timeout{5000};   // how long a write waits for another connection's lock
-        std::string synchronous = "full";               // "full": a commit survives power loss; "normal": a process crash
+        // "full": a commit survives power loss; "normal": a crash of this process (PostgreSQL: of the
+        // client; a server crash may lose the last commits, synchronous_commit = off).
+        std::string synchronous = "full";
+        std::chrono::milliseconds reconnect{30000};     // PostgreSQL: how long a lost server is waited for
         std::chrono::milliseconds lease{10000};         // a run whose owner stops renewing this long is taken over
         std::chrono::milliseconds poll_interval{50};    // how often a handle reads a run another process drives
         std::chrono::seconds retention{7 * 24 * 3600};  // finished runs are removed this long after they end; 0 = kept
@@ -45,17 +51,21 @@ struct durable {
         bool resume_changed = false;    // resume runs recorded with a different DAG (hash) than the code's
     };
 
-    // The journal cannot be read or written: names the file, what happened and what to do.
+    // The journal cannot be read or written: names the file (or the URL, without its password), what
+    // happened and what to do.
     class journal_error : public std::runtime_error {
     public:
-        journal_error(std::string message, std::string path, int code)
-            : std::runtime_error(std::move(message)), path_(std::move(path)), code_(code) {}
+        journal_error(std::string message, std::string path, int code, std::string sqlstate = {})
+            : std::runtime_error(std::move(message)), path_(std::move(path)), code_(code), sqlstate_(std::move(sqlstate)) {}
         const std::string& path() const noexcept { return path_; }
-        int sqlite_code() const noexcept { return code_; }  // the extended SQLite result code
+        int sqlite_code() const noexcept { return code_; }  // the extended SQLite result code; 0 on PostgreSQL
+        // PostgreSQL's SQLSTATE ("53100": disk full, ...); "08006" when the server was lost; empty on SQLite.
+        const std::string& sqlstate() const noexcept { return sqlstate_; }
 
     private:
         std::string path_;
         int code_;
+        std::string sqlstate_;
     };
 };
 
