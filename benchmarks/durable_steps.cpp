@@ -1,7 +1,9 @@
-// Steps per second and per-step latency of weft::durable (SQLite, WAL) against weft::local, on the
+// Steps per second and per-step latency of weft::durable (SQLite WAL, PostgreSQL) against weft::local, on the
 // same shapes: what durability costs. Each row is the best of `--rounds` rounds.
 //
-//     build/benchmarks/bench.durable_steps [--runs 200] [--rounds 3] [--dir /tmp]
+//     build/benchmarks/bench.durable_steps [--runs 200] [--rounds 3] [--dir /tmp] [--postgres URL]
+//
+// --postgres adds the rows of a PostgreSQL journal at URL (its schema weft_durable is emptied first).
 //
 // throughput: `runs` runs of an 8-step chain started at once, then all awaited (steps / wall time);
 // latency: one run of the chain at a time, wall time per step (start to get, over 8 steps);
@@ -87,11 +89,12 @@ row measure(Make make, int runs, int rounds) {
 
 int main(int argc, char** argv) {
     int runs = 200, rounds = 3;
-    std::string dir = std::filesystem::temp_directory_path().string();
+    std::string dir = std::filesystem::temp_directory_path().string(), postgres;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--runs")) runs = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--dir")) dir = argv[i + 1];
+        else if (!std::strcmp(argv[i], "--postgres")) postgres = argv[i + 1];
     }
     const std::string journal = dir + "/weft-bench-durable-" + std::to_string(::getpid()) + ".db";
     auto clean = [&] {
@@ -116,4 +119,17 @@ int main(int argc, char** argv) {
         print((std::string("weft::durable synchronous=") + sync).c_str(), r);
     }
     clean();
+    if (postgres.empty()) return 0;
+    for (const char* sync : {"normal", "full"}) {
+        {
+            weft::durable_detail::backend_impl b({.journal = postgres});  // creates the schema if missing
+        }
+        const row r = measure(
+            [&] {
+                return std::make_unique<weft::client<weft::durable>>(
+                    weft::durable::options{.journal = postgres, .threads = 2, .synchronous = sync});
+            },
+            runs, rounds);
+        print((std::string("weft::durable PostgreSQL ") + sync).c_str(), r);
+    }
 }
