@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <span>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include <weft/config.hpp>
+#include <weft/dsl/meta.hpp>
 #include <weft/erased.hpp>
 #include <weft/run.hpp>
 #include <weft/run_description.hpp>
@@ -29,6 +31,44 @@ struct route_decision {
     std::string flag;        // the flag that decided, if any
     std::string variant;     // its variant; empty when no flag applied
 };
+
+// A step with step_policy::transactional writes to the database its backend keeps results in, and
+// commits those writes with its result. A backend without such a database refuses the workflow: at
+// compile time in its typed client and worker (no_transactional_steps), at start() when it was
+// chosen by configuration (refuse_transactional_steps).
+template <class Step>
+struct ERROR_this_step_is_transactional_and_the_backend_keeps_no_database_it_can_write_to;
+
+template <workflow_type W>
+consteval std::size_t first_transactional_step() {
+    for (std::size_t i = 0; i < W::size; ++i)
+        if (W::policies[i].transactional) return i;
+    return W::size;
+}
+
+// False (with one diagnostic naming the step) when W has a transactional step.
+template <workflow_type W>
+consteval bool no_transactional_steps() {
+    constexpr std::size_t culprit = first_transactional_step<W>();
+    if constexpr (culprit != W::size)
+        WEFT_DIAGNOSE("weft: this step sets step_policy::transactional: its writes commit with its result in the "
+                      "database that holds the run's results, and this backend keeps none it can write to. Run the "
+                      "workflow on a backend with a journal database (docs/backends.md lists them), or make the step "
+                      "idempotent and drop `transactional`",
+                      ERROR_this_step_is_transactional_and_the_backend_keeps_no_database_it_can_write_to<
+                          typename W::template step<culprit>>);
+    return culprit == W::size;
+}
+
+inline void refuse_transactional_steps(const graph_view& g, std::string_view backend) {
+    for (std::size_t i = 0; i < g.size(); ++i)
+        if (g.policies[i].transactional)
+            throw config_error("weft: step '" + std::string(g.names[i]) + "' of workflow '" + std::string(g.name) +
+                               "' sets step_policy::transactional (its writes commit with its result in the database "
+                               "that holds the run's results), and backend '" + std::string(backend) +
+                               "' keeps no database it can write to: run it on a backend with a journal database "
+                               "(docs/backends.md lists them), or make the step idempotent and drop `transactional`");
+}
 
 // One finding of backend::doctor(): what was checked, whether it passed, what was seen, and (when it
 // failed) what to do about it. A warning is a check that passes with a detail worth reading.

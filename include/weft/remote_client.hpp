@@ -64,7 +64,8 @@ public:
 protected:
     template <workflow_type W>
     static consteval bool accepts() {
-        if constexpr (requires { Impl::template accepts<W>(); }) return Impl::template accepts<W>();
+        if constexpr (!no_transactional_steps<W>()) return false;
+        else if constexpr (requires { Impl::template accepts<W>(); }) return Impl::template accepts<W>();
         else return true;
     }
 

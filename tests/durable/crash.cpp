@@ -2,8 +2,9 @@
 // at a named point of the journal's writes (before a step's result commits, after it commits, while
 // the run completes); the next child resumes on the same journal. After at least 100 kills and a
 // last child that is not killed, every run must have finished with the right output, no step may
-// have two results, every output must be built from the committed results, and no step may have run
-// again once its result was committed (each execution appends a line to a side file).
+// have two results, every output must be built from the committed results, no step may have run
+// again once its result was committed (each execution appends a line to a side file), and the
+// transactional step's writes must be there exactly once per run: the committed execution's.
 //
 //     durable_crash_test [--kills 100] [--seconds 240] [--parallel 1] [--postgres]   bounded in kills, children and time
 //
@@ -23,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <random>
 #include <set>
 #include <sstream>
@@ -66,8 +68,15 @@ struct seed { static constexpr std::string_view name = "seed";
     trail operator()(long n) const { return {n, n, {mark(n, name)}}; } };
 struct doubled { static constexpr std::string_view name = "double";
     trail operator()(trail t) const { t.value *= 2; t.marks.push_back(mark(t.n, name)); return t; } };
+// Transactional: its row in `effects` commits with its result, so each run has exactly one, the
+// committed execution's, however often the body ran.
 struct plus7 { static constexpr std::string_view name = "plus7";
-    trail operator()(trail t) const { t.value += 7; t.marks.push_back(mark(t.n, name)); return t; } };
+    static constexpr weft::step_policy policy{.transactional = true};
+    trail operator()(trail t) const {
+        t.value += 7;
+        t.marks.push_back(mark(t.n, name));
+        weft::durable::transaction::current().exec("INSERT INTO effects(n, mark) VALUES($1, $2)", {t.n, t.marks.back()});
+        return t; } };
 struct join { static constexpr std::string_view name = "join";
     trail operator()(const trail& x, const trail& y) const {
         trail r{x.n, x.value + y.value, x.marks};
@@ -145,6 +154,13 @@ int parent(int target_kills, int seconds, int parallel) {
                                                            ("weft-durable-crash-" + std::to_string(::getpid()))).string()
                                                       : j.path) + ".executions";
     std::remove(side.c_str());
+    {
+        // The journal first (a SQLite file with tables of its own and no journal is another program's),
+        // then the transactional step's table beside it (PostgreSQL: in public, not weft_durable).
+        weft::client<weft::durable> opener({.journal = j.path});
+        durable_test::query(j.path, std::string("CREATE TABLE ") + (durable_test::postgres() ? "public." : "") +
+                                        "effects(n BIGINT NOT NULL, mark TEXT NOT NULL)");
+    }
     const std::vector<std::string> points = {"result.before_commit", "result.after_commit", "run.before_complete",
                                              "run.after_complete"};
     const unsigned seed_value = std::random_device{}();
@@ -272,11 +288,35 @@ int parent(int target_kills, int seconds, int parallel) {
         }
     }
 
+    // The transactional step's effects: one row per run, the committed execution's mark.
+    std::map<long, std::vector<std::string>> effects;
+    std::istringstream effect_rows(durable_test::query(j.path, std::string("SELECT n, mark FROM ") +
+                                                               (durable_test::postgres() ? "public." : "") + "effects"));
+    std::size_t effect_count = 0;
+    for (std::string line; std::getline(effect_rows, line); ++effect_count) {
+        const auto bar = line.find('|');
+        effects[std::stol(line.substr(0, bar))].push_back(line.substr(bar + 1));
+    }
+    int effects_wrong = 0;
+    for (auto& [n, id] : run_of) {
+        const auto& e = effects[n];
+        const auto& c = committed[{n, "plus7"}];
+        if (e.size() != 1 || e[0] != c) {
+            ++effects_wrong;
+            fail("key " + std::to_string(n) + ": " + std::to_string(e.size()) + " effects rows of plus7, expected exactly the committed execution's");
+        }
+    }
+    const std::size_t plus7_runs = std::accumulate(executions.begin(), executions.end(), std::size_t{0}, [](std::size_t a, auto& kv) {
+        return a + (kv.first.second == "plus7" ? kv.second.size() : 0);
+    });
+
     std::printf("durable crash test (%s, seed %u, %d at once): %d children, %d kills (", durable_test::postgres() ? "PostgreSQL" : "SQLite", seed_value, parallel, children, kills);
     for (auto& [p, k] : kills_at) std::printf("%s %d; ", p.c_str(), k);
     std::printf("), %ld runs, %zu step executions for %zu committed results\n", runs, lines, committed.size());
     std::printf("lost runs: %d, results recorded twice: %d, completed steps run again: %d, results without execution: %d\n",
                 lost, twice, reran, unseen);
+    std::printf("transactional step: %zu executions, %zu effects rows for %zu runs, runs without exactly one: %d\n", plus7_runs,
+                effect_count, run_of.size(), effects_wrong);
     std::remove(side.c_str());
     std::printf("%d passed, %d failed\n", failures == 0 ? 1 : 0, failures == 0 ? 0 : 1);
     return failures == 0 ? 0 : 1;

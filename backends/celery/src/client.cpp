@@ -349,6 +349,7 @@ backend_impl::backend_impl(celery::options opts) : state_(std::make_shared<state
 backend_impl::~backend_impl() = default;
 
 std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
+    refuse_transactional_steps(wf.graph, name());
     check_metadata(opts.metadata);
     batch commands;
     auto run = prepare(wf, input, commands, opts.metadata);

@@ -1148,6 +1148,7 @@ celery::worker::worker(worker_options opts) {
 celery::worker::~worker() { stop(); }
 
 void celery::worker::serve(const erased_step& step) {
+    if (step.policy().transactional) refuse_transactional_steps(*step.graph, celery::name);
     impl_->steps.insert_or_assign(std::string(step.name()), step);
     impl_->totals.try_emplace(std::string(step.name()));
 }

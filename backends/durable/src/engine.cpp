@@ -480,13 +480,30 @@ void engine::execute(const task& t) {
     emit(r, n, step_state::running, a, {});
     if (const milliseconds timeout = g.policies[n].timeout; timeout.count() > 0)
         post_after(timeout, t.run, n, a, timer_kind::timeout);
+    std::unique_ptr<step_transaction> tx;
+    if (g.policies[n].transactional) {
+        try {
+            tx = journal_->begin_step();
+        } catch (const std::exception& e) {  // e.g. the file's write lock not had within busy_timeout_ms
+            failed(t.run, n, a, "weft: durable: cannot begin the transaction of step '" + std::string(g.names[n]) + "': " + e.what(),
+                   true, false);
+            return;
+        }
+    }
     durable_step_context ctx(r, n, a, threads_);
+    current_transaction = tx.get();
     kit::step_outcome out = kit::run_step(r.wf.json_steps[n], args, ctx);
-    if (out.ok()) succeeded(t.run, n, a, std::move(out.output));
-    else failed(t.run, n, a, std::move(out.error), out.retryable(), false);
+    current_transaction = nullptr;
+    if (out.ok()) {
+        succeeded(t.run, n, a, std::move(out.output), std::move(tx));
+    } else {
+        tx.reset();  // rolled back before anything else writes: on SQLite it holds the write lock
+        failed(t.run, n, a, std::move(out.error), out.retryable(), false);
+    }
 }
 
-void engine::succeeded(const std::shared_ptr<live_run>& rp, std::size_t n, int a, json::value output) {
+void engine::succeeded(const std::shared_ptr<live_run>& rp, std::size_t n, int a, json::value output,
+                       std::unique_ptr<step_transaction> tx) {
     live_run& r = *rp;
     bool cancelled = false;
     {
@@ -498,12 +515,23 @@ void engine::succeeded(const std::shared_ptr<live_run>& rp, std::size_t n, int a
         if (cancelled) ++r.finished;
     }
     if (cancelled) {
+        tx.reset();  // its writes go with the attempt
         emit(r, n, step_state::cancelled, a, {});
         close_if_done(rp);
         return;
     }
     const std::string text = text_of(output);
-    const std::optional<step_result> won = commit(r, n, {true, text, {}, a});
+    std::optional<step_result> won;
+    try {
+        won = commit(r, n, {true, text, {}, a}, std::move(tx));
+    } catch (const step_conflict& e) {  // nothing of the attempt was kept: it failed, and may be retried
+        {
+            std::lock_guard l(r.m);
+            r.nodes[n].state = step_state::running;
+        }
+        failed(rp, n, a, e.what(), true, false);
+        return;
+    }
     if (!won) return;
     if (!won->succeeded) {  // another process committed this step's failure first
         {
@@ -527,11 +555,18 @@ void engine::succeeded(const std::shared_ptr<live_run>& rp, std::size_t n, int a
     close_if_done(rp);
 }
 
-std::optional<step_result> engine::commit(live_run& r, std::size_t n, const step_result& result) {
+std::optional<step_result> engine::commit(live_run& r, std::size_t n, const step_result& result,
+                                          std::unique_ptr<step_transaction> tx) {
     std::optional<step_result> won;
     try {
-        won = journal_->commit_result(r.id, r.wf.graph.names[n], result);
+        won = tx ? tx->commit(r.id, r.wf.graph.names[n], result) : journal_->commit_result(r.id, r.wf.graph.names[n], result);
+        tx.reset();
+    } catch (const step_conflict&) {
+        throw;  // the caller retries the attempt
     } catch (...) {
+        // A commit whose outcome is unknown: the journal keeps the truth (the result and the step's
+        // writes, or neither) for the process that resumes the run.
+        tx.reset();
         abandon(r, std::current_exception());
         return std::nullopt;
     }
@@ -626,7 +661,7 @@ void engine::fail_for_good(const std::shared_ptr<live_run>& rp, std::size_t n, i
             std::lock_guard l(r.m);
             r.nodes[n].state = step_state::running;
         }
-        succeeded(rp, n, a, parse_recorded(*journal_, won->output, "a step's result", r.id));
+        succeeded(rp, n, a, parse_recorded(*journal_, won->output, "a step's result", r.id), nullptr);
         return;
     }
     std::vector<std::size_t> skipped;

@@ -118,13 +118,17 @@ private:
                     int attempt, timer_kind kind);
 
     void execute(const task& t);
-    void succeeded(const std::shared_ptr<live_run>& r, std::size_t node, int attempt, json::value output);
+    // tx: a transactional step's transaction, committed with the result (or rolled back).
+    void succeeded(const std::shared_ptr<live_run>& r, std::size_t node, int attempt, json::value output,
+                   std::unique_ptr<step_transaction> tx);
     void failed(const std::shared_ptr<live_run>& r, std::size_t node, int attempt, std::string error, bool retryable,
                 bool timed_out);
     void fail_for_good(const std::shared_ptr<live_run>& r, std::size_t node, int attempt, std::string error);
     // Commits a result of `node` and returns the one that won; nothing when the run closed meanwhile
     // (it is then cancelled here) or the journal failed (the run is abandoned).
-    std::optional<step_result> commit(live_run& r, std::size_t node, const step_result& result);
+    // With `tx`, the result commits in it, with the step's writes; it ends before commit returns.
+    std::optional<step_result> commit(live_run& r, std::size_t node, const step_result& result,
+                                      std::unique_ptr<step_transaction> tx = nullptr);
     void retry(const std::shared_ptr<live_run>& r, std::size_t node, int attempt);
     // With r.m held: marks the descendants of `node` skipped, adding them to `skipped`.
     void skip_descendants(live_run& r, std::size_t node, std::vector<std::size_t>& skipped);

@@ -4,6 +4,24 @@
 
 #include <atomic>
 #include <chrono>
+#include <stdexcept>
+
+namespace weft {
+
+namespace durable_detail {
+thread_local durable::transaction* current_transaction = nullptr;
+}
+
+durable::transaction& durable::transaction::current() {
+    if (!durable_detail::current_transaction)
+        throw std::logic_error(
+            "weft: durable::transaction::current() called outside a transactional step: only the body of a step whose "
+            "policy sets step_policy::transactional, running on weft::durable, has one (and only on the thread that "
+            "runs it)");
+    return *durable_detail::current_transaction;
+}
+
+}  // namespace weft
 
 namespace weft::durable_detail {
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,9 @@ using millis = std::int64_t;  // milliseconds since the Unix epoch
 millis now_ms();
 
 void crash_point(std::string_view point);  // calls the test hook, if any
+
+// durable::transaction::current() on this thread: set by the engine while a transactional step's body runs.
+extern thread_local durable::transaction* current_transaction;
 
 struct run_row {
     std::string id, workflow, dag_hash, input;  // input: the JSON array of the run's input
@@ -60,6 +64,25 @@ struct step_record {
 // The tables' version, the same in both stores. 2 added runs.metadata.
 inline constexpr int journal_schema_version = 2;
 
+// A transactional step's commit refused because its transaction conflicted with another one
+// (PostgreSQL's SQLSTATE class 40: a serialization failure, a deadlock): nothing of it was kept, and
+// the attempt is retried as a failed one.
+struct step_conflict : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// A transactional step's transaction (durable::transaction, on a connection of its own), begun
+// before the body runs and rolled back when dropped uncommitted.
+class step_transaction : public durable::transaction {
+public:
+    virtual ~step_transaction() = default;
+    // Commits the body's writes with `result` when it is the step's first result and the run still
+    // runs, at the crash points commit_result has; otherwise rolls them back. Returns the committed
+    // result as commit_result does. A commit whose outcome is unknown (the server was lost during it)
+    // throws: the journal then says whether it happened.
+    virtual std::optional<step_result> commit(std::string_view run, std::string_view step, const step_result& result) = 0;
+};
+
 class journal {
 public:
     virtual ~journal() = default;
@@ -97,6 +120,8 @@ public:
     // Nothing when the run is no longer running (cancelled or closed): nothing was written then.
     virtual std::optional<step_result> commit_result(std::string_view run, std::string_view step,
                                                      const step_result& result) = 0;
+    // The transaction a transactional step's body writes through (a pooled connection, BEGIN done).
+    virtual std::unique_ptr<step_transaction> begin_step() = 0;
     virtual std::vector<step_record> steps_of(std::string_view run) = 0;
     // Whether any step of the run has begun an attempt (a run without one is queued).
     virtual bool has_attempts(std::string_view run) = 0;

@@ -14,6 +14,7 @@
 
 #include <libpq-fe.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <initializer_list>
@@ -135,6 +136,7 @@ public:
     }
     std::int64_t integer(int row, int col) const { return null(row, col) ? 0 : std::strtoll(PQgetvalue(r_, row, col), nullptr, 10); }
     bool boolean(int row, int col) const { return !null(row, col) && PQgetvalue(r_, row, col)[0] == 't'; }
+    const PGresult* raw() const noexcept { return r_; }
     int affected() const noexcept {
         const char* n = PQcmdTuples(r_);
         return n && *n ? std::atoi(n) : 0;
@@ -173,6 +175,7 @@ public:
     void stop_attempt(std::string_view run, std::string_view step, int attempt) override;
     std::optional<step_result> commit_result(std::string_view run, std::string_view step,
                                              const step_result& result) override;
+    std::unique_ptr<step_transaction> begin_step() override;
     std::vector<step_record> steps_of(std::string_view run) override;
     bool has_attempts(std::string_view run) override;
     std::vector<listed_run> recent_runs(std::string_view workflow, std::size_t limit) override;
@@ -194,6 +197,8 @@ private:
         void exec(const char* sql, std::string_view doing);
         // A prepared statement (prepared on first use on this connection), run with `params`.
         result run(const char* sql, std::initializer_list<param> params, std::string_view doing);
+        // An unprepared statement with text parameters (null: NULL), its rows as text.
+        std::vector<durable::row> run_text(const char* sql, const std::vector<const char*>& params, std::string_view doing);
         PGconn* raw() const noexcept { return c_; }
 
     private:
@@ -220,6 +225,14 @@ private:
         }
     };
 
+    class step_tx;
+    struct committed {
+        std::optional<step_result> winner;  // nothing: the run no longer runs
+        bool ours = false;                  // the result given was inserted
+    };
+    // The statement of commit_result, on `c`, in a transaction the caller holds.
+    committed commit_on(connection& c, std::string_view run, std::string_view step, const step_result& r);
+
     // Runs `f` with the journal to itself; a lost server is waited for, up to reconnect_ms, and `f`
     // run again from its start.
     template <class F>
@@ -234,6 +247,8 @@ private:
     std::mutex m_;  // one method at a time on the connections
     connection synced_{*this, true};
     connection unsynced_{*this, false};
+    std::mutex pool_m_;
+    std::vector<std::unique_ptr<connection>> idle_;  // connections of finished step transactions
 };
 
 std::shared_ptr<journal> open_postgres_journal(const durable::options& opts) { return std::make_shared<postgres_journal>(opts); }
@@ -296,6 +311,17 @@ result postgres_journal::connection::run(const char* sql, std::initializer_list<
     for (const param& p : params) values.push_back(p.null ? nullptr : p.text.c_str());
     return result(checked(
         PQexecPrepared(c_, at->second.c_str(), static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0), doing));
+}
+
+std::vector<durable::row> postgres_journal::connection::run_text(const char* sql, const std::vector<const char*>& params,
+                                                               std::string_view doing) {
+    const result r(checked(PQexecParams(c_, sql, static_cast<int>(params.size()), nullptr, params.data(), nullptr, nullptr, 0), doing));
+    std::vector<durable::row> rows(static_cast<std::size_t>(r.rows()));
+    const int columns = PQnfields(r.raw());
+    for (int i = 0; i < r.rows(); ++i)
+        for (int col = 0; col < columns; ++col)
+            rows[static_cast<std::size_t>(i)].push_back(r.null(i, col) ? std::nullopt : std::optional<std::string>(r.text(i, col)));
+    return rows;
 }
 
 void postgres_journal::connection::fail(const PGresult* r, std::string_view doing) {
@@ -598,31 +624,129 @@ std::optional<step_result> postgres_journal::commit_result(std::string_view run,
     return retrying([&]() -> std::optional<step_result> {
         constexpr std::string_view doing = "committing a step's result";
         tx t(synced_, doing);
-        const std::string_view state = r.succeeded ? "succeeded" : "failed";
-        // One round trip: FOR SHARE holds the run open (a cancel or a close waits for this commit)
-        // while the result is inserted, first writer winning, and the attempt is closed.
-        const auto s = synced_.run(
-            "WITH open_run AS (SELECT 1 FROM weft_durable.runs WHERE id = $1 AND state = 'running' FOR SHARE), "
-            "ins AS (INSERT INTO weft_durable.step_results(run_id, step, state, output, error, attempt, committed_at) "
-            "SELECT $1, $2, $3, $4, $5, $6::integer, $7::bigint WHERE EXISTS (SELECT 1 FROM open_run) "
-            "ON CONFLICT (run_id, step) DO NOTHING RETURNING 1), "
-            "att AS (UPDATE weft_durable.step_attempts SET outcome = $3, error = $5, finished_at = $7::bigint "
-            "WHERE run_id = $1 AND step = $2 AND attempt = $6::integer AND EXISTS (SELECT 1 FROM open_run) RETURNING 1) "
-            "SELECT EXISTS (SELECT 1 FROM open_run), EXISTS (SELECT 1 FROM ins), (SELECT count(*) FROM att)",
-            {run, step, state, param::or_null(r.output), param::or_null(r.error), r.attempt, now_ms()}, doing);
-        if (!s.boolean(0, 0)) return std::nullopt;  // cancelled meanwhile: record nothing more
-        step_result winner = r;
-        if (!s.boolean(0, 1)) {
-            const auto w = synced_.run(
-                "SELECT state, output, error, attempt FROM weft_durable.step_results WHERE run_id = $1 AND step = $2", {run, step},
-                "reading a step's committed result");
-            if (w.rows() == 1) winner = {w.text(0, 0) == "succeeded", w.text(0, 1), w.text(0, 2), static_cast<int>(w.integer(0, 3))};
-        }
+        const committed c = commit_on(synced_, run, step, r);
+        if (!c.winner) return std::nullopt;  // cancelled meanwhile: record nothing more
         crash_point("result.before_commit");
         t.commit(doing);
         crash_point("result.after_commit");
-        return winner;
+        return c.winner;
     });
+}
+
+postgres_journal::committed postgres_journal::commit_on(connection& c, std::string_view run, std::string_view step,
+                                                        const step_result& r) {
+    constexpr std::string_view doing = "committing a step's result";
+    const std::string_view state = r.succeeded ? "succeeded" : "failed";
+    // One round trip: FOR SHARE holds the run open (a cancel or a close waits for this commit)
+    // while the result is inserted, first writer winning, and the attempt is closed.
+    const auto s = c.run(
+        "WITH open_run AS (SELECT 1 FROM weft_durable.runs WHERE id = $1 AND state = 'running' FOR SHARE), "
+        "ins AS (INSERT INTO weft_durable.step_results(run_id, step, state, output, error, attempt, committed_at) "
+        "SELECT $1, $2, $3, $4, $5, $6::integer, $7::bigint WHERE EXISTS (SELECT 1 FROM open_run) "
+        "ON CONFLICT (run_id, step) DO NOTHING RETURNING 1), "
+        "att AS (UPDATE weft_durable.step_attempts SET outcome = $3, error = $5, finished_at = $7::bigint "
+        "WHERE run_id = $1 AND step = $2 AND attempt = $6::integer AND EXISTS (SELECT 1 FROM open_run) RETURNING 1) "
+        "SELECT EXISTS (SELECT 1 FROM open_run), EXISTS (SELECT 1 FROM ins), (SELECT count(*) FROM att)",
+        {run, step, state, param::or_null(r.output), param::or_null(r.error), r.attempt, now_ms()}, doing);
+    if (!s.boolean(0, 0)) return {};
+    step_result winner = r;
+    const bool ours = s.boolean(0, 1);
+    if (!ours) {
+        const auto w = c.run("SELECT state, output, error, attempt FROM weft_durable.step_results WHERE run_id = $1 AND step = $2",
+                             {run, step}, "reading a step's committed result");
+        if (w.rows() == 1) winner = {w.text(0, 0) == "succeeded", w.text(0, 1), w.text(0, 2), static_cast<int>(w.integer(0, 3))};
+    }
+    return {winner, ours};
+}
+
+// ---- transactional steps ---------------------------------------------------------------------------
+
+// A pooled connection with BEGIN done. Not retried on a lost server as the methods are: the body's
+// statements went with the connection, so the attempt fails and the step is retried per its policy.
+class postgres_journal::step_tx final : public step_transaction {
+public:
+    step_tx(postgres_journal& owner, std::unique_ptr<connection> c) : owner_(owner), c_(std::move(c)) {
+        c_->exec("BEGIN", "beginning a transactional step's transaction");
+    }
+    ~step_tx() override {
+        if (open_ && c_->usable()) PQclear(PQexec(c_->raw(), "ROLLBACK"));
+        if (!c_->usable() || PQtransactionStatus(c_->raw()) != PQTRANS_IDLE) return;  // not reused
+        std::lock_guard l(owner_.pool_m_);
+        owner_.idle_.push_back(std::move(c_));
+    }
+
+    std::vector<durable::row> exec(std::string_view sql, std::initializer_list<durable::sql_value> params) override {
+        const std::string text(sql);
+        const std::string doing =
+            "running the step's statement `" + (sql.size() <= 120 ? text : text.substr(0, 117) + "...") + "`";
+        if (!open_) throw std::logic_error("weft: durable: " + doing + ": the step's transaction has ended");
+        std::vector<std::string> values;
+        std::vector<const char*> pointers;
+        values.reserve(params.size());
+        for (const auto& p : params) {
+            switch (p.type()) {
+            case durable::sql_value::kind::null: values.emplace_back(); break;
+            case durable::sql_value::kind::integer: values.push_back(std::to_string(p.integer())); break;
+            case durable::sql_value::kind::real: {
+                char buf[32];
+                const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, p.real());
+                values.emplace_back(buf, ec == std::errc() ? end : buf);
+                break;
+            }
+            case durable::sql_value::kind::text: values.push_back(p.text()); break;
+            }
+        }
+        std::size_t k = 0;  // values holds one entry per parameter, NULLs included
+        for (const auto& p : params) {
+            pointers.push_back(p.type() == durable::sql_value::kind::null ? nullptr : values[k].c_str());
+            ++k;
+        }
+        return c_->run_text(text.c_str(), pointers, doing);
+    }
+    bool postgres() const noexcept override { return true; }
+
+    std::optional<step_result> commit(std::string_view run, std::string_view step, const step_result& r) override {
+        try {
+            const committed c = owner_.commit_on(*c_, run, step, r);
+            if (!c.winner || !c.ours) {  // the body's writes go at once
+                open_ = false;
+                c_->exec("ROLLBACK", "rolling back a transactional step's writes");
+                return c.winner;
+            }
+            crash_point("result.before_commit");
+            open_ = false;
+            c_->exec("COMMIT", "committing a transactional step's writes with its result");
+            crash_point("result.after_commit");
+            return c.winner;
+        } catch (const durable::journal_error& e) {
+            // Class 40 (a serializable transaction's conflict, a deadlock): the server rolled it all back.
+            if (!e.sqlstate().starts_with("40")) throw;
+            open_ = c_->usable() && PQtransactionStatus(c_->raw()) != PQTRANS_IDLE;
+            throw step_conflict("weft: durable: the step's transaction conflicted with another one and was rolled back "
+                                "(SQLSTATE " + e.sqlstate() + "): " + e.what());
+        }
+    }
+
+private:
+    postgres_journal& owner_;
+    std::unique_ptr<connection> c_;
+    bool open_ = true;
+};
+
+std::unique_ptr<step_transaction> postgres_journal::begin_step() {
+    std::unique_ptr<connection> c;
+    {
+        std::lock_guard l(pool_m_);
+        if (!idle_.empty()) {
+            c = std::move(idle_.back());
+            idle_.pop_back();
+        }
+    }
+    if (!c || !c->usable()) {
+        c = std::make_unique<connection>(*this, true);
+        c->open();
+    }
+    return std::make_unique<step_tx>(*this, std::move(c));
 }
 
 std::vector<step_record> postgres_journal::steps_of(std::string_view run) {

@@ -95,6 +95,7 @@ public:
     void stop_attempt(std::string_view run, std::string_view step, int attempt) override;
     std::optional<step_result> commit_result(std::string_view run, std::string_view step,
                                              const step_result& result) override;
+    std::unique_ptr<step_transaction> begin_step() override;
     std::vector<step_record> steps_of(std::string_view run) override;
     bool has_attempts(std::string_view run) override;
     std::vector<listed_run> recent_runs(std::string_view workflow, std::size_t limit) override;
@@ -104,15 +105,25 @@ private:
     class statement;
     struct tx;
     struct unsynced;
+    class step_tx;
+    struct committed {
+        std::optional<step_result> winner;  // nothing: the run no longer runs
+        bool ours = false;                  // the result given was inserted
+    };
+    // The statements of commit_result, in a transaction the caller holds.
+    committed commit_in_tx(std::string_view run, std::string_view step, const step_result& r);
     [[noreturn]] void fail(int rc, std::string_view doing) const;
     void exec(const char* sql, std::string_view doing);
     void open_checked(const durable::options& opts);
     statement& prepare(const char* sql);
 
+    const durable::options opts_;
     bool full_;  // synchronous = full: every commit waits for the disk, unless `unsynced`
     sqlite3* db_ = nullptr;
     std::mutex m_;  // one transaction at a time on the connection
     std::vector<std::unique_ptr<statement>> statements_;
+    std::mutex pool_m_;
+    std::vector<std::unique_ptr<sqlite_journal>> idle_;  // connections of finished step transactions
 };
 
 std::shared_ptr<journal> open_sqlite_journal(const durable::options& opts) { return std::make_shared<sqlite_journal>(opts); }
@@ -211,7 +222,8 @@ struct sqlite_journal::unsynced {
     }
 };
 
-sqlite_journal::sqlite_journal(const durable::options& opts) : journal(opts.journal), full_(opts.synchronous != "normal") {
+sqlite_journal::sqlite_journal(const durable::options& opts)
+    : journal(opts.journal), opts_(opts), full_(opts.synchronous != "normal") {
     try {
         open_checked(opts);
     } catch (...) {
@@ -534,11 +546,20 @@ void sqlite_journal::stop_attempt(std::string_view run, std::string_view step, i
 std::optional<step_result> sqlite_journal::commit_result(std::string_view run, std::string_view step, const step_result& r) {
     std::lock_guard l(m_);
     tx t(*this, "committing a step's result");
+    const committed c = commit_in_tx(run, step, r);
+    if (!c.winner) return std::nullopt;  // cancelled meanwhile: record nothing more
+    crash_point("result.before_commit");
+    t.commit("committing a step's result");
+    crash_point("result.after_commit");
+    return c.winner;
+}
+
+sqlite_journal::committed sqlite_journal::commit_in_tx(std::string_view run, std::string_view step, const step_result& r) {
     auto& state = prepare("SELECT state FROM runs WHERE id = ?");
     state.bind(1, run);
     const bool open = state.step("committing a step's result") && state.text(0) == "running";
     state.done();
-    if (!open) return std::nullopt;  // cancelled meanwhile: record nothing more
+    if (!open) return {};
     const millis now = now_ms();
     prepare("INSERT INTO step_results(run_id, step, state, output, error, attempt, committed_at) "
             "VALUES(?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, step) DO NOTHING")
@@ -558,10 +579,115 @@ std::optional<step_result> sqlite_journal::commit_result(std::string_view run, s
         winner = {s.text(0) == "succeeded", s.text(1), s.text(2), static_cast<int>(s.integer(3))};
         s.done();
     }
-    crash_point("result.before_commit");
-    t.commit("committing a step's result");
-    crash_point("result.after_commit");
-    return winner;
+    return {winner, ours};
+}
+
+// ---- transactional steps ---------------------------------------------------------------------------
+
+// A connection of the pool with BEGIN IMMEDIATE done: the step holds the file's write lock while its
+// body runs (SQLite has one writer), so its reads and writes see no other writer's.
+class sqlite_journal::step_tx final : public step_transaction {
+public:
+    step_tx(sqlite_journal& owner, std::unique_ptr<sqlite_journal> c) : owner_(owner), c_(std::move(c)) {
+        c_->exec("BEGIN IMMEDIATE", "beginning a transactional step's transaction");
+    }
+    ~step_tx() override {
+        if (open_) sqlite3_exec(c_->db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        if (sqlite3_get_autocommit(c_->db_) == 0) return;  // a transaction it could not end: not reused
+        std::lock_guard l(owner_.pool_m_);
+        owner_.idle_.push_back(std::move(c_));
+    }
+
+    std::vector<durable::row> exec(std::string_view sql, std::initializer_list<durable::sql_value> params) override {
+        const std::string doing = "running the step's statement `" + shown(sql) + "`";
+        if (!open_) throw std::logic_error("weft: durable: " + doing + ": the step's transaction has ended");
+        sqlite3_stmt* st = nullptr;
+        const char* tail = nullptr;
+        if (int rc = sqlite3_prepare_v2(c_->db_, sql.data(), static_cast<int>(sql.size()), &st, &tail); rc != SQLITE_OK)
+            c_->fail(rc, doing);
+        std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(st, &sqlite3_finalize);
+        if (!st) throw durable::journal_error("weft: durable: the journal '" + owner_.path() + "': no statement in " + doing,
+                                              owner_.path(), SQLITE_MISUSE);
+        if (std::string_view(tail, sql.data() + sql.size() - tail).find_first_not_of(" \t\r\n;") != std::string_view::npos)
+            throw durable::journal_error("weft: durable: the journal '" + owner_.path() + "': more than one statement in " +
+                                             doing + ": call exec once per statement",
+                                         owner_.path(), SQLITE_MISUSE);
+        const int wanted = sqlite3_bind_parameter_count(st);
+        if (wanted != static_cast<int>(params.size()))
+            throw durable::journal_error("weft: durable: the journal '" + owner_.path() + "': " + std::to_string(params.size()) +
+                                             " parameters given for " + std::to_string(wanted) + " while " + doing,
+                                         owner_.path(), SQLITE_RANGE);
+        int i = 0;
+        for (const auto& p : params) {
+            ++i;
+            // $n names parameter n (as on PostgreSQL); a statement written with ? binds in order.
+            const std::string name = "$" + std::to_string(i);
+            int at = sqlite3_bind_parameter_index(st, name.c_str());
+            if (at == 0) at = i;
+            int rc = SQLITE_OK;
+            switch (p.type()) {
+            case durable::sql_value::kind::null: rc = sqlite3_bind_null(st, at); break;
+            case durable::sql_value::kind::integer: rc = sqlite3_bind_int64(st, at, p.integer()); break;
+            case durable::sql_value::kind::real: rc = sqlite3_bind_double(st, at, p.real()); break;
+            case durable::sql_value::kind::text:
+                rc = sqlite3_bind_text(st, at, p.text().data(), static_cast<int>(p.text().size()), SQLITE_TRANSIENT);
+                break;
+            }
+            if (rc != SQLITE_OK) c_->fail(rc, "binding " + name + " while " + doing);
+        }
+        std::vector<durable::row> rows;
+        for (;;) {
+            const int rc = sqlite3_step(st);
+            if (rc == SQLITE_DONE) break;
+            if (rc != SQLITE_ROW) c_->fail(rc, doing);
+            auto& r = rows.emplace_back();
+            for (int col = 0, n = sqlite3_column_count(st); col < n; ++col) {
+                if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+                    r.emplace_back();
+                    continue;
+                }
+                auto t = reinterpret_cast<const char*>(sqlite3_column_text(st, col));
+                r.emplace_back(std::string(t, static_cast<std::size_t>(sqlite3_column_bytes(st, col))));
+            }
+        }
+        return rows;
+    }
+    bool postgres() const noexcept override { return false; }
+
+    std::optional<step_result> commit(std::string_view run, std::string_view step, const step_result& r) override {
+        const committed c = c_->commit_in_tx(run, step, r);
+        if (!c.winner || !c.ours) {  // the body's writes go, and the write lock with them, at once
+            open_ = false;
+            c_->exec("ROLLBACK", "rolling back a transactional step's writes");
+            return c.winner;
+        }
+        crash_point("result.before_commit");
+        c_->exec("COMMIT", "committing a transactional step's writes with its result");
+        open_ = false;
+        crash_point("result.after_commit");
+        return c.winner;
+    }
+
+private:
+    static std::string shown(std::string_view sql) {
+        return sql.size() <= 120 ? std::string(sql) : std::string(sql.substr(0, 117)) + "...";
+    }
+    sqlite_journal& owner_;
+    std::unique_ptr<sqlite_journal> c_;
+    bool open_ = true;
+};
+
+std::unique_ptr<step_transaction> sqlite_journal::begin_step() {
+    std::unique_ptr<sqlite_journal> c;
+    {
+        std::lock_guard l(pool_m_);
+        if (!idle_.empty()) {
+            c = std::move(idle_.back());
+            idle_.pop_back();
+        }
+    }
+    if (!c) c = std::make_unique<sqlite_journal>(opts_);
+    return std::make_unique<step_tx>(*this, std::move(c));
 }
 
 std::vector<step_record> sqlite_journal::steps_of(std::string_view run) {

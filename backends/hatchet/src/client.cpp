@@ -243,6 +243,7 @@ std::string additional_metadata(const graph_view& g, const telemetry::span_conte
 }  // namespace
 
 std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
+    refuse_transactional_steps(wf.graph, name());
     check_metadata(opts.metadata);
     state_->ensure_registered(wf);
     v1::TriggerWorkflowRunRequest req;

@@ -322,6 +322,7 @@ hatchet::worker::worker(worker_options opts) : impl_(std::make_unique<impl>(std:
 hatchet::worker::~worker() { stop(); }
 
 void hatchet::worker::serve(const graph_view& wf, std::span<const erased_step> steps) {
+    refuse_transactional_steps(wf, hatchet::name);
     workflow_plan plan = hatchet_detail::plan_for(impl_->opts, wf);
     for (const erased_step& st : steps) {
         served_step s{st, {}};

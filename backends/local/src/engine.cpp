@@ -711,6 +711,7 @@ std::shared_ptr<run_control> local_backend::start(const erased_workflow& wf, con
                            std::string(wf.graph.name) +
                            "' was handed over without its step code (by a server backend's client): start it "
                            "through weft::any_client or weft::client<weft::local>");
+    refuse_transactional_steps(wf.graph, local::name);
     return local_detail::start(*engine_, wf, input, std::move(opts));
 }
 

@@ -237,6 +237,7 @@ backend_impl::~backend_impl() = default;
 constexpr std::string_view steps_memo = "weft_steps";
 
 std::shared_ptr<run_control> backend_impl::start(const erased_workflow& wf, const void* input, run_options opts) {
+    refuse_transactional_steps(wf.graph, name());
     check_metadata(opts.metadata);
     std::vector<std::string> args;
     const json::value values = wf.codec->encode_input(input);

@@ -526,7 +526,10 @@ struct worker::impl {
 worker::worker(worker_options opts) : impl_(std::make_unique<impl>(std::move(opts))) {}
 worker::~worker() { stop(); }
 
-void worker::serve_workflow(const graph_view& wf) { impl_->workflows.emplace(std::string(wf.name), &wf); }
+void worker::serve_workflow(const graph_view& wf) {
+    refuse_transactional_steps(wf, "temporal");
+    impl_->workflows.emplace(std::string(wf.name), &wf);
+}
 void worker::serve(const erased_step& step) { impl_->steps.emplace(std::string(step.name()), step); }
 
 void worker::start() {

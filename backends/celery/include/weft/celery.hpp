@@ -188,7 +188,8 @@ public:
 
     template <workflow_type W>
     void serve(W wf) {
-        for (const erased_step& s : step_table(wf)) serve(s);
+        if constexpr (no_transactional_steps<W>())
+            for (const erased_step& s : step_table(wf)) serve(s);
     }
     void serve(const erased_step& step);
     void serve(const graph_view&, std::span<const erased_step> steps) {

@@ -11,12 +11,19 @@
 //     report r = run.get();
 //
 // A step's result is committed exactly once (first writer wins); its body runs at least once (again
-// after a crash that came before its result committed). Including this header registers the backend,
+// after a crash that came before its result committed). A step with step_policy::transactional
+// writes to the journal's database through durable::transaction::current(), and those writes commit
+// with its result: exactly once. Including this header registers the backend,
 // so WEFT_BACKEND=durable selects it in any_client (settings: docs/durable.md).
 #pragma once
 
 #include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <initializer_list>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -66,6 +73,62 @@ struct durable {
         std::string path_;
         int code_;
         std::string sqlstate_;
+    };
+
+    // A parameter of a transactional step's statement: NULL, a whole number, a real or text.
+    class sql_value {
+    public:
+        enum class kind { null, integer, real, text };
+        sql_value(std::nullptr_t) noexcept {}
+        sql_value(std::nullopt_t) noexcept {}
+        template <std::integral I>
+            requires(!std::same_as<I, bool>)
+        sql_value(I v) : kind_(kind::integer), integer_(static_cast<std::int64_t>(v)) {
+            if constexpr (std::unsigned_integral<I> && sizeof(I) >= sizeof(std::int64_t))
+                if (v > static_cast<I>(std::numeric_limits<std::int64_t>::max()))
+                    throw std::out_of_range("weft: durable: " + std::to_string(v) + " does not fit a 64-bit SQL integer");
+        }
+        // SQLite has no booleans and PostgreSQL's take no 0/1: say which you mean (0 or 1, "true").
+        sql_value(bool) = delete;
+        sql_value(double v) noexcept : kind_(kind::real), real_(v) {}
+        sql_value(std::string_view v) : kind_(kind::text), text_(v) {}
+        sql_value(const char* v) : kind_(kind::text), text_(v) {}
+        sql_value(const std::string& v) : kind_(kind::text), text_(v) {}
+        template <class T>
+        sql_value(const std::optional<T>& v) : sql_value(v ? sql_value(*v) : sql_value(nullptr)) {}
+
+        kind type() const noexcept { return kind_; }
+        std::int64_t integer() const noexcept { return integer_; }
+        double real() const noexcept { return real_; }
+        const std::string& text() const noexcept { return text_; }
+
+    private:
+        kind kind_ = kind::null;
+        std::int64_t integer_ = 0;
+        double real_ = 0;
+        std::string text_;
+    };
+    using row = std::vector<std::optional<std::string>>;  // a result row, each column as text; NULL: nullopt
+
+    // What a transactional step (step_policy::transactional) writes through: a connection of its own
+    // to the journal's database, in a transaction begun before the body runs. The body's statements
+    // commit with the step's result, in one commit, only if that result is the step's first: an
+    // attempt that fails, times out, is cancelled, dies with its process, or loses to an attempt that
+    // committed first leaves nothing. So the writes happen exactly once, however often the body runs.
+    class transaction {
+    public:
+        // The transaction of the transactional step running on this thread. Throws std::logic_error
+        // anywhere else (another thread, a step without step_policy::transactional).
+        static transaction& current();
+        // Runs one statement, $1, $2, ... bound to `params` in order (both databases read `$n`), and
+        // returns its rows. A failed statement throws journal_error (its SQLSTATE on PostgreSQL) and
+        // fails the attempt: nothing of it is kept, and the step is retried per its policy.
+        virtual std::vector<row> exec(std::string_view sql, std::initializer_list<sql_value> params = {}) = 0;
+        virtual bool postgres() const noexcept = 0;  // else SQLite: the journal's file
+
+    protected:
+        transaction() = default;
+        ~transaction() = default;
     };
 };
 

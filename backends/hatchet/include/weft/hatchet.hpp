@@ -142,7 +142,7 @@ public:
 
     template <workflow_type W>
     void serve(W wf) {
-        serve(graph_of<W>, step_table(wf));
+        if constexpr (no_transactional_steps<W>()) serve(graph_of<W>, step_table(wf));
     }
     void serve(const graph_view& wf, std::span<const erased_step> steps);
 

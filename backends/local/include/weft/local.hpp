@@ -8,11 +8,13 @@
 //     report r = run.get();
 #pragma once
 
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <tuple>
 #include <utility>
 
+#include <weft/backend.hpp>
 #include <weft/dsl/workflow.hpp>
 #include <weft/erased.hpp>
 #include <weft/local/engine.hpp>
@@ -54,12 +56,14 @@ public:
 
     template <workflow_type W>
     run<typename W::output> start(W, typename W::input input, run_options opts = {}) {
+        if constexpr (!no_transactional_steps<W>()) return run<typename W::output>(nullptr);  // diagnosed there
         const typename W::input_tuple in(std::move(input));
         return run<typename W::output>(local_detail::start(*engine_, in_process_erasure<W>, &in, std::move(opts)));
     }
     template <workflow_type W>
         requires(std::tuple_size_v<typename W::input_tuple> == 0)
     run<typename W::output> start(W, run_options opts = {}) {
+        if constexpr (!no_transactional_steps<W>()) return run<typename W::output>(nullptr);
         const std::tuple<> in;
         return run<typename W::output>(local_detail::start(*engine_, in_process_erasure<W>, &in, std::move(opts)));
     }
@@ -84,6 +88,7 @@ public:
     // fan-out), so a small run costs no hand-off between threads; the rest go to the engine's threads.
     template <workflow_type W>
     typename W::output run_sync(W, typename W::input input, run_options opts = {}) {
+        if constexpr (!no_transactional_steps<W>()) std::abort();  // diagnosed there: never compiled into a program
         const typename W::input_tuple in(std::move(input));
         return run<typename W::output>(local_detail::run_here(*engine_, in_process_erasure<W>, &in, std::move(opts))).get();
     }

@@ -34,6 +34,11 @@ struct step_policy {
     // Running the step twice does something outside the run (writes, sends, charges): a router's
     // shadow run, which repeats every step on another backend, is never started for its workflow.
     bool side_effects = false;
+    // The step writes to the database that holds the run's results, through the transaction the
+    // engine opens for it, and those writes commit with the step's result or not at all: its effects
+    // happen exactly once. Only a backend whose results live in such a database runs it; on every
+    // other backend the workflow does not compile (or, chosen by configuration, is refused at start).
+    bool transactional = false;
     static constexpr int min_priority = 0;
     static constexpr int max_priority = 9;
     constexpr bool operator==(const step_policy&) const = default;

@@ -65,8 +65,10 @@ public:
     // The workflow type and all of its steps.
     template <workflow_type W>
     void serve(W wf) {
-        serve_workflow(graph_of<W>);
-        for (const erased_step& s : step_table(wf)) serve(s);
+        if constexpr (no_transactional_steps<W>()) {
+            serve_workflow(graph_of<W>);
+            for (const erased_step& s : step_table(wf)) serve(s);
+        }
     }
     // The workflow type only (its steps run elsewhere).
     template <workflow_type W>
