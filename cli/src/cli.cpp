@@ -569,6 +569,11 @@ int main(int argc, char** argv, std::span<const workflow_entry> wfs) {
             const workflow_entry& e = find_workflow(wfs, workflow);
             if (input.empty() && e.inputs > 0)
                 throw usage_error("weft: workflow '" + workflow + "' takes an input: pass --input JSON or --input @file");
+            if (no_wait && !b->keeps_runs())
+                throw usage_error("weft: run --no-wait: backend '" + std::string(b->name()) +
+                                  "' keeps runs in this process's memory, so the run would end with it and its id "
+                                  "would name nothing: leave out --no-wait, or choose a backend that keeps runs "
+                                  "(durable, or a server backend)");
             const json::value in = input.empty() ? json::value(nullptr) : read_input(input);
             std::shared_ptr<progress> shown;
             run_options opts{.key = route_key, .attributes = attributes_of(route_attrs), .metadata = metadata_of(run_meta)};

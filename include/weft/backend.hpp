@@ -103,6 +103,9 @@ public:
         return std::string(name()) + ": nothing to register for '" + std::string(wf.graph.name) +
                "': the workers that serve its steps declare them when they start";
     }
+    // Whether a run outlives the process that started it (a server keeps it, or a journal does):
+    // false for an engine that holds runs in memory, whose ids mean nothing once this process ends.
+    virtual bool keeps_runs() const noexcept { return true; }
     // A backend that sends each run to one of several others (a router): those, in its order. Empty
     // for any other backend.
     virtual std::vector<backend*> routed_backends() { return {}; }

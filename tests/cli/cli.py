@@ -202,6 +202,9 @@ def local_only():
     check("'weft_x' is weft's own" in reserved.stderr, reserved.stderr)
     w = cli("worker", expect=2)
     check("has no workers" in w.stderr, w.stderr)
+    # --no-wait on an engine that keeps runs in memory would print an id that names nothing.
+    nw = cli("run", "corpus_report", "--input", INPUT, "--no-wait", expect=2)
+    check("keeps runs in this process's memory" in nw.stderr and nw.stdout == "", nw.stderr)
     d = cli("doctor")
     check("ok   local.connection" in d.stdout, d.stdout)
     # durable: the journal's schema and whether it can be written (a read-only directory cannot).

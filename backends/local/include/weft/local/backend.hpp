@@ -14,6 +14,7 @@ public:
     explicit local_backend(local::options opts);
     ~local_backend() override;
     std::string_view name() const noexcept override { return local::name; }
+    bool keeps_runs() const noexcept override { return false; }  // they live in this process's memory
     // Throws config_error when wf carries no in-process steps (it came from a server backend's client).
     std::shared_ptr<run_control> start(const erased_workflow& wf, const void* input, run_options opts) override;
     std::shared_ptr<run_control> attach(const erased_workflow& wf, std::string_view id) override;
